@@ -1,0 +1,50 @@
+"""dsreg: a dataset registry for PyTorch, built from plugins.
+
+    import dsreg
+    train = dsreg.load("notmnist-synth", split="train")
+    loader = train.loader(batch_size=256, shuffle=True)
+
+Importing dsreg is cheap: torch, numpy and datasets load only when a dataset is loaded.
+"""
+
+from __future__ import annotations
+
+from importlib import metadata as _metadata
+from typing import Any
+
+from .api import DatasetInfo, fetch, get_builder, info, load, names
+from .builder import Builder, File, Skip
+from .errors import (
+    ArchiveError,
+    CacheError,
+    ChecksumError,
+    ConfigError,
+    DsregError,
+    FetchError,
+    OfflineError,
+    PluginError,
+    UnknownDatasetError,
+)
+from .features import Binary, ClassLabel, Tensor, Text, Value
+from .hookspecs import hookimpl
+
+try:
+    __version__ = _metadata.version("dsreg")
+except _metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0+unknown"
+
+__all__ = [
+    "ArchiveError", "Binary", "Builder", "CacheError", "ChecksumError", "ClassLabel", "ConfigError", "Dataset",
+    "DatasetInfo", "DsregError", "FetchError", "File", "OfflineError", "PluginError", "Skip",
+    "Tensor", "Text", "UnknownDatasetError", "Value", "__version__", "fetch", "get_builder",
+    "hookimpl", "info", "load", "names",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # Dataset subclasses torch's Dataset: import it (and torch) only when asked for.
+    if name == "Dataset":
+        from .dataset import Dataset
+
+        return Dataset
+    raise AttributeError(f"module 'dsreg' has no attribute {name!r}")

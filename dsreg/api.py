@@ -1,0 +1,215 @@
+"""The Python API: ``names``, ``info``, ``fetch`` and ``load``. The CLI is a thin layer over these."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from .builder import Builder, File
+from .cache import Cache
+from .errors import CacheError
+from .features import ClassLabel, Feature
+from .plugins import get_registry
+
+__all__ = ["DatasetInfo", "names", "info", "fetch", "load", "get_builder"]
+
+
+@dataclass
+class DatasetInfo:
+    """Everything known about one dataset configuration: its metadata, files and cache state."""
+
+    name: str
+    version: str
+    description: str
+    homepage: str
+    license: str
+    citation: str
+    task: str
+    features: dict[str, Feature]
+    splits: tuple[str, ...]
+    files: tuple[File, ...]
+    config: dict[str, Any]
+    plugin: str
+    dist: str | None
+    aliases: tuple[str, ...]
+    cache_root: Path
+    #: ``{file name: {sha256, size, status, source}}`` for files already fetched.
+    fetched: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: The prepared store's manifest, or None if this configuration is not prepared.
+    manifest: dict[str, Any] | None = None
+    prepared_path: Path | None = None
+
+    @property
+    def classes(self) -> list[str]:
+        for feat in self.features.values():
+            if isinstance(feat, ClassLabel):
+                return list(feat.names)
+        return []
+
+    @property
+    def cached(self) -> bool:
+        return self.manifest is not None
+
+    @property
+    def size(self) -> int | None:
+        """Total published bytes of the remote files (None if any size is unknown)."""
+        sizes = [f.size for f in self.files]
+        return None if any(s is None for s in sizes) else sum(s for s in sizes if s is not None)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "version": self.version, "description": self.description,
+            "homepage": self.homepage, "license": self.license, "citation": self.citation,
+            "task": self.task, "plugin": self.plugin, "dist": self.dist, "aliases": list(self.aliases),
+            "config": self.config, "splits": list(self.splits),
+            "features": {k: v.to_json() | {"description": v.describe()} for k, v in self.features.items()},
+            "files": [
+                {
+                    "name": f.name, "size": f.size, "sha256": f.sha256, "md5": f.md5,
+                    "pin_on_first_download": f.pin_on_first_download, "urls": list(f.urls),
+                    "fetched": self.fetched.get(f.name),
+                }
+                for f in self.files
+            ],
+            "cached": self.cached, "prepared_path": str(self.prepared_path) if self.cached else None,
+            "manifest": self.manifest,
+        }
+
+
+def names() -> list[str]:
+    """Return the names of every registered dataset."""
+    return get_registry().names()
+
+
+def get_builder(name: str, **config: Any) -> Builder:
+    """Return the Builder registered as ``name`` (or an alias), configured with ``config``."""
+    entry = get_registry().get(name)
+    return entry.builder(**config)
+
+
+def _sources(cache: Cache, builder: Builder) -> dict[str, dict[str, Any]] | None:
+    """Return the fetched record of each file the builder needs, or None if any is missing."""
+    records = cache.read_files(builder.name)
+    out = {}
+    for file in builder.get_files():
+        record = records.get(file.name)
+        if record is None or not cache.download(record["sha256"]).exists():
+            return None
+        out[file.name] = {"sha256": record["sha256"], "status": record.get("status")}
+    return out
+
+
+def _prepared(cache: Cache, builder: Builder) -> tuple[Path, dict[str, Any] | None]:
+    from .storage import read_manifest
+
+    folder = cache.prepared_dir(builder.name, builder.config_id)
+    sources = _sources(cache, builder)
+    return folder, (read_manifest(folder, sources) if sources is not None else None)
+
+
+def info(name: str, *, cache_dir: str | os.PathLike[str] | None = None, **config: Any) -> DatasetInfo:
+    """Return the metadata and cache state of dataset ``name`` with ``config``."""
+    entry = get_registry().get(name)
+    builder = entry.builder(**config)
+    cache = Cache(cache_dir)
+    folder, manifest = _prepared(cache, builder)
+    return _make_info(entry, builder, cache, folder, manifest)
+
+
+def _make_info(entry: Any, builder: Builder, cache: Cache, folder: Path, manifest: dict[str, Any] | None) -> DatasetInfo:
+    return DatasetInfo(
+        name=builder.name, version=builder.version, description=builder.description,
+        homepage=builder.homepage, license=builder.license, citation=builder.citation,
+        task=builder.task, features=dict(builder.features), splits=builder.get_splits(),
+        files=builder.get_files(), config=dict(builder.params), plugin=entry.plugin.name,
+        dist=entry.plugin.dist, aliases=entry.aliases, cache_root=cache.root,
+        fetched=cache.read_files(builder.name), manifest=manifest,
+        prepared_path=folder if manifest else None,
+    )
+
+
+def _locked(cache: Cache, name: str, quiet: bool) -> Any:
+    import filelock
+
+    lock = cache.lock(name)
+    try:
+        lock.acquire(timeout=0.5)
+    except filelock.Timeout:
+        if not quiet:
+            print(f"waiting for another process that is fetching {name} ({lock.lock_file})", file=sys.stderr)
+        lock.acquire()
+    return lock
+
+
+def fetch(
+    name: str,
+    *,
+    mirrors: Sequence[str] = (),
+    from_path: str | os.PathLike[str] | None = None,
+    verify: bool = True,
+    force: bool = False,
+    quiet: bool = False,
+    cache_dir: str | os.PathLike[str] | None = None,
+    workers: int | None = None,
+    **config: Any,
+) -> DatasetInfo:
+    """Download, verify and prepare dataset ``name``; return its info (with the manifest).
+
+    Concurrent calls (other shells, every torchrun rank) wait on a per-dataset lock, so the work
+    happens once. ``force`` downloads and prepares again even when the cache is complete.
+    """
+    from .fetch import Fetcher
+    from .storage import prepare, read_manifest
+
+    entry = get_registry().get(name)
+    builder = entry.builder(**config)
+    cache = Cache(cache_dir)
+    lock = _locked(cache, builder.name, quiet)
+    try:
+        fetcher = Fetcher(cache, builder.name, mirrors=mirrors, from_path=from_path, verify=verify, force=force, quiet=quiet)
+        paths = fetcher.fetch(builder.get_files())
+        sources = _sources(cache, builder) or {}
+        folder = cache.prepared_dir(builder.name, builder.config_id)
+        manifest = None if force else read_manifest(folder, sources)
+        if manifest is None:
+            manifest = prepare(builder, paths, folder, sources, workers=workers)
+    finally:
+        lock.release()
+    return _make_info(entry, builder, cache, folder, manifest)
+
+
+def load(
+    name: str,
+    split: str | None = None,
+    *,
+    download: bool = True,
+    transform: Callable[[dict[str, Any]], Any] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    **config: Any,
+) -> Any:
+    """Return split ``split`` of dataset ``name`` as a ``dsreg.Dataset`` (all splits as a dict if None).
+
+    ``split`` may slice and combine: ``"train[:10%]"``, ``"train[100:200]"``, ``"train+test"``.
+    The dataset is fetched and prepared on first use unless ``download=False``.
+    """
+    from . import splits as split_expr
+    from .dataset import Dataset
+
+    entry = get_registry().get(name)
+    builder = entry.builder(**config)
+    cache = Cache(cache_dir)
+    folder, manifest = _prepared(cache, builder)
+    if manifest is None:
+        if not download:
+            raise CacheError(f"{builder.name} is not prepared in {cache.root}; run `dsreg fetch {builder.name}` or pass download=True")
+        manifest = fetch(name, cache_dir=cache_dir, quiet=True, **config).manifest
+    ds_info = _make_info(entry, builder, cache, folder, manifest)
+    assert manifest is not None
+    counts = {s: meta["examples"] for s, meta in manifest["splits"].items()}
+    if split is None:
+        return {s: Dataset(builder, folder, [(s, 0, n)], ds_info, s, transform) for s, n in counts.items()}
+    ranges = split_expr.resolve(split, counts)
+    return Dataset(builder, folder, ranges, ds_info, split, transform)

@@ -1,0 +1,172 @@
+"""A dataset is a Builder: class-level metadata, remote files, and one generator.
+
+    class Letters(dsreg.Builder):
+        name = "letters"
+        version = "1.0.0"
+        description = "..."
+        license = "CC0-1.0"
+        homepage = "https://example.org/letters"
+        citation = "none"
+        task = "image-classification"
+        features = {"image": Tensor((1, 28, 28), "uint8"), "label": ClassLabel("ABC")}
+        splits = ("train", "test")
+        files = (File("letters.tar.gz", size=1234, sha256="...", urls=("https://...",)),)
+
+        def generate(self, split, files, **config):
+            for key, example in ...:
+                yield key, example          # or yield key, record and set `decode`
+
+Everything else (download, verification, locking, caching, parallel decoding, storage) is the
+core's job. Importing this module must not import torch, numpy or datasets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Iterator, Mapping
+
+from .errors import ConfigError, PluginError
+from .features import Feature
+
+__all__ = ["Builder", "File", "Skip", "NAME_PATTERN"]
+
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+_HEX = re.compile(r"^[0-9a-f]+$")
+
+
+class Skip(Exception):
+    """Raise from ``generate``'s decode step to skip one example; the reason goes in the manifest."""
+
+
+@dataclass(frozen=True)
+class File:
+    """One remote file: its published name, size, checksum and ordered mirror URLs (any fsspec URL).
+
+    A file with no published checksum must say so with ``pin_on_first_download=True``: its sha256
+    is then pinned the first time it is fetched and every later copy is verified against the pin.
+    """
+
+    name: str
+    urls: tuple[str, ...] = ()
+    size: int | None = None
+    sha256: str | None = None
+    md5: str | None = None
+    pin_on_first_download: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "urls", tuple(self.urls))
+        if not self.name or "/" in self.name or self.name in {".", ".."}:
+            raise ValueError(f"File name {self.name!r} must be a plain file name")
+        for algo, length in (("sha256", 64), ("md5", 32)):
+            digest = getattr(self, algo)
+            if digest is not None:
+                digest = digest.lower()
+                object.__setattr__(self, algo, digest)
+                if len(digest) != length or not _HEX.match(digest):
+                    raise ValueError(f"File {self.name}: {algo} must be {length} hex digits")
+        if not (self.sha256 or self.md5 or self.pin_on_first_download):
+            raise ValueError(
+                f"File {self.name} has no checksum: give sha256= (or md5=), or declare "
+                "pin_on_first_download=True if none is published"
+            )
+
+    @property
+    def checksum(self) -> tuple[str, str] | None:
+        """Return the strongest published ``(algorithm, hexdigest)``, or None."""
+        if self.sha256:
+            return ("sha256", self.sha256)
+        if self.md5:
+            return ("md5", self.md5)
+        return None
+
+
+class Builder:
+    """Base class of every dataset. Subclasses set the class attributes and implement ``generate``."""
+
+    name: ClassVar[str] = ""
+    version: ClassVar[str] = "1.0.0"
+    description: ClassVar[str] = ""
+    homepage: ClassVar[str] = ""
+    license: ClassVar[str] = ""
+    citation: ClassVar[str] = ""
+    task: ClassVar[str] = ""
+    features: ClassVar[Mapping[str, Feature]] = {}
+    splits: ClassVar[tuple[str, ...]] = ("train", "test")
+    files: ClassVar[tuple[File, ...]] = ()
+    #: Defaults of the config parameters ``dsreg.load(name, **config)`` accepts.
+    config: ClassVar[Mapping[str, Any]] = {}
+    #: A pure, picklable ``record -> example`` function; when set, ``generate`` yields raw records
+    #: and the core maps this over a process pool while the generator streams.
+    decode: ClassVar[Callable[[Any], dict[str, Any]] | None] = None
+    #: Collate function name in ``dsreg.collate`` or a callable; the default stacks tensors.
+    collate_fn: ClassVar[Any] = "stack"
+
+    def __init__(self, **config: Any) -> None:
+        unknown = sorted(set(config) - set(self.config))
+        if unknown:
+            valid = ", ".join(sorted(self.config)) or "none"
+            raise ConfigError(
+                f"{self.name} has no config parameter {', '.join(unknown)} (valid: {valid})"
+            )
+        self.params: dict[str, Any] = {**self.config, **config}
+        #: Figures recorded with ``note()`` during a prepare; stored in the manifest.
+        self.notes: dict[str, Any] = {}
+
+    # -- what the core asks of a builder; override to make them depend on config -------------
+    def get_files(self) -> tuple[File, ...]:
+        """Return the remote files this configuration needs."""
+        return tuple(self.files)
+
+    def get_splits(self) -> tuple[str, ...]:
+        """Return the split names this configuration produces."""
+        return tuple(self.splits)
+
+    def generate(self, split: str, files: Mapping[str, Path], **config: Any) -> Iterator[tuple[str, Any]]:
+        """Yield ``(key, example)`` pairs of ``split`` from the verified local ``files``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement generate()")
+
+    def note(self, key: str, value: Any) -> None:
+        """Record a figure in the prepared manifest (e.g. how many duplicates were removed)."""
+        self.notes[key] = value
+
+    def decode_example(self, example: dict[str, Any]) -> dict[str, Any]:
+        """Turn a stored example into what ``__getitem__`` returns (default: unchanged)."""
+        return example
+
+    def get_collate_fn(self) -> Callable[[Any], Any]:
+        """Return the collate function (resolving a name in ``dsreg.collate``)."""
+        if callable(self.collate_fn):
+            return self.collate_fn
+        from . import collate
+
+        return getattr(collate, self.collate_fn)
+
+    # -- identity ---------------------------------------------------------------------------
+    @property
+    def config_id(self) -> str:
+        """A short stable hash of the version and config: the prepared store's folder name."""
+        blob = json.dumps({"version": self.version, "config": self.params}, sort_keys=True, default=str)
+        return f"{self.version}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
+
+    @classmethod
+    def validate(cls) -> None:
+        """Raise PluginError if the class-level metadata cannot work."""
+        where = f"{cls.__module__}.{cls.__qualname__}"
+        if not isinstance(cls.name, str) or not NAME_PATTERN.match(cls.name):
+            raise PluginError(
+                f"{where}: dataset name {cls.name!r} is invalid; use lowercase letters, digits, '-', '_' or '.'"
+            )
+        if cls.generate is Builder.generate:
+            raise PluginError(f"{where}: implement generate(split, files, **config)")
+        if not cls.splits and cls.get_splits is Builder.get_splits:
+            raise PluginError(f"{where}: declare at least one split")
+        names = [f.name for f in cls.files]
+        if len(names) != len(set(names)):
+            raise PluginError(f"{where}: two files share a name in {names}")
+        for col, feat in dict(cls.features).items():
+            if not isinstance(feat, Feature):
+                raise PluginError(f"{where}: feature {col!r} is {feat!r}, not a dsreg.features.Feature")

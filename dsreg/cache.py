@@ -1,0 +1,180 @@
+"""The cache: where downloads and prepared datasets live, and how to list and remove them.
+
+Layout under the root (``DSREG_CACHE``, default the platform's user cache dir, e.g.
+``~/.cache/dsreg`` on Linux)::
+
+    downloads/<sha256>                          verified files, content-addressed, shared by datasets
+    downloads/md5/<md5>                         the sha256 of the file with that md5 (md5-only files)
+    downloads/partial/<dataset>/<file>.part     an unfinished download, resumed next time
+    downloads/rejected/<dataset>/<file>.<sha256>  bytes that failed verification, kept aside
+    datasets/<dataset>/files.json               which download is which file, and how it was verified
+    datasets/<dataset>/prepared/<version>-<config hash>/   manifest.json and <split>.arrow
+    locks/<dataset>.lock                        held while a dataset is fetched or prepared
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from .errors import CacheError
+
+__all__ = ["Cache", "default_root", "write_json_atomic", "read_json"]
+
+
+def default_root() -> Path:
+    """Return ``$DSREG_CACHE`` or the platform's user cache dir for dsreg."""
+    env = os.environ.get("DSREG_CACHE")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("dsreg", appauthor=False))
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON next to ``path`` and rename it into place, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=2, sort_keys=True, default=str)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_json(path: Path, default: Any = None) -> Any:
+    """Return the JSON in ``path``, ``default`` if absent; raise CacheError if it is damaged."""
+    try:
+        with open(path) as fh:
+            return json.load(fh)
+    except FileNotFoundError:
+        return default
+    except (OSError, ValueError) as exc:
+        raise CacheError(f"cache file {path} is damaged ({exc}); delete it or run `dsreg cache rm`") from exc
+
+
+def _tree_size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+@dataclass
+class CacheEntry:
+    """What the cache holds for one dataset."""
+
+    name: str
+    files: dict[str, dict[str, Any]]
+    prepared: list[str]
+    download_bytes: int
+    prepared_bytes: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "files": sorted(self.files), "prepared": self.prepared,
+            "download_bytes": self.download_bytes, "prepared_bytes": self.prepared_bytes,
+        }
+
+
+class Cache:
+    """One cache root and its layout."""
+
+    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+        self.root = Path(root).expanduser() if root is not None else default_root()
+        if "://" in str(root or ""):
+            raise CacheError(f"cache root {root} must be a local path for now; mount remote storage locally")
+
+    # -- paths -------------------------------------------------------------------------------
+    @property
+    def downloads(self) -> Path:
+        return self.root / "downloads"
+
+    def download(self, sha256: str) -> Path:
+        return self.downloads / sha256
+
+    def md5_index(self, md5: str) -> Path:
+        return self.downloads / "md5" / md5
+
+    def partial(self, dataset: str, filename: str) -> Path:
+        return self.downloads / "partial" / dataset / f"{filename}.part"
+
+    def rejected(self, dataset: str, filename: str, sha256: str) -> Path:
+        return self.downloads / "rejected" / dataset / f"{filename}.{sha256[:16]}"
+
+    def dataset_dir(self, dataset: str) -> Path:
+        return self.root / "datasets" / dataset
+
+    def files_record(self, dataset: str) -> Path:
+        return self.dataset_dir(dataset) / "files.json"
+
+    def prepared_dir(self, dataset: str, config_id: str) -> Path:
+        return self.dataset_dir(dataset) / "prepared" / config_id
+
+    def lock(self, dataset: str, timeout: float = -1) -> Any:
+        """Return an inter-process lock for ``dataset`` (held while fetching or preparing)."""
+        import filelock
+
+        path = self.root / "locks" / f"{dataset}.lock"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CacheError(f"cannot create the cache at {self.root} ({exc}); set DSREG_CACHE to a writable folder") from exc
+        return filelock.FileLock(str(path), timeout=timeout)
+
+    # -- records -----------------------------------------------------------------------------
+    def read_files(self, dataset: str) -> dict[str, dict[str, Any]]:
+        """Return ``{file name: {sha256, size, status, source}}`` for ``dataset``."""
+        return read_json(self.files_record(dataset), default={})
+
+    def write_files(self, dataset: str, files: dict[str, dict[str, Any]]) -> None:
+        write_json_atomic(self.files_record(dataset), files)
+
+    # -- listing and removal -----------------------------------------------------------------
+    def datasets(self) -> list[str]:
+        base = self.root / "datasets"
+        return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+
+    def entry(self, dataset: str) -> CacheEntry:
+        files = self.read_files(dataset)
+        prepared_root = self.dataset_dir(dataset) / "prepared"
+        prepared = sorted(p.name for p in prepared_root.iterdir() if p.is_dir() and (p / "manifest.json").exists()) if prepared_root.is_dir() else []
+        download_bytes = sum(self.download(f["sha256"]).stat().st_size for f in files.values() if self.download(f["sha256"]).exists())
+        return CacheEntry(dataset, files, prepared, download_bytes, _tree_size(prepared_root) if prepared_root.exists() else 0)
+
+    def entries(self) -> Iterator[CacheEntry]:
+        for name in self.datasets():
+            yield self.entry(name)
+
+    def total_bytes(self) -> int:
+        return _tree_size(self.root) if self.root.exists() else 0
+
+    def remove(self, dataset: str) -> int:
+        """Delete ``dataset``'s prepared data, records and the downloads no other dataset uses; return bytes freed."""
+        folder = self.dataset_dir(dataset)
+        if not folder.exists():
+            raise CacheError(f"{dataset} is not in the cache at {self.root}; `dsreg cache ls` lists what is")
+        with self.lock(dataset):
+            mine = {f["sha256"] for f in self.read_files(dataset).values()}
+            others = {f["sha256"] for name in self.datasets() if name != dataset for f in self.read_files(name).values()}
+            freed = 0
+            for sha in mine - others:
+                path = self.download(sha)
+                if path.exists():
+                    freed += path.stat().st_size
+                    path.unlink()
+            for extra in (folder, self.downloads / "partial" / dataset, self.downloads / "rejected" / dataset):
+                if extra.exists():
+                    freed += _tree_size(extra)
+                    shutil.rmtree(extra)
+            return freed

@@ -1,0 +1,274 @@
+"""The ``dsreg`` command line: thin click commands over the Python API.
+
+Errors print one line and exit 1; ``--debug`` shows the traceback. Nothing here imports torch,
+numpy or datasets unless a command needs them, so ``dsreg list`` starts fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from . import api
+from .cache import Cache
+from .errors import ConfigError, DsregError
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def human_bytes(n: int | None) -> str:
+    """Return ``n`` bytes as e.g. ``8.1 MiB`` (``?`` when unknown)."""
+    if n is None:
+        return "?"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def parse_config(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """Turn ``("key=value", ...)`` into a dict, reading each value as JSON when it parses."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"config {pair!r} must look like KEY=VALUE (e.g. -c url=/data/images)")
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+class DsregGroup(click.Group):
+    """Turns DsregError (and Ctrl-C) into one line and a non-zero exit unless --debug is given."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DsregError as exc:
+            if ctx.find_root().params.get("debug"):
+                raise
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(1)
+        except KeyboardInterrupt:
+            click.echo("interrupted; partial downloads are kept and resume next time", err=True)
+            ctx.exit(130)
+
+
+config_option = click.option(
+    "-c", "--config", "config", multiple=True, metavar="KEY=VALUE",
+    help="Builder config parameter (repeatable), e.g. -c url=/data/images.",
+)
+
+
+@click.group(cls=DsregGroup, context_settings=CONTEXT)
+@click.version_option(package_name="dsreg", prog_name="dsreg")
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+def cli(debug: bool) -> None:
+    """A dataset registry for PyTorch: list, inspect, fetch and train on datasets from plugins."""
+
+
+@cli.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def list_cmd(as_json: bool) -> None:
+    """List every registered dataset: name, plugin, task, size and whether it is cached."""
+    rows = []
+    for name in api.names():
+        inf = api.info(name)
+        rows.append({"name": name, "plugin": inf.plugin, "task": inf.task, "size": inf.size, "cached": inf.cached})
+    if as_json:
+        _echo_json(rows)
+        return
+    if not rows:
+        click.echo("no datasets registered; install a plugin (e.g. pip install dsreg-notmnist) or see `dsreg plugins`")
+        return
+    table = [("NAME", "PLUGIN", "TASK", "SIZE", "CACHED")] + [
+        (r["name"], r["plugin"], r["task"] or "-", human_bytes(r["size"]) if r["size"] is not None else "-", "yes" if r["cached"] else "no")
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(5)]
+    for row in table:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+
+
+@cli.command("info")
+@click.argument("name")
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def info_cmd(name: str, config: tuple[str, ...], as_json: bool) -> None:
+    """Show a dataset's description, license, citation, files, splits, features and cache state."""
+    inf = api.info(name, **parse_config(config))
+    if as_json:
+        _echo_json(inf.to_json())
+        return
+    m = inf.manifest
+    lines = [
+        f"{inf.name} {inf.version}  ({inf.task or 'no task'}; plugin {inf.plugin}" + (f", {inf.dist}" if inf.dist else "") + ")",
+        "",
+        inf.description.strip() or "(no description)",
+        "",
+        f"homepage:  {inf.homepage or '-'}",
+        f"license:   {inf.license or '-'}",
+    ]
+    if inf.aliases:
+        lines.append(f"aliases:   {', '.join(inf.aliases)}")
+    if inf.config:
+        lines.append(f"config:    {json.dumps(inf.config, sort_keys=True)}")
+    lines.append("features:")
+    lines += [f"  {k}: {v.describe()}" for k, v in inf.features.items()]
+    lines.append("splits:")
+    for split in inf.splits:
+        meta = (m or {}).get("splits", {}).get(split)
+        if meta:
+            skipped = f", {len(meta['skipped'])} skipped" if meta["skipped"] else ""
+            lines.append(f"  {split}: {meta['examples']:,} examples{skipped}")
+        else:
+            lines.append(f"  {split}: not prepared")
+    lines.append("files:")
+    for f in inf.files:
+        record = inf.fetched.get(f.name)
+        checksum = f"{f.checksum[0]} {f.checksum[1]}" if f.checksum else "no published checksum (pinned on first download)"
+        lines.append(f"  {f.name}  {human_bytes(f.size)}  {checksum}")
+        if record is None:
+            lines.append("    not fetched")
+        else:
+            status = {
+                "verified": "verified",
+                "pinned": f"pinned sha256 {record['sha256']} on {record.get('pinned', '?')}",
+                "unverified": "NOT VERIFIED (fetched with --no-verify)",
+            }.get(record.get("status"), record.get("status"))
+            lines.append(f"    fetched from {record.get('source')}: {status}; sha256 {record['sha256']}")
+        for url in f.urls:
+            lines.append(f"    mirror {url}")
+    if m:
+        for split, meta in m["splits"].items():
+            if meta["skipped"]:
+                lines.append(f"skipped in {split}:")
+                lines += [f"  {s['key']}: {s['reason']}" for s in meta["skipped"][:20]]
+                if len(meta["skipped"]) > 20:
+                    lines.append(f"  … {len(meta['skipped']) - 20} more (dsreg info {inf.name} --json lists all)")
+        if m.get("notes"):
+            lines.append("notes:")
+            lines += [f"  {k}: {json.dumps(v)}" for k, v in m["notes"].items()]
+        lines.append(f"prepared:  {inf.prepared_path} ({m['prepared']})")
+    else:
+        lines.append(f"prepared:  no (run `dsreg fetch {inf.name}`)")
+    lines += ["", "citation:", inf.citation.strip() or "-"]
+    click.echo("\n".join(lines))
+
+
+@cli.command("fetch")
+@click.argument("names", nargs=-1, required=True)
+@config_option
+@click.option("--mirror", "mirrors", multiple=True, metavar="URL", help="Try this base URL or folder first (repeatable).")
+@click.option("--from", "from_path", metavar="PATH", help="Take the files from this file or folder instead of downloading.")
+@click.option("--no-verify", is_flag=True, help="Accept files whose size or hash differ (recorded and shown by `dsreg info`).")
+@click.option("--force", is_flag=True, help="Download and prepare again even if cached.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+@click.option("--workers", type=int, default=None, help="Processes for decoding while preparing (default: all cores).")
+def fetch_cmd(names: tuple[str, ...], config: tuple[str, ...], mirrors: tuple[str, ...], from_path: str | None,
+              no_verify: bool, force: bool, quiet: bool, workers: int | None) -> None:
+    """Download, verify and prepare datasets (mirrors, resume, checksums, a lock against doing it twice)."""
+    params = parse_config(config)
+    for name in names:
+        inf = api.fetch(name, mirrors=mirrors, from_path=from_path, verify=not no_verify, force=force,
+                        quiet=quiet, workers=workers, **params)
+        m = inf.manifest or {}
+        counts = ", ".join(f"{s} {meta['examples']:,}" for s, meta in m.get("splits", {}).items())
+        skipped = sum(len(meta["skipped"]) for meta in m.get("splits", {}).values())
+        extra = f"; {skipped} skipped (see `dsreg info {inf.name}`)" if skipped else ""
+        click.echo(f"{inf.name}: {counts}{extra} -> {inf.prepared_path}")
+
+
+@cli.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def plugins_cmd(as_json: bool) -> None:
+    """List loaded plugins and those that failed, with the reason."""
+    from .plugins import get_registry
+
+    records = list(get_registry().plugins.values())
+    if as_json:
+        _echo_json([r.to_json() for r in records])
+        return
+    if not records:
+        click.echo("no plugins installed")
+    for r in records:
+        where = f"{r.dist} {r.version}" if r.dist else "-"
+        if r.ok:
+            what = ", ".join(r.datasets + r.models) or "nothing registered"
+            click.echo(f"ok      {r.name} ({where}): {what}")
+        else:
+            click.echo(f"FAILED  {r.name} ({where}): {'; '.join(r.errors)}")
+
+
+@cli.group("cache", cls=DsregGroup)
+def cache_group() -> None:
+    """Inspect and clean the cache (root: $DSREG_CACHE or the user cache dir)."""
+
+
+@cache_group.command("path")
+def cache_path() -> None:
+    """Print the cache root."""
+    click.echo(str(Cache().root))
+
+
+@cache_group.command("ls")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def cache_ls(as_json: bool) -> None:
+    """List cached datasets with their downloaded and prepared sizes."""
+    entries = list(Cache().entries())
+    if as_json:
+        _echo_json([e.to_json() for e in entries])
+        return
+    if not entries:
+        click.echo("the cache is empty")
+    for e in entries:
+        click.echo(f"{e.name}  downloads {human_bytes(e.download_bytes)}  prepared {human_bytes(e.prepared_bytes)} ({len(e.prepared)} config(s))")
+
+
+@cache_group.command("du")
+def cache_du() -> None:
+    """Print the total size of the cache."""
+    cache = Cache()
+    click.echo(f"{human_bytes(cache.total_bytes())}\t{cache.root}")
+
+
+@cache_group.command("rm")
+@click.argument("names", nargs=-1, required=True)
+def cache_rm(names: tuple[str, ...]) -> None:
+    """Remove datasets from the cache (downloads shared with other datasets are kept)."""
+    cache = Cache()
+    for name in names:
+        freed = cache.remove(name)
+        click.echo(f"removed {name} ({human_bytes(freed)})")
+
+
+def _add_plugin_commands() -> None:
+    from .plugins import call_hook, get_registry
+
+    registry = get_registry()
+    if registry.manager is not None:
+        call_hook(registry.manager, registry, "register_commands", lambda record: cli)
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Entry point of the ``dsreg`` console script."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        _add_plugin_commands()
+    except DsregError as exc:  # DSREG_STRICT_PLUGINS=1 and a plugin failed
+        if debug:
+            raise
+        click.echo(f"error: {exc}", err=True)
+        return sys.exit(1)
+    return cli.main(args=argv, prog_name="dsreg")

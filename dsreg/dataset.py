@@ -1,0 +1,222 @@
+"""``dsreg.Dataset``: a standard ``torch.utils.data.Dataset`` over a memory-mapped prepared split.
+
+Fixed-shape tensor columns are viewed zero-copy as one tensor, so ``__getitems__`` (which
+DataLoader calls with a whole batch of indices) is one ``index_select`` per column. Pickling
+sends only paths and ranges: each DataLoader worker re-opens the memory map.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from .builder import Builder
+from .collate import Batch
+from .features import ClassLabel, Tensor, Value
+from .storage import open_split
+
+__all__ = ["Dataset"]
+
+
+def _zero_copy(array: Any) -> torch.Tensor:
+    """View a primitive pyarrow array as a tensor without copying (bool is bit-packed: copied)."""
+    import pyarrow as pa
+
+    if pa.types.is_boolean(array.type):
+        return torch.from_numpy(array.to_numpy(zero_copy_only=False))
+    with warnings.catch_warnings():  # the memory map is read-only; we only ever read or copy out
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(array.to_numpy(zero_copy_only=True))
+
+
+def _leaf(array: Any) -> Any:
+    import pyarrow as pa
+
+    while pa.types.is_fixed_size_list(array.type) or pa.types.is_list(array.type):
+        array = array.flatten()
+    return array
+
+
+class _Part:
+    """The columns of one ``[start, stop)`` range of a split file, opened lazily."""
+
+    def __init__(self, path: Path, start: int, stop: int, features: dict[str, Any]) -> None:
+        table = open_split(path)
+        self.length = stop - start
+        self.columns: dict[str, Any] = {}
+        self.offsets: dict[str, np.ndarray] = {}
+        for name, feat in features.items():
+            col = table.column(name)
+            array = col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+            array = array.slice(start, stop - start)
+            if isinstance(feat, Tensor) and feat.fixed:
+                self.columns[name] = _zero_copy(_leaf(array)).view(-1, *feat.shape) if len(array) else torch.empty((0, *feat.shape))
+            elif isinstance(feat, Tensor):
+                offsets = array.offsets.to_numpy()
+                self.offsets[name] = offsets - offsets[0]
+                values = _leaf(array.values.slice(offsets[0], offsets[-1] - offsets[0]))
+                self.columns[name] = _zero_copy(values).view(-1, *feat.shape[1:])
+            elif isinstance(feat, ClassLabel) or (isinstance(feat, Value) and feat.dtype not in {"string", "binary"}):
+                self.columns[name] = _zero_copy(array)
+            else:
+                self.columns[name] = array
+
+    def row(self, i: int) -> dict[str, Any]:
+        out = {}
+        for name, col in self.columns.items():
+            if name in self.offsets:
+                off = self.offsets[name]
+                out[name] = col[off[i] : off[i + 1]].clone()
+            elif isinstance(col, torch.Tensor):
+                out[name] = col[i].clone()
+            else:
+                out[name] = col[i].as_py()
+        return out
+
+    def gather(self, index: np.ndarray) -> dict[str, Any]:
+        idx = torch.from_numpy(index)
+        out: dict[str, Any] = {}
+        for name, col in self.columns.items():
+            if name in self.offsets:
+                off = self.offsets[name]
+                out[name] = [col[off[i] : off[i + 1]].clone() for i in index]
+            elif isinstance(col, torch.Tensor):
+                out[name] = col.index_select(0, idx)
+            else:
+                out[name] = [col[int(i)].as_py() for i in index]
+        return out
+
+
+class Dataset(torch.utils.data.Dataset):
+    """A prepared split (or slices of several) as a torch Dataset of dicts."""
+
+    def __init__(
+        self,
+        builder: Builder,
+        folder: Path,
+        ranges: Sequence[tuple[str, int, int]],
+        info: Any,
+        split: str,
+        transform: Callable[[dict[str, Any]], Any] | None = None,
+    ) -> None:
+        self.builder = builder
+        self.folder = Path(folder)
+        self.ranges = [tuple(r) for r in ranges]
+        self.info = info
+        self.split = split
+        self.transform = transform
+        self.features = dict(builder.features)
+        lengths = [stop - start for _, start, stop in self.ranges]
+        self._ends = np.cumsum(lengths, dtype=np.int64)
+        self._parts: list[_Part] | None = None
+        self._plain = transform is None and type(builder).decode_example is Builder.decode_example
+        self._ragged = tuple(n for n, f in self.features.items() if isinstance(f, Tensor) and not f.fixed)
+
+    # -- torch Dataset protocol ---------------------------------------------------------------
+    def __len__(self) -> int:
+        return int(self._ends[-1]) if len(self._ends) else 0
+
+    def _open(self) -> list[_Part]:
+        if self._parts is None:
+            self._parts = [_Part(self.folder / f"{s}.arrow", a, b, self.features) for s, a, b in self.ranges]
+        return self._parts
+
+    def _locate(self, index: int) -> tuple[_Part, int]:
+        n = len(self)
+        if index < 0:
+            index += n
+        if not 0 <= index < n:
+            raise IndexError(f"index {index} is out of range for {self.info.name}:{self.split} of {n} examples")
+        k = int(np.searchsorted(self._ends, index, side="right"))
+        start = int(self._ends[k - 1]) if k else 0
+        return self._open()[k], index - start
+
+    def __getitem__(self, index: int) -> Any:
+        part, local = self._locate(int(index))
+        example = self.builder.decode_example(part.row(local))
+        return self.transform(example) if self.transform is not None else example
+
+    def __getitems__(self, indices: Sequence[int]) -> Any:
+        """Gather a whole batch at once (DataLoader's batch path); returns a ``Batch`` of columns."""
+        if not self._plain:
+            return [self[i] for i in indices]
+        index = np.asarray(indices, dtype=np.int64)
+        n = len(self)
+        index = np.where(index < 0, index + n, index)
+        if len(index) and (index.min() < 0 or index.max() >= n):
+            raise IndexError(f"batch index out of range for {self.info.name}:{self.split} of {n} examples")
+        parts = self._open()
+        if len(parts) == 1:
+            batch = Batch(parts[0].gather(index))
+        else:
+            which = np.searchsorted(self._ends, index, side="right")
+            starts = np.concatenate([[0], self._ends[:-1]])
+            pieces, order = [], []
+            for k in np.unique(which):
+                sel = np.nonzero(which == k)[0]
+                pieces.append(parts[k].gather(index[sel] - starts[k]))
+                order.append(sel)
+            inverse = np.argsort(np.concatenate(order), kind="stable")
+            batch = Batch()
+            for name in pieces[0]:
+                values = [p[name] for p in pieces]
+                if isinstance(values[0], torch.Tensor):
+                    batch[name] = torch.cat(values).index_select(0, torch.from_numpy(inverse))
+                else:
+                    flat = [v for chunk in values for v in chunk]
+                    batch[name] = [flat[i] for i in inverse]
+        batch.ragged = self._ragged
+        return batch
+
+    # -- conveniences -------------------------------------------------------------------------
+    @property
+    def collate_fn(self) -> Callable[[Any], Any]:
+        """The dataset's collate function (with its variable-length columns bound where it takes them)."""
+        fn = self.builder.get_collate_fn()
+        try:
+            takes_ragged = "ragged" in inspect.signature(fn).parameters
+        except (TypeError, ValueError):
+            takes_ragged = False
+        return functools.partial(fn, ragged=self._ragged) if takes_ragged else fn
+
+    @property
+    def classes(self) -> list[str]:
+        """Class names of the first class-label column (empty if there is none)."""
+        for feat in self.features.values():
+            if isinstance(feat, ClassLabel):
+                return list(feat.names)
+        return []
+
+    def loader(self, **kwargs: Any) -> torch.utils.data.DataLoader:
+        """Return a ``torch.utils.data.DataLoader`` with this dataset's collate_fn (any DataLoader option works)."""
+        kwargs.setdefault("collate_fn", self.collate_fn)
+        return torch.utils.data.DataLoader(self, **kwargs)
+
+    def to_hf(self) -> Any:
+        """Return the same examples as a Hugging Face ``datasets.Dataset`` (memory-mapped, no copy)."""
+        import datasets
+
+        pieces = [
+            datasets.Dataset.from_file(str(self.folder / f"{s}.arrow")).select(range(a, b))
+            for s, a, b in self.ranges
+        ]
+        return pieces[0] if len(pieces) == 1 else datasets.concatenate_datasets(pieces)
+
+    def with_transform(self, transform: Callable[[dict[str, Any]], Any] | None) -> "Dataset":
+        """Return a copy of this dataset that applies ``transform`` to each example."""
+        return Dataset(self.builder, self.folder, self.ranges, self.info, self.split, transform)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_parts"] = None  # workers re-open the memory map instead of copying data
+        return state
+
+    def __repr__(self) -> str:
+        cols = ", ".join(f"{k}: {v.describe()}" for k, v in self.features.items())
+        return f"<dsreg.Dataset {self.info.name}:{self.split} ({len(self):,} examples; {cols})>"

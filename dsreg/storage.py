@@ -1,0 +1,322 @@
+"""The prepared store: each split written once to Arrow, memory-mapped on load.
+
+A split is one Arrow IPC stream file holding a single record batch, with the schema of the
+dataset's features as Hugging Face ``datasets`` writes it (so ``datasets.Dataset.from_file`` reads
+it). Fixed-shape tensor columns are streamed to a raw side file while examples arrive and only
+wrapped as Arrow at the end, so each such column is one contiguous buffer in the file: a batch is
+one gather from the memory map, and preparing never holds the split in RAM.
+
+A prepare writes into a temporary folder and renames it into place after ``manifest.json``; a
+folder without a manifest, or whose files disagree with it, is never served.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import inspect
+import multiprocessing
+import os
+import shutil
+import time
+import uuid
+from itertools import islice
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Mapping
+
+from .builder import Builder, Skip
+from .cache import read_json, write_json_atomic
+from .errors import CacheError, PluginError
+from .features import ClassLabel, Feature, Tensor, Value
+
+__all__ = ["prepare", "read_manifest", "open_split", "SplitWriter"]
+
+MANIFEST = "manifest.json"
+FORMAT = 1
+_FLUSH_ROWS = 65536
+
+
+def _np_dtype(dtype: str) -> Any:
+    import numpy as np
+
+    return np.dtype("bool" if dtype == "bool" else dtype)
+
+
+class _RawColumn:
+    """A tensor column streamed to a side file; variable-length ones also keep row offsets."""
+
+    def __init__(self, path: Path, feature: Tensor) -> None:
+        import numpy as np
+
+        self.path = path
+        self.feature = feature
+        self.dtype = _np_dtype(feature.dtype)
+        self.inner = tuple(feature.shape[1:]) if not feature.fixed else tuple(feature.shape)
+        self.fh = open(path, "wb")
+        self.lengths: list[int] | None = None if feature.fixed else []
+        self._np = np
+
+    def append(self, column: str, value: Any) -> None:
+        arr = self._np.asarray(value)
+        if arr.dtype != self.dtype:
+            if arr.dtype.kind == "f" and self.dtype.kind in "iub":
+                raise ValueError(f"column {column!r}: got {arr.dtype} values for a {self.dtype} feature")
+            arr = arr.astype(self.dtype)
+        if self.lengths is None:
+            if arr.shape != self.inner:
+                raise ValueError(f"column {column!r}: shape {arr.shape}, the feature says {self.inner}")
+        else:
+            if arr.ndim != len(self.inner) + 1 or arr.shape[1:] != self.inner:
+                raise ValueError(f"column {column!r}: shape {arr.shape}, the feature says {self.feature.shape}")
+            self.lengths.append(arr.shape[0])
+        self.fh.write(self._np.ascontiguousarray(arr).tobytes())
+
+    def finish(self, rows: int, arrow_type: Any) -> Any:
+        import pyarrow as pa
+
+        self.fh.close()
+        np = self._np
+        size = self.path.stat().st_size
+        data = np.memmap(self.path, dtype=self.dtype, mode="r") if size else np.zeros(0, self.dtype)
+        values = pa.Array.from_buffers(pa.from_numpy_dtype(self.dtype), len(data), [None, pa.py_buffer(data)])
+        # Wrap innermost dimension first, following the Arrow type HF derives from the feature.
+        types = []
+        t = arrow_type
+        while pa.types.is_list(t) or pa.types.is_fixed_size_list(t):
+            types.append(t)
+            t = t.value_type
+        for t in reversed(types):
+            if pa.types.is_fixed_size_list(t):
+                values = pa.FixedSizeListArray.from_arrays(values, t.list_size)
+            else:
+                offsets = np.zeros(rows + 1, dtype=np.int64)
+                np.cumsum(self.lengths, out=offsets[1:])
+                if offsets[-1] > np.iinfo(np.int32).max:
+                    raise ValueError(f"{self.path.name}: more than 2**31 elements in one variable-length column")
+                values = pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), values)
+        return values
+
+
+class SplitWriter:
+    """Write one split's examples to ``path`` (one Arrow record batch); call ``close()`` at the end."""
+
+    def __init__(self, path: Path, features: Mapping[str, Feature]) -> None:
+        from datasets import Features
+
+        if not features:
+            raise PluginError("a Builder must declare features to be prepared")
+        self.path = Path(path)
+        self.features = dict(features)
+        self.hf = Features({name: feat.to_hf() for name, feat in self.features.items()})
+        self.schema = self.hf.arrow_schema
+        self.rows = 0
+        self.raw: dict[str, _RawColumn] = {}
+        self.buffers: dict[str, list[Any]] = {}
+        self.chunks: dict[str, list[Any]] = {}
+        for name, feat in self.features.items():
+            if isinstance(feat, Tensor):
+                self.raw[name] = _RawColumn(self.path.with_name(f".{self.path.name}.{name}.raw"), feat)
+            else:
+                self.buffers[name] = []
+                self.chunks[name] = []
+
+    def write(self, example: Mapping[str, Any]) -> None:
+        """Append one example (a dict with exactly the feature columns)."""
+        if example.keys() != self.features.keys():
+            missing = sorted(set(self.features) - set(example))
+            extra = sorted(set(example) - set(self.features))
+            raise ValueError(f"example columns differ from the features (missing {missing}, unexpected {extra})")
+        for name, feat in self.features.items():
+            value = example[name]
+            if name in self.raw:
+                self.raw[name].append(name, value)
+            else:
+                self.buffers[name].append(_scalar(name, feat, value))
+        self.rows += 1
+        if self.rows % _FLUSH_ROWS == 0:
+            self._flush()
+
+    def _flush(self) -> None:
+        import pyarrow as pa
+
+        for name, values in self.buffers.items():
+            if values:
+                self.chunks[name].append(pa.array(values, type=self.schema.field(name).type))
+                self.buffers[name] = []
+
+    def close(self) -> int:
+        """Write the record batch, remove the side files and return the number of rows."""
+        import pyarrow as pa
+
+        self._flush()
+        arrays = []
+        for field in self.schema:
+            if field.name in self.raw:
+                arrays.append(self.raw[field.name].finish(self.rows, field.type))
+            else:
+                chunks = self.chunks[field.name]
+                arrays.append(pa.concat_arrays(chunks) if chunks else pa.array([], type=field.type))
+        batch = pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+        with pa.OSFile(str(self.path), "wb") as sink, pa.ipc.new_stream(sink, self.schema) as writer:
+            writer.write_batch(batch)
+        del batch, arrays
+        self.discard()
+        return self.rows
+
+    def discard(self) -> None:
+        for col in self.raw.values():
+            col.fh.close()
+            col.path.unlink(missing_ok=True)
+
+
+def _scalar(name: str, feat: Feature, value: Any) -> Any:
+    if isinstance(feat, ClassLabel):
+        if isinstance(value, str):
+            try:
+                return feat.names.index(value)
+            except ValueError:
+                raise ValueError(f"column {name!r}: {value!r} is not one of the class names") from None
+        index = int(value)
+        if not 0 <= index < feat.num_classes:
+            raise ValueError(f"column {name!r}: label {index} is outside 0..{feat.num_classes - 1}")
+        return index
+    if isinstance(feat, Value) and feat.dtype not in {"string", "binary"}:
+        return value.item() if hasattr(value, "item") else value
+    return value
+
+
+# -- running a builder ------------------------------------------------------------------------
+def _decode_chunk(decode: Callable[[Any], Any], chunk: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    out = []
+    for key, record in chunk:
+        try:
+            out.append((key, decode(record)))
+        except Skip as skip:
+            out.append((key, skip))
+    return out
+
+
+def _static_decode(builder: Builder) -> Callable[[Any], Any] | None:
+    attr = inspect.getattr_static(type(builder), "decode", None)
+    if isinstance(attr, staticmethod):
+        attr = attr.__func__
+    return attr
+
+
+def prepare_workers() -> int:
+    """Processes used to decode while preparing: DSREG_PREPARE_WORKERS, else the usable cores."""
+    value = os.environ.get("DSREG_PREPARE_WORKERS")
+    if value:
+        return max(1, int(value))
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return os.cpu_count() or 1
+
+
+def examples(builder: Builder, split: str, files: Mapping[str, Path], workers: int | None = None) -> Iterator[tuple[str, Any]]:
+    """Yield ``(key, example or Skip)`` for ``split``, decoding records in a process pool if the builder names a decode."""
+    stream = builder.generate(split, files, **builder.params)
+    decode = _static_decode(builder)
+    if decode is None:
+        yield from stream
+        return
+    workers = prepare_workers() if workers is None else workers
+    chunk_size = 256
+    chunks = iter(lambda: list(islice(stream, chunk_size)), [])
+    if workers <= 1:
+        for chunk in chunks:
+            yield from _decode_chunk(decode, chunk)
+        return
+    # A bounded, ordered pipeline: the generator streams in this process while up to
+    # 4 chunks per worker are being decoded; results come back in input order.
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    with cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method)) as pool:
+        pending: list[cf.Future[Any]] = []
+        for chunk in chunks:
+            pending.append(pool.submit(_decode_chunk, decode, chunk))
+            if len(pending) >= 4 * workers:
+                yield from pending.pop(0).result()
+        for future in pending:
+            yield from future.result()
+
+
+def prepare(builder: Builder, files: Mapping[str, Path], target: Path, sources: Mapping[str, Any], workers: int | None = None) -> dict[str, Any]:
+    """Run ``builder`` over every split into ``target`` (atomically) and return the manifest."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for stale in target.parent.glob(f".{target.name}.tmp-*"):  # left by a killed prepare
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    started = time.perf_counter()
+    splits: dict[str, Any] = {}
+    builder.notes.clear()
+    try:
+        for split in builder.get_splits():
+            writer = SplitWriter(tmp / f"{split}.arrow", builder.features)
+            skipped: list[dict[str, str]] = []
+            try:
+                for key, example in examples(builder, split, files, workers):
+                    if isinstance(example, Skip):
+                        skipped.append({"key": str(key), "reason": str(example)})
+                        continue
+                    try:
+                        writer.write(example)
+                    except (ValueError, TypeError) as exc:
+                        raise PluginError(f"{builder.name}: example {key!r} of split {split!r}: {exc}") from exc
+                rows = writer.close()
+            except BaseException:
+                writer.discard()
+                raise
+            splits[split] = {"examples": rows, "bytes": (tmp / f"{split}.arrow").stat().st_size, "skipped": skipped}
+        manifest = {
+            "format": FORMAT,
+            "dataset": builder.name,
+            "version": builder.version,
+            "config": builder.params,
+            "config_id": builder.config_id,
+            "builder": f"{type(builder).__module__}:{type(builder).__qualname__}",
+            "features": {name: feat.describe() for name, feat in builder.features.items()},
+            "sources": dict(sources),
+            "splits": splits,
+            "notes": dict(builder.notes),
+            "prepared": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "seconds": round(time.perf_counter() - started, 3),
+        }
+        write_json_atomic(tmp / MANIFEST, manifest)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return manifest
+
+
+def read_manifest(folder: Path, sources: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+    """Return the manifest of a complete, intact store in ``folder``; None if it must be (re)prepared."""
+    try:
+        manifest = read_json(folder / MANIFEST)
+    except CacheError:
+        return None
+    if not manifest or manifest.get("format") != FORMAT:
+        return None
+    if sources is not None and {k: v.get("sha256") for k, v in manifest.get("sources", {}).items()} != {
+        k: v.get("sha256") for k, v in sources.items()
+    }:
+        return None
+    for split, meta in manifest.get("splits", {}).items():
+        path = folder / f"{split}.arrow"
+        if not path.exists() or path.stat().st_size != meta.get("bytes"):
+            return None
+    return manifest
+
+
+def open_split(path: Path) -> Any:
+    """Memory-map one split and return its pyarrow Table (one chunk per column)."""
+    import pyarrow as pa
+
+    try:
+        source = pa.memory_map(str(path), "r")
+        return pa.ipc.open_stream(source).read_all()
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise CacheError(f"prepared file {path} is damaged ({exc}); run `dsreg cache rm` on the dataset and fetch again") from exc
