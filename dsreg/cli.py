@@ -49,8 +49,26 @@ def _echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 
 
+#: Built-in commands kept in their own modules, imported only when invoked or listed in --help
+#: (name -> "module:attribute"), so that `dsreg list` never pays for torch or matplotlib.
+LAZY_COMMANDS: dict[str, str] = {}
+
+
 class DsregGroup(click.Group):
     """Turns DsregError (and Ctrl-C) into one line and a non-zero exit unless --debug is given."""
+
+    lazy: dict[str, str] = {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy and name not in self.commands:
+            import importlib
+
+            module, _, attr = self.lazy[name].partition(":")
+            self.add_command(getattr(importlib.import_module(module), attr), name)
+        return super().get_command(ctx, name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -71,7 +89,7 @@ config_option = click.option(
 )
 
 
-@click.group(cls=DsregGroup, context_settings=CONTEXT)
+@click.group(cls=type("RootGroup", (DsregGroup,), {"lazy": LAZY_COMMANDS}), context_settings=CONTEXT)
 @click.version_option(package_name="dsreg", prog_name="dsreg")
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
 def cli(debug: bool) -> None:
