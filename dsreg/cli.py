@@ -70,6 +70,12 @@ class DsregGroup(click.Group):
             self.add_command(getattr(importlib.import_module(module), attr), name)
         return super().get_command(ctx, name)
 
+
+class RootGroup(DsregGroup):
+    """The ``dsreg`` group: also offers the lazily imported built-in commands."""
+
+    lazy = LAZY_COMMANDS
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -89,7 +95,7 @@ config_option = click.option(
 )
 
 
-@click.group(cls=type("RootGroup", (DsregGroup,), {"lazy": LAZY_COMMANDS}), context_settings=CONTEXT)
+@click.group(cls=RootGroup, context_settings=CONTEXT)
 @click.version_option(package_name="dsreg", prog_name="dsreg")
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
 def cli(debug: bool) -> None:
