@@ -119,7 +119,20 @@ def info(name: str, *, cache_dir: str | os.PathLike[str] | None = None, **config
     return _make_info(entry, builder, cache, folder, manifest)
 
 
+def _features(builder: Builder, manifest: dict[str, Any] | None) -> dict[str, Feature]:
+    """Return the features fixed when ``manifest`` was prepared, else the builder's for its config."""
+    from .features import from_json
+
+    if manifest and manifest.get("schema"):
+        stored = {name: from_json(data) for name, data in manifest["schema"].items()}
+        if all(feat is not None for feat in stored.values()):
+            return stored  # type: ignore[return-value]
+    return builder.get_features()
+
+
 def _make_info(entry: Any, builder: Builder, cache: Cache, folder: Path, manifest: dict[str, Any] | None) -> DatasetInfo:
+    # The Dataset reads builder.features: bind those of the prepared store (they may depend on the data).
+    builder.features = _features(builder, manifest)
     return DatasetInfo(
         name=builder.name, version=builder.version, description=builder.description,
         homepage=builder.homepage, license=builder.license, citation=builder.citation,
@@ -161,7 +174,7 @@ def fetch(
     Concurrent calls (other shells, every torchrun rank) wait on a per-dataset lock, so the work
     happens once. ``force`` downloads and prepares again even when the cache is complete.
     """
-    from .fetch import Fetcher
+    from .download import Fetcher
     from .storage import prepare, read_manifest
 
     entry = get_registry().get(name)

@@ -125,6 +125,23 @@ class Builder:
         """Return the split names this configuration produces."""
         return tuple(self.splits)
 
+    def get_features(self, files: Mapping[str, Path] | None = None) -> dict[str, Feature]:
+        """Return the columns of this configuration (``files``: the verified local files, when preparing).
+
+        Override when the columns depend on the data (class names found in folders, an image size
+        probed from the files). The core calls it once before writing a prepared store, records the
+        result in the manifest and serves that on every later load; without a prepared store (e.g.
+        ``dsreg info`` before a fetch) it is called with ``files=None``, so keep that case cheap.
+        """
+        return dict(self.features)
+
+    def fingerprint(self) -> str | None:
+        """Return a cheap digest of input the core does not fetch and checksum (e.g. a local folder), or None.
+
+        It joins the config in ``config_id``, so changed input is prepared again under a new id.
+        """
+        return None
+
     def generate(self, split: str, files: Mapping[str, Path], **config: Any) -> Iterator[tuple[str, Any]]:
         """Yield ``(key, example)`` pairs of ``split`` from the verified local ``files``."""
         raise NotImplementedError(f"{type(self).__name__} must implement generate()")
@@ -148,8 +165,12 @@ class Builder:
     # -- identity ---------------------------------------------------------------------------
     @property
     def config_id(self) -> str:
-        """A short stable hash of the version and config: the prepared store's folder name."""
-        blob = json.dumps({"version": self.version, "config": self.params}, sort_keys=True, default=str)
+        """A short stable hash of the version, config and fingerprint: the prepared store's folder name."""
+        identity: dict[str, Any] = {"version": self.version, "config": self.params}
+        fingerprint = self.fingerprint()
+        if fingerprint is not None:
+            identity["fingerprint"] = fingerprint
+        blob = json.dumps(identity, sort_keys=True, default=str)
         return f"{self.version}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
 
     @classmethod

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Feature", "Tensor", "ClassLabel", "Value", "Text", "Binary", "describe"]
+__all__ = ["Feature", "Tensor", "ClassLabel", "Value", "Text", "Binary", "describe", "from_json"]
 
 _NUMERIC = {
     "bool", "uint8", "int8", "int16", "int32", "int64", "float16", "float32", "float64",
@@ -119,3 +119,15 @@ def Binary() -> Value:  # noqa: N802
 def describe(features: dict[str, Feature]) -> dict[str, str]:
     """Return ``{column: description}`` for display."""
     return {name: feat.describe() for name, feat in features.items()}
+
+
+def from_json(data: dict[str, Any]) -> Feature | None:
+    """Rebuild a core feature from ``Feature.to_json()`` output; None for a type the core does not know."""
+    kinds: dict[str, type[Feature]] = {"Tensor": Tensor, "ClassLabel": ClassLabel, "Value": Value}
+    fields = dict(data)
+    kind = kinds.get(fields.pop("type", ""))
+    if kind is None:
+        return None
+    if kind is Tensor:
+        fields["shape"] = tuple(fields["shape"])
+    return kind(**fields)

@@ -251,8 +251,11 @@ def prepare(builder: Builder, files: Mapping[str, Path], target: Path, sources: 
     splits: dict[str, Any] = {}
     builder.notes.clear()
     try:
+        # Fixed here for this configuration (they may depend on the data) and kept in the manifest.
+        features = dict(builder.get_features(files))
+        builder.features = features
         for split in builder.get_splits():
-            writer = SplitWriter(tmp / f"{split}.arrow", builder.features)
+            writer = SplitWriter(tmp / f"{split}.arrow", features)
             skipped: list[dict[str, str]] = []
             try:
                 for key, example in examples(builder, split, files, workers):
@@ -275,7 +278,8 @@ def prepare(builder: Builder, files: Mapping[str, Path], target: Path, sources: 
             "config": builder.params,
             "config_id": builder.config_id,
             "builder": f"{type(builder).__module__}:{type(builder).__qualname__}",
-            "features": {name: feat.describe() for name, feat in builder.features.items()},
+            "features": {name: feat.describe() for name, feat in features.items()},
+            "schema": {name: feat.to_json() for name, feat in features.items()},
             "sources": dict(sources),
             "splits": splits,
             "notes": dict(builder.notes),

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import http.server
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -103,6 +104,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(part)
             state.bytes_sent += len(part)
             self.wfile.flush()
+            # Stall, then drop: the client has read what was sent, as on a real dropped link
+            # (aiohttp discards bytes still buffered when the connection error arrives).
+            time.sleep(0.3)
             self.close_connection = True
             with contextlib.suppress(OSError):
                 self.connection.shutdown(2)

@@ -1,4 +1,6 @@
-"""Fetch: get each remote file of a dataset into the cache, verified, through fsspec.
+"""Download: get each remote file of a dataset into the cache, verified, through fsspec.
+
+(Named download, not fetch, so that importing it never shadows the function ``dsreg.fetch``.)
 
 For each file, in order: a verified copy already in the cache; ``--from`` (a file or folder the user
 has); the user's mirrors (``--mirror``, DSREG_MIRRORS, the config file); the Builder's published
