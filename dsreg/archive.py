@@ -96,7 +96,9 @@ def _zip_members(path: str | Path, label: str) -> Iterator[tuple[str, bytes]]:
                     raise ArchiveError(f"{label}: member {info.filename!r} is a link; refusing to read this archive")
                 if info.is_dir() or not name:
                     continue
-                if mode and not (stat.S_ISREG(mode)):
+                # Only the type bits matter: zips written by Python's zipfile carry permission
+                # bits alone (0o600), which are a regular file.
+                if stat.S_IFMT(mode) and not stat.S_ISREG(mode):
                     raise ArchiveError(f"{label}: member {info.filename!r} is a device or special file; refusing to read this archive")
                 yield name, zf.read(info)
     except (zipfile.BadZipFile, OSError) as exc:

@@ -221,7 +221,7 @@ class Source:
             with zipfile.ZipFile(path) as zf:
                 names = [archive.check_member_name(i.filename, path.name) for i in zf.infolist() if not i.is_dir()]
             return [n for n in names if n and not _JUNK.search(n)]
-        return [name for name, _ in archive.members(path, label=_basename(self.url))]
+        return [name for name, _ in archive.members(path, label=_basename(self.url)) if not _JUNK.search(name)]
 
     def walk(self, select: Callable[[str], bool] | None = None) -> Iterator[tuple[str, bytes]]:
         """Yield ``(relative path, bytes)`` of every data file; ``select(path)`` False skips reading it."""
