@@ -221,7 +221,8 @@ def load(
         manifest = fetch(name, cache_dir=cache_dir, quiet=True, **config).manifest
     ds_info = _make_info(entry, builder, cache, folder, manifest)
     assert manifest is not None
-    counts = {s: meta["examples"] for s, meta in manifest["splits"].items()}
+    # The builder's order, not the manifest's (JSON keys are stored sorted).
+    counts = {s: manifest["splits"][s]["examples"] for s in builder.get_splits() if s in manifest["splits"]}
     if split is None:
         return {s: Dataset(builder, folder, [(s, 0, n)], ds_info, s, transform) for s, n in counts.items()}
     ranges = split_expr.resolve(split, counts)

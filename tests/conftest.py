@@ -55,6 +55,9 @@ def make_builder(data: bytes, *, name: str = "toy", urls: tuple[str, ...] = (), 
     Toy.name = name
     for key, value in attrs.items():
         setattr(Toy, key, value)
+    # Make the class importable by name, so Datasets holding it pickle like a real plugin's.
+    Toy.__qualname__ = Toy.__name__ = f"Toy_{name.replace('-', '_')}_{id(Toy):x}"
+    globals()[Toy.__qualname__] = Toy
     return Toy
 
 

@@ -1,0 +1,5 @@
+"""``python -m dsreg`` runs the CLI."""
+
+from .cli import main
+
+main()

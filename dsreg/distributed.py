@@ -1,0 +1,104 @@
+"""torch.distributed for the trainer: read torchrun's environment, start and stop the process group.
+
+One process (no torchrun) is a world of size 1 and none of this starts anything. Under torchrun
+(``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` set) the trainer joins a process group: nccl on CUDA,
+gloo on the CPU.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import torch
+import torch.distributed as dist
+
+__all__ = ["World", "world", "EvalShard", "all_sum", "broadcast_object", "gather_objects"]
+
+
+@dataclass(frozen=True)
+class World:
+    """This process's place among the training processes."""
+
+    rank: int = 0
+    local_rank: int = 0
+    size: int = 1
+    #: True when this World started the process group (and so must end it).
+    owns_group: bool = False
+
+    @property
+    def main(self) -> bool:
+        """True on the process that prints and saves (rank 0)."""
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.size > 1
+
+    def barrier(self) -> None:
+        if self.distributed:
+            dist.barrier()
+
+    def close(self) -> None:
+        """End the process group if this World started it."""
+        if self.owns_group and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def world(device_type: str) -> World:
+    """Return the World of this process, joining torchrun's process group when launched by it."""
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size <= 1:
+        return World()
+    rank = int(os.environ["RANK"])
+    local_rank = int(os.environ.get("LOCAL_RANK", rank))
+    owns = False
+    if not dist.is_initialized():
+        backend = "nccl" if device_type == "cuda" else "gloo"
+        if device_type == "cuda":
+            torch.cuda.set_device(local_rank)  # before nccl starts, so each rank talks from its own GPU
+        dist.init_process_group(backend)
+        owns = True
+    return World(dist.get_rank(), local_rank, dist.get_world_size(), owns)
+
+
+class EvalShard(torch.utils.data.Sampler[int]):
+    """Every ``size``-th index from ``rank``: disjoint shards that cover the split exactly once.
+
+    (DistributedSampler pads the last shard with repeats, which would count examples twice in a metric.)
+    """
+
+    def __init__(self, n: int, rank: int, size: int) -> None:
+        self.n, self.rank, self.size = n, rank, size
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.rank, self.n, self.size))
+
+    def __len__(self) -> int:
+        return len(range(self.rank, self.n, self.size))
+
+
+def all_sum(tensor: torch.Tensor, w: World) -> torch.Tensor:
+    """Sum ``tensor`` over all ranks (in place; a no-op in one process)."""
+    if w.distributed:
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+def broadcast_object(obj: Any, w: World) -> Any:
+    """Return rank 0's ``obj`` on every rank."""
+    if not w.distributed:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def gather_objects(obj: Any, w: World) -> list[Any]:
+    """Return every rank's ``obj``, in rank order, on every rank."""
+    if not w.distributed:
+        return [obj]
+    out: list[Any] = [None] * w.size
+    dist.all_gather_object(out, obj)
+    return out

@@ -1,0 +1,250 @@
+"""Prepare, the prepared store, and the torch Dataset: load, slices, batches, workers, pickling."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import dsreg
+from dsreg.collate import Batch, pad, stack
+
+from conftest import make_builder
+
+
+@pytest.fixture
+def toy(dsreg_cache, register, data, tmp_path):
+    (tmp_path / "toy.bin").write_bytes(data)
+    register(make_builder(data))
+    dsreg.fetch("toy", from_path=tmp_path, quiet=True)
+    return np.frombuffer(data, dtype=np.uint8).reshape(-1, 1, 2, 2)
+
+
+def test_load_returns_a_torch_dataset_of_tensors(toy):
+    train = dsreg.load("toy", split="train")
+    assert isinstance(train, torch.utils.data.Dataset) and isinstance(train, dsreg.Dataset)
+    assert len(train) == 60_000
+    example = train[5]
+    assert example["image"].dtype == torch.uint8 and example["image"].shape == (1, 2, 2)
+    assert torch.equal(example["image"], torch.from_numpy(toy[5].copy()))
+    assert example["label"].item() == toy[5, 0, 0, 0] % 2
+    assert train.classes == ["even", "odd"]
+    assert torch.equal(train[-1]["image"], torch.from_numpy(toy[59_999].copy()))
+    with pytest.raises(IndexError):
+        train[60_000]
+
+
+def test_all_splits_when_split_is_none(toy):
+    splits = dsreg.load("toy")
+    assert {k: len(v) for k, v in splits.items()} == {"train": 60_000, "test": 15_000}
+
+
+def test_getitems_is_one_gather_equal_to_getitem(toy):
+    train = dsreg.load("toy", split="train")
+    idx = [7, 3, 59_999, 0, 3]
+    batch = train.__getitems__(idx)
+    assert isinstance(batch, Batch)
+    assert torch.equal(batch["image"], torch.stack([train[i]["image"] for i in idx]))
+    assert batch["label"].tolist() == [train[i]["label"].item() for i in idx]
+
+
+@pytest.mark.parametrize(
+    "expr, expected",
+    [
+        ("train[:10%]", list(range(0, 6000))),
+        ("train[100:200]", list(range(100, 200))),
+        ("train[-5:]", list(range(59_995, 60_000))),
+        ("test[:2]+train[:3]", [60_000, 60_001, 0, 1, 2]),
+    ],
+)
+def test_split_slicing(toy, expr, expected):
+    ds = dsreg.load("toy", split=expr)
+    assert len(ds) == len(expected)
+    got = ds.__getitems__(list(range(len(ds))))["image"]
+    assert torch.equal(got, torch.from_numpy(toy[expected].copy()))
+
+
+def test_bad_split_expression_is_a_clear_error(toy):
+    with pytest.raises(dsreg.ConfigError, match="split 'valid' does not exist; choose from train, test"):
+        dsreg.load("toy", split="valid")
+    with pytest.raises(dsreg.ConfigError, match="not understood"):
+        dsreg.load("toy", split="train[1:2")
+
+
+def test_loader_with_workers_covers_every_example_once(toy):
+    train = dsreg.load("toy", split="train[:2000]")
+    seen = []
+    for batch in train.loader(batch_size=256, shuffle=True, num_workers=2, persistent_workers=True, prefetch_factor=2):
+        assert batch["image"].shape[1:] == (1, 2, 2)
+        seen.append(batch["image"].reshape(len(batch["image"]), -1))
+    flat = torch.cat(seen)
+    assert len(flat) == 2000
+    expected = torch.from_numpy(toy[:2000].reshape(2000, -1).copy())
+    assert sorted(map(tuple, flat.tolist())) == sorted(map(tuple, expected.tolist()))
+
+
+def test_pickles_cheaply_and_reopens(toy):
+    train = dsreg.load("toy", split="train")
+    train[0]  # opens the memory map
+    blob = pickle.dumps(train)
+    assert len(blob) < 20_000  # paths and ranges, not 240 kB of images
+    clone = pickle.loads(blob)
+    assert torch.equal(clone[123]["image"], train[123]["image"])
+
+
+def test_transform_and_to_hf(toy):
+    train = dsreg.load("toy", split="train[:10]", transform=lambda ex: {**ex, "image": ex["image"].float() / 255})
+    assert train[0]["image"].dtype == torch.float32
+    batch = next(iter(train.loader(batch_size=4)))
+    assert batch["image"].dtype == torch.float32 and batch["image"].shape == (4, 1, 2, 2)
+    hf = dsreg.load("toy", split="test[:5]").to_hf()
+    assert len(hf) == 5 and hf.features["label"].names == ["even", "odd"]
+    assert np.array(hf[0]["image"], dtype=np.uint8).tolist() == toy[60_000].tolist()
+
+
+def test_download_false_raises_when_not_prepared(dsreg_cache, register, data):
+    register(make_builder(data))
+    with pytest.raises(dsreg.CacheError, match="not prepared.*dsreg fetch toy"):
+        dsreg.load("toy", download=False)
+
+
+def test_unknown_dataset_lists_close_names(dsreg_cache, register, data):
+    register(make_builder(data))
+    with pytest.raises(dsreg.UnknownDatasetError, match="no dataset named 'tyo'; did you mean toy"):
+        dsreg.load("tyo")
+
+
+def test_unknown_config_parameter_is_named(dsreg_cache, register, data):
+    register(make_builder(data))
+    with pytest.raises(dsreg.ConfigError, match="toy has no config parameter colour"):
+        dsreg.load("toy", colour="red")
+
+
+def test_damaged_store_is_detected_and_redone(toy, dsreg_cache):
+    info = dsreg.info("toy")
+    arrow = info.prepared_path / "train.arrow"
+    with open(arrow, "r+b") as fh:
+        fh.truncate(1000)
+    assert not dsreg.info("toy").cached
+    train = dsreg.load("toy", split="train")
+    assert len(train) == 60_000 and arrow.stat().st_size > 1000
+
+
+class Exploding(dsreg.Builder):
+    name = "exploding"
+    description = "Fails halfway through its second split."
+    features = {"x": dsreg.Value("int64")}
+    splits = ("a", "b")
+
+    def generate(self, split, files, **config):
+        for i in range(10):
+            if split == "b" and i == 5:
+                raise RuntimeError("disk on fire")
+            yield str(i), {"x": i}
+
+
+def test_failed_prepare_leaves_nothing_half_written(dsreg_cache, register):
+    register(Exploding)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        dsreg.fetch("exploding", quiet=True)
+    prepared = dsreg_cache / "datasets" / "exploding" / "prepared"
+    assert list(prepared.iterdir()) == []
+    assert not dsreg.info("exploding").cached
+
+
+def test_prepare_killed_midway_is_redone(dsreg_cache, tmp_path):
+    # A real process killed with SIGKILL in the middle of writing a split.
+    script = tmp_path / "slow.py"
+    script.write_text(textwrap.dedent(
+        """
+        import os, sys, time
+        import dsreg
+        from dsreg.testing import registered
+
+        class Slow(dsreg.Builder):
+            name = "slow"
+            features = {"x": dsreg.Value("int64")}
+            splits = ("train",)
+            config = {"delay": 0.0}
+
+            def generate(self, split, files, delay=0.0):
+                for i in range(100):
+                    if i == 50 and delay:
+                        print("halfway", flush=True)
+                        time.sleep(delay)
+                    yield str(i), {"x": i}
+
+        with registered(Slow):
+            ds = dsreg.load("slow", split="train", delay=float(sys.argv[1]))
+            print("rows", len(ds), int(ds[99]["x"]), flush=True)
+        """
+    ))
+    env = {**os.environ, "DSREG_CACHE": str(dsreg_cache)}
+    proc = subprocess.Popen([sys.executable, str(script), "60"], stdout=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout.readline().strip() == "halfway"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    leftovers = list((dsreg_cache / "datasets" / "slow" / "prepared").iterdir())
+    assert leftovers and all(p.name.startswith(".") for p in leftovers)  # only a temporary folder
+    # The same config (delay=60 is part of the cache key), so it must redo, not serve half a split.
+    done = subprocess.run([sys.executable, str(script), "0"], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "rows 100 99" in done.stdout
+
+
+class Ragged(dsreg.Builder):
+    name = "ragged"
+    description = "Variable-length sequences."
+    features = {"ids": dsreg.Tensor((None,), "int64"), "text": dsreg.Text(), "label": dsreg.ClassLabel(("no", "yes"))}
+    splits = ("train",)
+    collate_fn = "pad"
+
+    def generate(self, split, files, **config):
+        for i in range(20):
+            yield str(i), {"ids": list(range(1, i % 6 + 2)), "text": f"row {i}", "label": "yes" if i % 2 else "no"}
+
+
+def test_variable_length_columns_pad_with_lengths_and_mask(dsreg_cache, register):
+    register(Ragged)
+    ds = dsreg.load("ragged", split="train")
+    assert ds[4]["ids"].tolist() == [1, 2, 3, 4, 5] and ds[4]["text"] == "row 4"
+    batch = next(iter(ds.loader(batch_size=4)))
+    assert batch["ids"].tolist() == [[1, 0, 0, 0], [1, 2, 0, 0], [1, 2, 3, 0], [1, 2, 3, 4]]
+    assert batch["lengths"].tolist() == [1, 2, 3, 4]
+    assert batch["attention_mask"].sum().item() == 10
+    assert batch["label"].tolist() == [0, 1, 0, 1] and batch["text"][0] == "row 0"
+    # Equal lengths in a batch still give the same keys, because the dataset names its ragged columns.
+    same = ds.collate_fn([ds[0], ds[6]])
+    assert set(same) == {"ids", "text", "label", "lengths", "attention_mask"}
+    for b in ds.loader(batch_size=3, num_workers=2):
+        assert b["ids"].shape[0] == b["lengths"].shape[0]
+
+
+def test_collate_functions_accept_lists_of_examples():
+    examples = [{"x": torch.ones(2), "y": 1, "s": "a"}, {"x": torch.zeros(2), "y": 0, "s": "b"}]
+    out = stack(examples)
+    assert out["x"].shape == (2, 2) and out["y"].dtype == torch.int64 and out["s"] == ["a", "b"]
+    padded = pad([{"t": torch.arange(3)}, {"t": torch.arange(1)}], max_length=2)
+    assert padded["t"].tolist() == [[0, 1], [0, 0]] and padded["lengths"].tolist() == [2, 1]
+
+
+def test_example_not_matching_features_is_a_clear_plugin_error(dsreg_cache, register):
+    class Wrong(dsreg.Builder):
+        name = "wrong"
+        features = {"image": dsreg.Tensor((1, 2, 2), "uint8")}
+        splits = ("train",)
+
+        def generate(self, split, files, **config):
+            yield "first", {"image": np.zeros((2, 2), np.uint8)}
+
+    register(Wrong)
+    with pytest.raises(dsreg.PluginError, match=r"example 'first' of split 'train': column 'image': shape \(2, 2\), the feature says \(1, 2, 2\)"):
+        dsreg.fetch("wrong", quiet=True)
