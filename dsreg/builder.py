@@ -154,6 +154,14 @@ class Builder:
         """Turn a stored example into what ``__getitem__`` returns (default: unchanged)."""
         return example
 
+    def decodes_on_access(self) -> bool:
+        """True when ``decode_example`` must run per example, which turns off the one-gather batch path.
+
+        The default says whether ``decode_example`` is overridden; override this when it depends on
+        the configuration (e.g. images stored encoded only when their sizes differ).
+        """
+        return type(self).decode_example is not Builder.decode_example
+
     def get_collate_fn(self) -> Callable[[Any], Any]:
         """Return the collate function (resolving a name in ``dsreg.collate``)."""
         if callable(self.collate_fn):

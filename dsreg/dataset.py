@@ -115,7 +115,7 @@ class Dataset(torch.utils.data.Dataset):
         lengths = [stop - start for _, start, stop in self.ranges]
         self._ends = np.cumsum(lengths, dtype=np.int64)
         self._parts: list[_Part] | None = None
-        self._plain = transform is None and type(builder).decode_example is Builder.decode_example
+        self._plain = transform is None and not builder.decodes_on_access()
         self._ragged = tuple(n for n, f in self.features.items() if isinstance(f, Tensor) and not f.fixed)
 
     # -- torch Dataset protocol ---------------------------------------------------------------

@@ -1,0 +1,68 @@
+"""Builder hooks for configurations whose columns or decoding depend on the data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+import dsreg
+from dsreg.collate import Batch
+
+
+def make(stored: str) -> type[dsreg.Builder]:
+    class Shapes(dsreg.Builder):
+        """Features found at prepare time; decoding on access only when stored as bytes."""
+
+        name = "hooks"
+        config = {"stored": stored, "tag": "a"}
+        splits = ("all",)
+        features = {"x": dsreg.Binary()}
+        prints: list[str] = []
+
+        def fingerprint(self):
+            return self.params["tag"]
+
+        def get_features(self, files=None):
+            if self.params["stored"] == "tensor":
+                return {"x": dsreg.Tensor((2,), "int64"), "label": dsreg.ClassLabel(("lo", "hi"))}
+            return {"x": dsreg.Binary(), "label": dsreg.ClassLabel(("lo", "hi"))}
+
+        def generate(self, split, files, stored, tag):
+            for i in range(4):
+                value = [i, i] if stored == "tensor" else bytes([i, i])
+                yield str(i), {"x": value, "label": i // 2}
+
+        def decodes_on_access(self):
+            return not isinstance(self.features["x"], dsreg.Tensor)
+
+        def decode_example(self, example):
+            x = example["x"]
+            return {**example, "x": torch.tensor(list(x)) if isinstance(x, bytes) else x}
+
+    return Shapes
+
+
+def test_features_from_get_features_are_stored_and_served(dsreg_cache: Path, register) -> None:
+    register(make("tensor"))
+    inf = dsreg.fetch("hooks", quiet=True)
+    assert list(inf.manifest["schema"]["label"]["names"]) == ["lo", "hi"]
+    ds = dsreg.load("hooks", split="all")
+    assert ds.classes == ["lo", "hi"]
+    assert isinstance(ds.__getitems__([0, 3]), Batch)  # fixed columns keep the one-gather path
+    assert ds.loader(batch_size=4).__iter__().__next__()["x"].tolist() == [[0, 0], [1, 1], [2, 2], [3, 3]]
+
+
+def test_decode_on_access_is_chosen_per_configuration(dsreg_cache: Path, register) -> None:
+    register(make("bytes"))
+    ds = dsreg.load("hooks", split="all", stored="bytes")
+    items = ds.__getitems__([1, 2])
+    assert not isinstance(items, Batch) and items[1]["x"].tolist() == [2, 2]
+
+
+def test_fingerprint_joins_the_config_id() -> None:
+    builder = make("tensor")
+    assert builder(tag="a").config_id != builder(tag="b").config_id
+    # Without a fingerprint the id is what it always was (version and config only).
+    plain = type("Plain", (builder,), {"fingerprint": lambda self: None})
+    assert plain(tag="a").config_id != builder(tag="a").config_id
