@@ -1,0 +1,100 @@
+"""Every CLI command through click's runner: output a user reads, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+from click.testing import CliRunner
+
+import dsreg
+from dsreg.cli import cli, human_bytes, parse_config
+
+from conftest import blob, make_builder
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+@pytest.fixture
+def toy(dsreg_cache, register, data, file_server):
+    url = file_server.serve({"toy.bin": data})
+    register(make_builder(data, urls=("http://127.0.0.1:9/dead/toy.bin", url + "toy.bin")),
+             make_builder(blob(400, seed=4), name="other", urls=(url + "published/toy.bin",)))
+    return url
+
+
+def test_list_table_and_json(runner, toy):
+    out = runner.invoke(cli, ["list"])
+    assert out.exit_code == 0
+    lines = out.output.splitlines()
+    assert lines[0].split() == ["NAME", "PLUGIN", "TASK", "SIZE", "CACHED"]
+    assert lines[2].split() == ["toy", "tests", "image-classification", "293.0", "KiB", "no"]
+    rows = json.loads(runner.invoke(cli, ["list", "--json"]).output)
+    assert rows[1] == {"name": "toy", "plugin": "tests", "task": "image-classification", "size": 300_000, "cached": False}
+
+
+def test_fetch_then_info_then_cache_commands(runner, toy, dsreg_cache):
+    out = runner.invoke(cli, ["fetch", "toy", "--quiet"])
+    assert out.exit_code == 0, out.output
+    assert out.output.startswith("toy: train 60,000, test 15,000 -> ")
+    assert json.loads(runner.invoke(cli, ["list", "--json"]).output)[1]["cached"] is True
+
+    info = runner.invoke(cli, ["info", "toy"]).output
+    assert "train: 60,000 examples" in info and "license:   CC0-1.0" in info
+    assert f"sha256 {hashlib.sha256(blob()).hexdigest()}" in info and "verified" in info
+    assert "image: uint8[1, 2, 2]" in info and "label: class label (2: even, odd)" in info
+    as_json = json.loads(runner.invoke(cli, ["info", "toy", "--json"]).output)
+    assert as_json["manifest"]["splits"]["test"]["examples"] == 15_000
+
+    assert runner.invoke(cli, ["cache", "path"]).output.strip() == str(dsreg_cache)
+    ls = runner.invoke(cli, ["cache", "ls"]).output
+    assert ls.startswith("toy  downloads 293.0 KiB  prepared")
+    assert runner.invoke(cli, ["cache", "du"]).output.endswith(f"\t{dsreg_cache}\n")
+    rm = runner.invoke(cli, ["cache", "rm", "toy"])
+    assert rm.exit_code == 0 and rm.output.startswith("removed toy (")
+    assert runner.invoke(cli, ["cache", "ls"]).output.strip() == "the cache is empty"
+
+
+def test_fetch_with_mirror_from_and_no_verify(runner, toy, tmp_path, file_server):
+    file_server.serve({"mirror/toy.bin": blob(400, seed=4)})
+    out = runner.invoke(cli, ["fetch", "other", "--mirror", file_server.url + "mirror/", "-q"])
+    assert out.exit_code == 0, out.output
+    assert file_server.requests == [("mirror/toy.bin", None, 200)]
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "toy.bin").write_bytes(b"\x01\x02\x03\x04" * 10)
+    runner.invoke(cli, ["cache", "rm", "toy"])
+    bad = runner.invoke(cli, ["fetch", "toy", "--from", str(mine), "-q"])
+    assert bad.exit_code == 1
+    assert bad.output.startswith("error: toy: toy.bin failed verification") and bad.output.count("\n") == 1
+    ok = runner.invoke(cli, ["fetch", "toy", "--from", str(mine), "--no-verify", "-q"])
+    assert ok.exit_code == 0 and "train 8, test 2" in ok.output
+    assert "NOT VERIFIED (fetched with --no-verify)" in runner.invoke(cli, ["info", "toy"]).output
+
+
+def test_errors_are_one_line_unless_debug(runner, toy):
+    out = runner.invoke(cli, ["info", "toi"])
+    assert out.exit_code == 1
+    assert out.output == (
+        "error: no dataset named 'toi'; did you mean toy? `dsreg list` shows the registered ones, "
+        "and a plugin package (e.g. pip install dsreg-<name>) adds more\n"
+    )
+    debug = runner.invoke(cli, ["--debug", "info", "toi"])
+    assert isinstance(debug.exception, dsreg.UnknownDatasetError)
+    bad_config = runner.invoke(cli, ["info", "toy", "-c", "novalue"])
+    assert bad_config.output.startswith("error: config 'novalue' must look like KEY=VALUE")
+
+
+def test_plugins_and_version(runner, toy):
+    assert runner.invoke(cli, ["--version"]).output.startswith("dsreg, version ")
+    out = runner.invoke(cli, ["plugins"])
+    assert out.output.startswith("ok      tests (-): toy, other")
+
+
+def test_helpers():
+    assert human_bytes(8_458_043) == "8.1 MiB" and human_bytes(None) == "?" and human_bytes(5) == "5 B"
+    assert parse_config(("size=28", "url=/data", "flag=true")) == {"size": 28, "url": "/data", "flag": True}
