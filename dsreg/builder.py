@@ -150,6 +150,15 @@ class Builder:
         """Record a figure in the prepared manifest (e.g. how many duplicates were removed)."""
         self.notes[key] = value
 
+    def review(self, split: str, key: str, example: Any) -> Any:
+        """Return what to store for one decoded ``example`` (or Skip) of ``split``; None leaves it out.
+
+        The core calls it in the preparing process, in generation order, after the parallel decode:
+        the place for checks that need every example of a split in one place (per-class skip counts,
+        dropping exact duplicates of another split). Record what it leaves out with ``note()``.
+        """
+        return example
+
     def decode_example(self, example: dict[str, Any]) -> dict[str, Any]:
         """Turn a stored example into what ``__getitem__`` returns (default: unchanged)."""
         return example

@@ -259,6 +259,9 @@ def prepare(builder: Builder, files: Mapping[str, Path], target: Path, sources: 
             skipped: list[dict[str, str]] = []
             try:
                 for key, example in examples(builder, split, files, workers):
+                    example = builder.review(split, key, example)
+                    if example is None:
+                        continue
                     if isinstance(example, Skip):
                         skipped.append({"key": str(key), "reason": str(example)})
                         continue
