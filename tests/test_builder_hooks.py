@@ -66,3 +66,30 @@ def test_fingerprint_joins_the_config_id() -> None:
     # Without a fingerprint the id is what it always was (version and config only).
     plain = type("Plain", (builder,), {"fingerprint": lambda self: None})
     assert plain(tag="a").config_id != builder(tag="a").config_id
+
+
+def test_splits_found_at_prepare_are_served_in_their_order(dsreg_cache: Path, register) -> None:
+    class Found(dsreg.Builder):
+        """Splits known only once the data is read (here: after get_features ran)."""
+
+        name = "found"
+        splits = ("train", "test")
+        features = {"v": dsreg.Value("int64")}
+
+        def get_features(self, files=None):
+            if files is not None:
+                self.found = ("train", "validation", "test")
+            return dict(self.features)
+
+        def get_splits(self):
+            return getattr(self, "found", self.splits)
+
+        def generate(self, split, files):
+            yield split, {"v": len(split)}
+
+    register(Found)
+    dsreg.fetch("found", quiet=True)
+    # A fresh builder has not read the data; the manifest says which splits exist, in order.
+    assert dsreg.info("found").splits == ("train", "validation", "test")
+    assert list(dsreg.load("found")) == ["train", "validation", "test"]
+    assert dsreg.load("found", split="validation")[0]["v"].item() == len("validation")

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 import dsreg
 from dsreg.cli import cli, human_bytes, parse_config
 
-from conftest import blob, make_builder
+from toydata import blob, make_builder
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import torch
 import dsreg
 from dsreg.collate import Batch, pad, stack
 
-from conftest import make_builder
+from toydata import make_builder
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import pytest
 import dsreg
 from dsreg.cache import Cache
 
-from conftest import blob, make_builder
+from toydata import blob, make_builder
 
 
 def test_verified_fetch_over_http_lands_content_addressed(dsreg_cache, file_server, register, data):
@@ -189,7 +189,7 @@ def _fetch_in_child(cache: str, url: str, data_len: int, queue) -> None:
     # Runs in a fresh process: registers the same builder and fetches.
     os.environ["DSREG_CACHE"] = cache
     sys.path.insert(0, str(Path(__file__).parent))
-    from conftest import blob as _blob, make_builder as _make
+    from toydata import blob as _blob, make_builder as _make
     from dsreg.testing import registered
 
     with registered(_make(_blob(data_len), urls=(url + "toy.bin",))):
