@@ -133,10 +133,11 @@ def _features(builder: Builder, manifest: dict[str, Any] | None) -> dict[str, Fe
 def _make_info(entry: Any, builder: Builder, cache: Cache, folder: Path, manifest: dict[str, Any] | None) -> DatasetInfo:
     # The Dataset reads builder.features: bind those of the prepared store (they may depend on the data).
     builder.features = _features(builder, manifest)
+    splits = tuple(manifest["split_order"]) if manifest and manifest.get("split_order") else builder.get_splits()
     return DatasetInfo(
         name=builder.name, version=builder.version, description=builder.description,
         homepage=builder.homepage, license=builder.license, citation=builder.citation,
-        task=builder.task, features=dict(builder.features), splits=builder.get_splits(),
+        task=builder.task, features=dict(builder.features), splits=splits,
         files=builder.get_files(), config=dict(builder.params), plugin=entry.plugin.name,
         dist=entry.plugin.dist, aliases=entry.aliases, cache_root=cache.root,
         fetched=cache.read_files(builder.name), manifest=manifest,
@@ -221,8 +222,8 @@ def load(
         manifest = fetch(name, cache_dir=cache_dir, quiet=True, **config).manifest
     ds_info = _make_info(entry, builder, cache, folder, manifest)
     assert manifest is not None
-    # The builder's order, not the manifest's (JSON keys are stored sorted).
-    counts = {s: manifest["splits"][s]["examples"] for s in builder.get_splits() if s in manifest["splits"]}
+    # The prepared order (JSON keys are stored sorted; the splits may depend on the data).
+    counts = {s: manifest["splits"][s]["examples"] for s in ds_info.splits if s in manifest["splits"]}
     if split is None:
         return {s: Dataset(builder, folder, [(s, 0, n)], ds_info, s, transform) for s, n in counts.items()}
     ranges = split_expr.resolve(split, counts)

@@ -130,7 +130,8 @@ class Builder:
 
         Override when the columns depend on the data (class names found in folders, an image size
         probed from the files). The core calls it once before writing a prepared store, records the
-        result in the manifest and serves that on every later load; without a prepared store (e.g.
+        result in the manifest and serves that on every later load (``get_splits()`` is asked next,
+        and its answer is kept the same way); without a prepared store (e.g.
         ``dsreg info`` before a fetch) it is called with ``files=None``, so keep that case cheap.
         """
         return dict(self.features)

@@ -283,6 +283,8 @@ def prepare(builder: Builder, files: Mapping[str, Path], target: Path, sources: 
             "builder": f"{type(builder).__module__}:{type(builder).__qualname__}",
             "features": {name: feat.describe() for name, feat in features.items()},
             "schema": {name: feat.to_json() for name, feat in features.items()},
+            # JSON keys are stored sorted: keep the builder's split order (it may depend on the data).
+            "split_order": list(splits),
             "sources": dict(sources),
             "splits": splits,
             "notes": dict(builder.notes),
