@@ -8,16 +8,21 @@ Fixtures (no network needed):
     register         register Builder classes in a fresh in-process registry for one test:
                      ``register(MyBuilder, OtherBuilder)``
 
-Plain helpers: ``LoopbackServer`` (the same server, usable outside pytest) and
-``registered(*builders)`` (a context manager).
+Plain helpers: ``LoopbackServer`` (the same server, usable outside pytest),
+``registered(*builders)`` (a context manager), and for generating a user's data in every
+container: ``write_tree(root, {path: bytes})`` (a folder) and ``pack({path: bytes}, "zip" |
+"tar" | "tar.gz")`` (archive bytes).
 """
 
 from __future__ import annotations
 
 import contextlib
 import http.server
+import io
+import tarfile
 import threading
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -26,7 +31,7 @@ from .builder import Builder
 from .plugins import use_registry
 from .registry import Registry
 
-__all__ = ["LoopbackServer", "registered", "dsreg_cache", "file_server", "register"]
+__all__ = ["LoopbackServer", "registered", "write_tree", "pack", "dsreg_cache", "file_server", "register"]
 
 
 @dataclass
@@ -177,6 +182,33 @@ def registered(*builders: type[Builder], plugin: str = "tests") -> Iterator[Regi
         registry.add_dataset(record, builder)
     with use_registry(registry):
         yield registry
+
+
+def write_tree(root: Path, tree: dict[str, bytes]) -> Path:
+    """Write ``{relative path: bytes}`` under ``root`` (folders made as needed); return ``root``."""
+    for name, data in tree.items():
+        path = Path(root) / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return Path(root)
+
+
+def pack(tree: dict[str, bytes], fmt: str = "zip") -> bytes:
+    """Return ``{member path: bytes}`` as a ``zip``, ``tar`` or ``tar.gz`` archive, members in the given order."""
+    buf = io.BytesIO()
+    if fmt == "zip":
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+            for name, data in tree.items():
+                zf.writestr(name, data)
+    elif fmt in ("tar", "tar.gz"):
+        with tarfile.open(fileobj=buf, mode="w:gz" if fmt == "tar.gz" else "w") as tf:
+            for name, data in tree.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tf.addfile(info, io.BytesIO(data))
+    else:
+        raise ValueError(f"archive format {fmt!r} is not zip, tar or tar.gz")
+    return buf.getvalue()
 
 
 # -- pytest fixtures (active when the dsreg pytest plugin is loaded) --------------------------
