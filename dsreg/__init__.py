@@ -47,4 +47,8 @@ def __getattr__(name: str) -> Any:
         from .dataset import Dataset
 
         return Dataset
+    if name == "train":  # the trainer module (torch): `dsreg.train.Trainer` works after a plain `import dsreg`
+        import importlib
+
+        return importlib.import_module(".train", __name__)
     raise AttributeError(f"module 'dsreg' has no attribute {name!r}")

@@ -51,7 +51,9 @@ def _echo_json(data: Any) -> None:
 
 #: Built-in commands kept in their own modules, imported only when invoked or listed in --help
 #: (name -> "module:attribute"), so that `dsreg list` never pays for torch or matplotlib.
-LAZY_COMMANDS: dict[str, str] = {}
+LAZY_COMMANDS: dict[str, str] = {
+    "train": "dsreg.train_cli:train_cmd",
+}
 
 
 class DsregGroup(click.Group):

@@ -140,13 +140,22 @@ def image_cnn(info: DatasetInfo, sample: dict[str, Any], *, width: int = 32) -> 
     return ImageCNN(key, layout, channels, _classes(info), width=width)
 
 
-def _vocab(info: DatasetInfo) -> tuple[int, bool]:
-    """Return (vocabulary size, hashed?): the dataset's own figure, or hash buckets when it has none."""
+def _vocab(info: DatasetInfo, sample: dict[str, Any], key: str) -> tuple[int, bool]:
+    """Return (vocabulary size, hashed?): the dataset's own figure, or hash buckets when it has none.
+
+    Looked up in config or manifest notes: ``vocab_size``, or a ``vocab`` note that is a token list
+    or a dict with ``size`` (or ``tokens``), as dsreg-text records it.
+    """
     size = _setting(info, "vocab_size", "vocabulary_size")
     if size is None:
         vocab = _setting(info, "vocab", "vocabulary")
-        size = len(vocab) if isinstance(vocab, (list, dict)) else None
-    return (int(size), False) if size else (HASH_BUCKETS, True)
+        if isinstance(vocab, dict):
+            size = vocab.get("size") or len(vocab.get("tokens") or vocab.get("itos") or ()) or None
+        elif isinstance(vocab, list):
+            size = len(vocab)
+    if not size:
+        return HASH_BUCKETS, True
+    return max(int(size), int(sample[key].max()) + 1), False
 
 
 def text_bag(info: DatasetInfo, sample: dict[str, Any], *, dim: int = 64, hidden: int = 128) -> nn.Module:
@@ -154,7 +163,7 @@ def text_bag(info: DatasetInfo, sample: dict[str, Any], *, dim: int = 64, hidden
     from .nets import TextBag
 
     key = input_column(info, sample, ("input_ids", "tokens", "ids"), min_dim=2, integer=True)
-    vocab, hashed = _vocab(info)
+    vocab, hashed = _vocab(info, sample, key)
     return TextBag(key, vocab, _classes(info), dim=dim, hidden=hidden, hashed=hashed)
 
 
@@ -163,7 +172,7 @@ def text_gru(info: DatasetInfo, sample: dict[str, Any], *, dim: int = 64, hidden
     from .nets import TextGRU
 
     key = input_column(info, sample, ("input_ids", "tokens", "ids"), min_dim=2, integer=True)
-    vocab, hashed = _vocab(info)
+    vocab, hashed = _vocab(info, sample, key)
     return TextGRU(key, vocab, _classes(info), dim=dim, hidden=hidden, hashed=hashed)
 
 

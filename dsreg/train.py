@@ -1,0 +1,631 @@
+"""dsreg.train: one trainer for any registered dataset, on CPU or GPU, in one process or under torchrun.
+
+    from dsreg.train import Trainer
+
+    trainer = Trainer("image-cnn", "notmnist-synth", "notmnist-synth:test", epochs=3, out_dir="runs/a")
+    history = trainer.fit()             # one dict per epoch: loss, accuracy, eval figures, time
+    print(trainer.evaluate())           # loss, accuracy, per-class accuracy
+
+Inside ``fit`` is the study note's loop (zero_grad → forward → loss → backward → step) and nothing
+that hides it: the trainer picks the device and precision, moves batches (pinned memory,
+non-blocking copies), shards them under torchrun, keeps a per-epoch checkpoint that resumes exactly,
+and reports. Datasets are ``dsreg.Dataset`` objects or names (``"name"`` or ``"name:split"``).
+
+Exact resume: the sampler's order is a function of ``(seed, epoch)`` only (a generator seeded per
+epoch), and the checkpoint holds the model, optimizer, scheduler and every RNG state, so
+stopping after any epoch and resuming gives the same weights as never stopping.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from .collate import Batch
+from .distributed import EvalShard, World, all_sum, broadcast_object, gather_objects, world
+from .errors import ConfigError
+from .features import ClassLabel, Tensor, Value
+
+__all__ = ["Trainer", "build_model", "load_checkpoint", "pick_device", "pick_precision", "sample_batch", "CHECKPOINT", "METRICS"]
+
+CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.json"
+FORMAT = 1
+SCHEDULES = ("cosine", "linear", "constant")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+# -- choosing where and how to compute ----------------------------------------------------------
+def pick_device(device: str | torch.device = "auto") -> torch.device:
+    """Return ``device``, or for "auto" the first available of cuda, mps and cpu."""
+    if str(device) != "auto":
+        dev = torch.device(device)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(f"device {device!r} asked for but CUDA is not available here; use --device cpu or auto")
+        return dev
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def pick_precision(precision: str, device: torch.device) -> str:
+    """Return "fp32", "bf16" or "fp16"; "auto" is bf16 on GPUs that support it, fp32 elsewhere."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+    if precision == "fp16" and device.type != "cuda":
+        raise ConfigError("fp16 needs a CUDA device (it uses a gradient scaler); use bf16 or fp32 here")
+    return precision
+
+
+# -- datasets and models ------------------------------------------------------------------------
+def _dataset(spec: Any, split: str, config: dict[str, Any]) -> Any:
+    """Return ``spec`` if it is a dataset, else load ``"name"`` or ``"name:split"``."""
+    if not isinstance(spec, str):
+        return spec
+    from .api import load
+
+    name, _, chosen = spec.partition(":")
+    return load(name, split=chosen or split, **config)
+
+
+def sample_batch(ds: Any, n: int = 8) -> dict[str, Any]:
+    """Return the first ``n`` examples of ``ds`` collated by its own collate_fn (what factories look at)."""
+    if len(ds) == 0:
+        raise ConfigError(f"{ds.info.name}:{ds.split} is empty; there is nothing to train on")
+    return ds.collate_fn(ds.__getitems__(list(range(min(n, len(ds))))))
+
+
+def build_model(name: str | None, info: Any, sample: dict[str, Any], **options: Any) -> tuple[str, nn.Module]:
+    """Return ``(name, model)`` from the registered factory ``name`` (or the task's default)."""
+    from .plugins import get_registry
+
+    registry = get_registry()
+    choices = registry.models_for(info.task)
+    valid = ", ".join(m.name for m in choices) or "none registered"
+    if name is None:
+        if not choices:
+            raise ConfigError(
+                f"no model is registered for task {info.task!r} ({info.name}); pass a torch module as model= "
+                "or install a plugin that registers one (`dsreg plugins` lists models)"
+            )
+        entry = choices[0]
+    else:
+        entry = registry.models.get(name)
+        if entry is None or info.task not in entry.tasks:
+            raise ConfigError(f"no model {name!r} for {info.task!r} ({info.name}); valid models: {valid}")
+    return entry.name, entry.factory(info, sample, **options)
+
+
+def _fixed(ds: Any) -> bool:
+    """True when every column is a fixed-shape tensor or a number, so a split is one tensor per column."""
+    from .builder import Builder
+
+    if getattr(ds, "transform", None) is not None or type(ds.builder).decode_example is not Builder.decode_example:
+        return False
+    return all(
+        (isinstance(f, Tensor) and f.fixed) or isinstance(f, ClassLabel)
+        or (isinstance(f, Value) and f.dtype not in ("string", "binary"))
+        for f in ds.features.values()
+    )
+
+
+def _nbytes(ds: Any) -> int:
+    total = 0
+    for f in ds.features.values():
+        size = math.prod(f.shape) * np.dtype(f.dtype).itemsize if isinstance(f, Tensor) else 8
+        total += size * len(ds)
+    return total
+
+
+def _move(batch: dict[str, Any], device: torch.device, non_blocking: bool) -> dict[str, Any]:
+    return {k: v.to(device, non_blocking=non_blocking) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+class _Preloaded:
+    """A whole split held as one tensor per column on the device; batches are gathered there.
+
+    Columns stay in their stored dtype (uint8 images: a quarter of float32), and the dataset's own
+    collate_fn runs on each gathered batch, so normalisation is the dataset's, now on the device.
+    """
+
+    def __init__(self, ds: Any, device: torch.device) -> None:
+        every = ds.__getitems__(range(len(ds)))
+        self.columns = {k: v.to(device) for k, v in every.items()}
+        self.collate = ds.collate_fn
+        self.device = device
+
+    def batches(self, order: torch.Tensor, batch_size: int) -> Iterator[dict[str, Any]]:
+        for idx in order.to(self.device).split(batch_size):
+            batch = Batch({k: v.index_select(0, idx) for k, v in self.columns.items()})
+            batch.ragged = ()
+            yield _move(self.collate(batch), self.device, False)
+
+
+# -- checkpoints --------------------------------------------------------------------------------
+def _rng_state() -> dict[str, Any]:
+    """Every RNG's state as tensors and plain numbers (so ``torch.load(weights_only=True)`` reads it)."""
+    py = random.getstate()
+    npst = np.random.get_state()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "python": {"version": py[0], "state": torch.tensor(py[1], dtype=torch.int64), "gauss": py[2]},
+        "numpy": {"keys": torch.from_numpy(npst[1].astype(np.int64)), "pos": int(npst[2]),
+                  "has_gauss": int(npst[3]), "cached": float(npst[4])},
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    py = state["python"]
+    random.setstate((py["version"], tuple(int(v) for v in py["state"].tolist()), py["gauss"]))
+    nps = state["numpy"]
+    np.random.set_state(("MT19937", nps["keys"].numpy().astype(np.uint32), nps["pos"], nps["has_gauss"], nps["cached"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> dict[str, Any]:
+    """Read a trainer checkpoint (``weights_only=True``: tensors and plain values, no code runs)."""
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise ConfigError(f"no checkpoint at {path}; train first, or pass the run's --out folder") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise ConfigError(f"{path} is not a dsreg trainer checkpoint (format {FORMAT}); start a new run")
+    return ckpt
+
+
+def _plain(value: Any) -> Any:
+    """Return ``value`` as JSON types (what a weights-only checkpoint may hold)."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def _rate(x: float) -> str:
+    return f"{x / 1000:.1f}k" if x >= 1000 else f"{x:.0f}"
+
+
+# -- the trainer --------------------------------------------------------------------------------
+class Trainer:
+    """Train a classifier on a dsreg dataset: see the module docstring; every argument has a default.
+
+    ``model``: an ``nn.Module``, a registered model name, or None for the task's default.
+    ``inputs``: what the model is called with: None → the batch dict (dsreg models), a column
+    name → that tensor, a callable → ``inputs(batch)``. ``target``: the label column (default: the
+    dataset's ClassLabel). ``optimizer``: None (AdamW), an optimizer, or ``params -> optimizer``.
+    ``preload``: "auto" (on CUDA when the split fits comfortably), True or False.
+    ``resume``: True continues from ``out_dir``'s checkpoint if there is one; a path names it.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module | str | None = None,
+        train_data: Any = None,
+        eval_data: Any = None,
+        *,
+        config: dict[str, Any] | None = None,
+        loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        optimizer: Any = None,
+        lr: float = 1e-3,
+        weight_decay: float = 0.01,
+        epochs: int = 1,
+        batch_size: int = 128,
+        eval_batch_size: int | None = None,
+        schedule: str = "cosine",
+        clip_grad: float | None = None,
+        device: str | torch.device = "auto",
+        precision: str = "auto",
+        num_workers: int | None = None,
+        pin_memory: bool | None = None,
+        preload: bool | str = "auto",
+        seed: int = 0,
+        deterministic: bool = False,
+        out_dir: str | os.PathLike[str] | None = None,
+        resume: bool | str | os.PathLike[str] = False,
+        quiet: bool = False,
+        progress: bool | None = None,
+        inputs: str | Callable[[dict[str, Any]], Any] | None = None,
+        target: str | None = None,
+        model_options: dict[str, Any] | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        if train_data is None:
+            raise ConfigError("Trainer needs train_data: a dsreg.Dataset or a dataset name")
+        if schedule not in SCHEDULES:
+            raise ConfigError(f"schedule {schedule!r} is not one of {', '.join(SCHEDULES)}")
+        if epochs < 1 or batch_size < 1:
+            raise ConfigError(f"epochs ({epochs}) and batch_size ({batch_size}) must be at least 1")
+        device = pick_device(device)
+        self.world: World = world(device.type)
+        if device.type == "cuda" and device.index is None:
+            device = torch.device("cuda", self.world.local_rank if self.world.distributed else torch.cuda.current_device())
+        self.device = device
+        self.precision = pick_precision(precision, device)
+        self.epochs, self.batch_size, self.lr = epochs, batch_size, lr
+        self.eval_batch_size = eval_batch_size or max(batch_size, 256)
+        self.schedule, self.clip_grad, self.seed = schedule, clip_grad, seed
+        self.quiet = quiet or not self.world.main
+        self.progress = (not self.quiet) and (progress if progress is not None else sys.stderr.isatty())
+        self._log = log or print
+        self.inputs = inputs
+        self._seed_everything(seed, deterministic)
+
+        # Rank 0 fetches and prepares first; the others wait, then find it cached.
+        self.config = dict(config or {})
+        if self.world.distributed and not self.world.main:
+            self.world.barrier()
+        self.train_data = _dataset(train_data, "train", self.config)
+        self.eval_data = _dataset(eval_data, "test", self.config) if eval_data is not None else None
+        if self.world.distributed and self.world.main:
+            self.world.barrier()
+
+        info = self.train_data.info
+        self.info = info
+        self.classes = list(self.train_data.classes)
+        if target is None:
+            from .models import target_column
+
+            target = target_column(info)
+        self.target = target
+        self.loss_fn = loss if loss is not None else self._default_loss(info.task)
+
+        # Model: built from the registry with the seeded RNG, so every rank starts identical.
+        if isinstance(model, nn.Module):
+            self.model_name = type(model).__name__
+        else:
+            self.model_name, model = build_model(model, info, sample_batch(self.train_data), **(model_options or {}))
+        self.module: nn.Module = model.to(self.device)
+        self.model: nn.Module = self.module
+        if self.world.distributed:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.model = nn.parallel.DistributedDataParallel(self.module, device_ids=ids)
+
+        if optimizer is None:
+            self.optimizer = torch.optim.AdamW(self.module.parameters(), lr=lr, weight_decay=weight_decay)
+        elif isinstance(optimizer, torch.optim.Optimizer):
+            self.optimizer = optimizer
+        else:
+            self.optimizer = optimizer(self.module.parameters())
+        self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
+
+        # Data: one DataLoader (or the device-resident copy) over a per-epoch seeded shard order.
+        on_gpu = self.device.type == "cuda"
+        self.num_workers = num_workers if num_workers is not None else (min(4, (os.cpu_count() or 2) // 2) if on_gpu else 0)
+        self.pin_memory = on_gpu if pin_memory is None else pin_memory
+        self.non_blocking = on_gpu and self.pin_memory
+        self.preloaded = self._want_preload(preload, self.train_data)
+        self.sampler = torch.utils.data.DistributedSampler(
+            self.train_data, num_replicas=self.world.size, rank=self.world.rank, shuffle=True, seed=seed,
+        )
+        self._loader_rng = torch.Generator()
+        self._resident: dict[int, _Preloaded] = {}
+        self._loaders: dict[int, Any] = {}
+        self.steps_per_epoch = math.ceil(len(self.sampler) / batch_size)
+        self.total_steps = self.steps_per_epoch * epochs
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: self._lr_factor(step))
+
+        self.epoch = 0
+        self.history: list[dict[str, Any]] = []
+        # Rank 0's folder wins, so ranks that computed a default name a second later agree with it.
+        shared = broadcast_object(str(out_dir) if out_dir is not None else None, self.world)
+        self.out_dir = Path(shared) if shared is not None else None
+        if resume:
+            path = Path(resume) if not isinstance(resume, bool) else (self.out_dir / CHECKPOINT if self.out_dir else None)
+            if path is None:
+                raise ConfigError("resume=True needs out_dir= (the folder of the run to continue) or a checkpoint path")
+            if path.exists():
+                self._restore(path)
+            elif not isinstance(resume, bool):
+                raise ConfigError(f"no checkpoint at {path} to resume from")
+            else:
+                self._say(f"no checkpoint in {self.out_dir}; starting a new run")
+
+    # -- setup helpers ------------------------------------------------------------------------
+    def _say(self, line: str) -> None:
+        if not self.quiet:
+            self._log(line)
+
+    @staticmethod
+    def _default_loss(task: str) -> nn.Module:
+        if task.endswith("classification"):
+            return nn.CrossEntropyLoss()
+        raise ConfigError(f"no default loss for task {task!r}; pass loss= to the Trainer")
+
+    def _seed_everything(self, seed: int, deterministic: bool) -> None:
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)  # also seeds every CUDA device
+        if deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True, warn_only=True)
+            torch.backends.cudnn.deterministic = True
+            torch.backends.cudnn.benchmark = False
+        elif self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+
+    def _want_preload(self, preload: bool | str, ds: Any) -> bool:
+        if preload not in (True, False, "auto"):
+            raise ConfigError(f"preload={preload!r}: use True, False or 'auto'")
+        fixed = _fixed(ds)
+        if preload is True and not fixed:
+            raise ConfigError(f"{ds.info.name} has variable-length or decoded columns; it cannot be preloaded (drop --preload)")
+        if preload == "auto":
+            if self.device.type != "cuda" or not fixed:
+                return False
+            free, _ = torch.cuda.mem_get_info(self.device)
+            return _nbytes(ds) < free // 4  # leave room for the model, activations and the eval split
+        return bool(preload)
+
+    def _lr_factor(self, step: int) -> float:
+        t = min(step, self.total_steps) / max(self.total_steps, 1)
+        if self.schedule == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * t))
+        return 1.0 - t if self.schedule == "linear" else 1.0
+
+    def _autocast(self) -> Any:
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    # -- batches ------------------------------------------------------------------------------
+    def _resident_copy(self, ds: Any) -> _Preloaded:
+        if id(ds) not in self._resident:
+            self._resident[id(ds)] = _Preloaded(ds, self.device)
+        return self._resident[id(ds)]
+
+    def _loader(self, ds: Any, sampler: Any, batch_size: int) -> Any:
+        key = id(sampler)
+        if key not in self._loaders:
+            workers = self.num_workers
+            self._loaders[key] = ds.loader(
+                batch_size=batch_size, sampler=sampler, num_workers=workers, pin_memory=self.pin_memory,
+                persistent_workers=workers > 0, generator=self._loader_rng,
+            )
+        return self._loaders[key]
+
+    def _batches(self, ds: Any, sampler: Any, batch_size: int) -> Iterator[dict[str, Any]]:
+        if self.preloaded:
+            yield from self._resident_copy(ds).batches(torch.tensor(list(sampler), dtype=torch.int64), batch_size)
+            return
+        loader = self._loader(ds, sampler, batch_size)
+        if self.device.type == "cpu":
+            yield from loader
+        else:
+            for batch in loader:
+                yield _move(batch, self.device, self.non_blocking)
+
+    def _call(self, model: nn.Module, batch: dict[str, Any]) -> torch.Tensor:
+        if self.inputs is None:
+            return model(batch)
+        return model(batch[self.inputs]) if isinstance(self.inputs, str) else model(self.inputs(batch))
+
+    # -- the loop -----------------------------------------------------------------------------
+    def fit(self) -> list[dict[str, Any]]:
+        """Train until ``epochs`` are done (continuing a resumed run); return the per-epoch history."""
+        params = [p for p in self.module.parameters() if p.requires_grad]
+        while self.epoch < self.epochs:
+            epoch = self.epoch
+            self.sampler.set_epoch(epoch)
+            self._loader_rng.manual_seed(self.seed * 1_000_003 + epoch)  # worker seeds depend on the epoch only
+            self.model.train()
+            loss_sum = torch.zeros((), device=self.device)
+            correct = torch.zeros((), dtype=torch.int64, device=self.device)
+            seen = 0
+            bar = self._bar(epoch)
+            shown = start = time.perf_counter()
+            for batch in self._batches(self.train_data, self.sampler, self.batch_size):
+                y = batch[self.target]
+                self.optimizer.zero_grad(set_to_none=True)
+                with self._autocast():
+                    out = self._call(self.model, batch)
+                    loss = self.loss_fn(out, y)
+                if self.scaler is not None:
+                    self.scaler.scale(loss).backward()
+                    if self.clip_grad:
+                        self.scaler.unscale_(self.optimizer)
+                        nn.utils.clip_grad_norm_(params, self.clip_grad)
+                    self.scaler.step(self.optimizer)
+                    self.scaler.update()
+                else:
+                    loss.backward()
+                    if self.clip_grad:
+                        nn.utils.clip_grad_norm_(params, self.clip_grad)
+                    self.optimizer.step()
+                self.scheduler.step()
+                # Running sums stay on the device: reading them every step would stall a GPU.
+                n = y.shape[0]
+                loss_sum += loss.detach().float() * n
+                correct += (out.detach().argmax(1) == y).sum()
+                seen += n
+                if bar is not None:
+                    bar.update(n)
+                    now = time.perf_counter()
+                    if now - shown > 0.5:
+                        shown = now
+                        bar.set_postfix(loss=f"{loss_sum.item() / seen:.4f}", ex_s=_rate(seen / (now - start)), refresh=False)
+            if bar is not None:
+                bar.close()
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            seconds = time.perf_counter() - start
+            totals = all_sum(torch.stack([loss_sum.double(), correct.double(), torch.tensor(float(seen), device=self.device, dtype=torch.float64)]), self.world)
+            count = int(totals[2].item())
+            row: dict[str, Any] = {
+                "epoch": epoch + 1, "loss": totals[0].item() / count, "accuracy": totals[1].item() / count,
+                "examples": count, "seconds": seconds, "examples_per_s": count / seconds,
+                "lr": self.optimizer.param_groups[0]["lr"],
+            }
+            if self.eval_data is not None:
+                ev = self.evaluate()
+                row["eval_loss"], row["eval_accuracy"] = ev["loss"], ev["accuracy"]
+            self.history.append(row)
+            self.epoch = epoch + 1
+            self._say(self._epoch_line(row))
+            if self.out_dir is not None:
+                self.save_checkpoint()
+                self.write_metrics()
+        return self.history
+
+    def _bar(self, epoch: int) -> Any:
+        if not self.progress:
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(total=len(self.sampler), desc=f"epoch {epoch + 1}/{self.epochs}", unit="ex", unit_scale=True,
+                    leave=False, file=sys.stderr, dynamic_ncols=True)
+
+    def _epoch_line(self, row: dict[str, Any]) -> str:
+        width = len(str(self.epochs))
+        line = f"epoch {row['epoch']:>{width}}/{self.epochs}  loss {row['loss']:.4f}  acc {row['accuracy']:6.1%}"
+        if "eval_loss" in row:
+            line += f"  | eval loss {row['eval_loss']:.4f}  acc {row['eval_accuracy']:6.1%}"
+        return line + f"  | {row['seconds']:.1f}s  {_rate(row['examples_per_s'])} ex/s  lr {row['lr']:.2e}"
+
+    @torch.no_grad()
+    def evaluate(self, data: Any = None, *, batch_size: int | None = None) -> dict[str, Any]:
+        """Return loss, accuracy and per-class accuracy on ``data`` (default: the eval data), over all ranks."""
+        ds = self.eval_data if data is None else _dataset(data, "test", self.config)
+        if ds is None:
+            raise ConfigError("no evaluation data: pass eval_data= to the Trainer or a dataset to evaluate()")
+        batch_size = batch_size or self.eval_batch_size
+        module, was_training = self.module, self.module.training
+        module.eval()
+        k = max(len(self.classes), 1)
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        hits = torch.zeros(k, dtype=torch.int64, device=self.device)
+        totals = torch.zeros(k, dtype=torch.int64, device=self.device)
+        shard = EvalShard(len(ds), self.world.rank, self.world.size)
+        if self.preloaded and _fixed(ds):
+            batches = self._resident_copy(ds).batches(torch.tensor(list(shard), dtype=torch.int64), batch_size)
+        else:
+            loader = ds.loader(batch_size=batch_size, sampler=shard, num_workers=self.num_workers, pin_memory=self.pin_memory)
+            batches = (_move(b, self.device, self.non_blocking) for b in loader)
+        for batch in batches:
+            y = batch[self.target]
+            with self._autocast():
+                out = self._call(module, batch)
+            loss_sum += self.loss_fn(out.float(), y).double() * y.shape[0]
+            hits += torch.bincount(y[out.argmax(1) == y], minlength=k)[:k]
+            totals += torch.bincount(y, minlength=k)[:k]
+        module.train(was_training)
+        all_sum(loss_sum, self.world)
+        all_sum(hits, self.world)
+        all_sum(totals, self.world)
+        n = int(totals.sum().item())
+        per = [h / t if t else None for h, t in zip(hits.tolist(), totals.tolist())]
+        names = self.classes or [str(i) for i in range(k)]
+        return {
+            "loss": loss_sum.item() / max(n, 1), "accuracy": sum(hits.tolist()) / max(n, 1), "examples": n,
+            "per_class": dict(zip(names, per)), "split": getattr(ds, "split", None),
+        }
+
+    # -- checkpoints and metrics --------------------------------------------------------------
+    def _identity(self) -> dict[str, Any]:
+        info = self.info
+        return _plain({"name": info.name, "version": info.version, "config": info.config, "split": getattr(self.train_data, "split", None)})
+
+    def _settings(self) -> dict[str, Any]:
+        return _plain({
+            "model": self.model_name, "epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr,
+            "schedule": self.schedule, "clip_grad": self.clip_grad, "seed": self.seed, "precision": self.precision,
+            "device": str(self.device), "world_size": self.world.size, "preload": self.preloaded,
+            "optimizer": type(self.optimizer).__name__, "target": self.target,
+        })
+
+    def save_checkpoint(self, path: str | os.PathLike[str] | None = None) -> Path | None:
+        """Write the checkpoint (model, optimizer, scheduler, epoch, RNG, dataset) atomically; rank 0 writes."""
+        rng = gather_objects(_rng_state(), self.world)  # a collective: every rank takes part
+        if not self.world.main:
+            return None
+        if path is None:
+            if self.out_dir is None:
+                raise ConfigError("save_checkpoint() needs a path or the Trainer's out_dir=")
+            path = self.out_dir / CHECKPOINT
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = {
+            "format": FORMAT, "epoch": self.epoch, "model": self.module.state_dict(),
+            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "rng": rng, "dataset": self._identity(), "settings": self._settings(),
+            "classes": list(self.classes), "task": self.info.task, "history": _plain(self.history),
+        }
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            torch.save(state, tmp)
+            os.replace(tmp, path)  # readers see the old checkpoint or the new one, never half of one
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path
+
+    def _restore(self, path: Path) -> None:
+        ckpt = load_checkpoint(path)
+        mine, theirs = self._identity(), ckpt["dataset"]
+        for key in ("name", "version", "config"):
+            if mine[key] != theirs[key]:
+                raise ConfigError(
+                    f"checkpoint {path} was trained on {theirs['name']} {theirs['version']} {theirs['config']}, "
+                    f"not {mine['name']} {mine['version']} {mine['config']}; use another --out folder"
+                )
+        self.module.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        if self.scaler is not None and ckpt.get("scaler"):
+            self.scaler.load_state_dict(ckpt["scaler"])
+        rng = ckpt["rng"]
+        _set_rng_state(rng[min(self.world.rank, len(rng) - 1)])
+        self.epoch = int(ckpt["epoch"])
+        self.history = list(ckpt["history"])
+        was = ckpt["settings"].get("epochs")
+        note = f" (it planned {was}; the schedule now spans {self.epochs})" if was != self.epochs else ""
+        self._say(f"resumed from {path} after epoch {self.epoch}{note}")
+
+    def metrics(self, **extra: Any) -> dict[str, Any]:
+        """Return the run's figures: dataset, settings, parameter count, history, and ``extra`` (e.g. test=)."""
+        return _plain({
+            "dataset": self._identity(), "settings": self._settings(), "task": self.info.task,
+            "classes": self.classes, "parameters": sum(p.numel() for p in self.module.parameters()),
+            "history": self.history, **extra,
+        })
+
+    def write_metrics(self, **extra: Any) -> Path | None:
+        """Write ``metrics.json`` into ``out_dir`` (rank 0 only) and return its path."""
+        if self.out_dir is None or not self.world.main:
+            return None
+        from .cache import write_json_atomic
+
+        path = self.out_dir / METRICS
+        write_json_atomic(path, self.metrics(**extra))
+        return path
+
+    # -- lifetime -----------------------------------------------------------------------------
+    def close(self) -> None:
+        """Stop DataLoader workers and leave the process group if this trainer joined it."""
+        self._loaders.clear()
+        self._resident.clear()
+        self.world.close()
+
+    def __enter__(self) -> "Trainer":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+

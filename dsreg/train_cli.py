@@ -1,0 +1,163 @@
+"""``dsreg train NAME``: fetch if needed, train the task's default (or a chosen) model, test, write results.
+
+Thin over ``dsreg.train.Trainer``. Imported only when the command runs (and torch only inside the
+command), so ``dsreg list`` and ``dsreg --help`` stay fast.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .cli import _echo_json, config_option, parse_config
+
+__all__ = ["train_cmd", "pick_splits", "default_out_dir"]
+
+_EVAL_SPLITS = ("validation", "valid", "val", "dev")
+
+
+def pick_splits(splits: list[str]) -> tuple[str, str | None, str | None]:
+    """Return (train, per-epoch eval, final test) splits: "train"; a validation split; "test" or the last other one."""
+    train = "train" if "train" in splits else splits[0]
+    val = next((s for s in _EVAL_SPLITS if s in splits), None)
+    others = [s for s in splits if s not in (train, val)]
+    test = "test" if "test" in splits else (others[-1] if others else val)
+    return train, val, test
+
+
+def default_out_dir(name: str, resume: bool) -> Path:
+    """Return ``runs/<name>-<YYYYmmdd-HHMMSS>``; with ``resume``, the newest such run holding a checkpoint."""
+    from .train import CHECKPOINT
+
+    if resume:
+        earlier = sorted(p.parent for p in Path("runs").glob(f"{name}-*/{CHECKPOINT}"))
+        if earlier:
+            return earlier[-1]
+    return Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _forwarded(ctx: click.Context, out: Path) -> list[str]:
+    """Rebuild this command's arguments for the worker processes (without --nproc, with the chosen --out)."""
+    args: list[str] = []
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name or "")
+        if param.name in ("nproc", "out") or value is None:
+            continue
+        if isinstance(param, click.Argument):
+            args.append(str(value))
+        elif isinstance(param, click.Option) and param.is_flag:
+            if param.secondary_opts and value is False:
+                args.append(param.secondary_opts[0])
+            elif value:
+                args.append(param.opts[0])
+        elif isinstance(param, click.Option) and param.multiple:
+            for item in value:
+                args += [param.opts[0], str(item)]
+        else:
+            args += [param.opts[0], str(value)]
+    return [*args, "--out", str(out)]
+
+
+def _spawn(ctx: click.Context, nproc: int, name: str, params: dict[str, Any], out: Path, quiet: bool) -> None:
+    """Fetch once here, then run ``nproc`` training processes through torch.distributed's launcher."""
+    from . import api
+
+    api.fetch(name, quiet=quiet, **params)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+           "-m", "dsreg", "train", *_forwarded(ctx, out)]
+    rc = subprocess.call(cmd)
+    if rc:
+        ctx.exit(rc)
+
+
+@click.command("train")
+@click.argument("name")
+@click.option("-m", "--model", default=None, help="Registered model (default: the first for the dataset's task).")
+@click.option("--epochs", type=int, default=3, show_default=True)
+@click.option("--batch-size", type=int, default=128, show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True, help="Peak learning rate (AdamW).")
+@click.option("--weight-decay", type=float, default=0.01, show_default=True)
+@click.option("--schedule", default="cosine", show_default=True, help="Learning-rate schedule: cosine, linear or constant.")
+@click.option("--clip-grad", type=float, default=None, help="Clip the gradient norm to this value.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--deterministic", is_flag=True, help="Use deterministic algorithms only (slower on GPU).")
+@click.option("--device", default="auto", show_default=True, help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps.")
+@click.option("--precision", default="auto", show_default=True, help="auto (bf16 on capable GPUs, else fp32), fp32, bf16, fp16.")
+@click.option("--workers", type=int, default=None, help="DataLoader worker processes (default: 0 on CPU, up to 4 on GPU).")
+@click.option("--preload/--no-preload", default=None, help="Hold the whole split on the device (default: on CUDA when it fits).")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder (default: runs/<name>-<time>).")
+@click.option("--resume", is_flag=True, help="Continue the run in --out (default: the newest runs/<name>-*).")
+@click.option("--nproc", type=int, default=1, show_default=True, help="Data-parallel processes (launched by torchrun).")
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON (progress goes to stderr).")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the final result.")
+@click.pass_context
+def train_cmd(ctx: click.Context, name: str, model: str | None, epochs: int, batch_size: int, lr: float,
+              weight_decay: float, schedule: str, clip_grad: float | None, seed: int, deterministic: bool,
+              device: str, precision: str, workers: int | None, preload: bool | None, out: Path | None,
+              resume: bool, nproc: int, config: tuple[str, ...], as_json: bool, quiet: bool) -> None:
+    """Train a model on dataset NAME, test it, and write checkpoint.pt and metrics.json into the run folder."""
+    params = parse_config(config)
+    out = out or default_out_dir(name, resume)
+    if nproc > 1 and "WORLD_SIZE" not in os.environ:
+        _spawn(ctx, nproc, name, params, out, quiet)
+        return
+
+    from . import api
+    from .distributed import world
+    from .train import CHECKPOINT, METRICS, Trainer, pick_device
+
+    w = world(pick_device(device).type)
+    say = (lambda line: click.echo(line, err=True)) if as_json else click.echo
+    try:
+        if not w.main:  # rank 0 downloads and prepares; the others then find it cached
+            w.barrier()
+        inf = api.fetch(name, quiet=quiet or not w.main, **params)
+        if w.main:
+            w.barrier()
+        splits = list((inf.manifest or {}).get("splits", {})) or list(inf.splits)
+        train_split, val_split, test_split = pick_splits(splits)
+        trainer = Trainer(
+            model, f"{name}:{train_split}", f"{name}:{val_split}" if val_split else None, config=params,
+            epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, schedule=schedule,
+            clip_grad=clip_grad, seed=seed, deterministic=deterministic, device=device, precision=precision,
+            num_workers=workers, preload="auto" if preload is None else preload, out_dir=out, resume=resume,
+            quiet=quiet, log=say,
+        )
+        with trainer:
+            if not quiet and w.main:
+                n_params = sum(p.numel() for p in trainer.module.parameters())
+                where = f"{trainer.device}, {trainer.precision}" + (", data on device" if trainer.preloaded else "")
+                where += f", {w.size} processes" if w.distributed else ""
+                val = f", eval on {val_split}" if val_split else ""
+                say(f"{inf.name}: {trainer.model_name} ({n_params:,} parameters) on {where}; "
+                    f"{len(trainer.train_data):,} {train_split} examples{val}; run folder {out}")
+            try:
+                trainer.fit()
+            except KeyboardInterrupt:
+                if w.main:
+                    click.echo(f"interrupted; continue with: dsreg train {name} --out {out} --resume", err=True)
+                ctx.exit(130)
+            test = trainer.evaluate(f"{name}:{test_split}") if test_split else None
+            trainer.write_metrics(test=test)
+            if not w.main:
+                return
+            if as_json:
+                _echo_json(trainer.metrics(test=test) | {"out": str(out)})
+                return
+            if test is None:
+                say("no split other than the training split to test on")
+            else:
+                say(f"test ({test_split}): loss {test['loss']:.4f}  accuracy {test['accuracy']:.2%} on {test['examples']:,} examples")
+                per = [f"{k} {v:.1%}" for k, v in test["per_class"].items() if v is not None]
+                if per and len(per) <= 20 and not quiet:
+                    say("per class: " + "  ".join(per))
+            say(f"wrote {out / CHECKPOINT} and {out / METRICS}")
+    finally:
+        w.close()
