@@ -141,7 +141,10 @@ def test_strict_mode_turns_a_failure_into_an_error(site, dsreg_cache):
 def test_load_plugins_limits_the_entry_points(site, dsreg_cache):
     out = run_cli(site, "list", "--json", DSREG_LOAD_PLUGINS="goodplugin")
     assert sorted(r["name"] for r in json.loads(out.stdout)) == ["digits", "letters"]
-    assert json.loads(run_cli(site, "plugins", "--json", DSREG_LOAD_PLUGINS="").stdout) == []
+    # An empty list loads no entry points; the core's own default plugins (built-in models) stay.
+    loaded = json.loads(run_cli(site, "plugins", "--json", DSREG_LOAD_PLUGINS="").stdout)
+    assert [r["name"] for r in loaded] == list(plugins.DEFAULT_PLUGINS)
+    assert all(r["dist"] == "dsreg" and not r["datasets"] for r in loaded)
 
 
 def test_discovery_through_patched_entry_points(site, dsreg_cache, monkeypatch):
