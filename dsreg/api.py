@@ -55,9 +55,11 @@ class DatasetInfo:
 
     @property
     def size(self) -> int | None:
-        """Total published bytes of the remote files (None if any size is unknown)."""
+        """Total published bytes of the remote files (None if any is unknown or there are none)."""
         sizes = [f.size for f in self.files]
-        return None if any(s is None for s in sizes) else sum(s for s in sizes if s is not None)
+        if not sizes or any(s is None for s in sizes):
+            return None
+        return sum(s for s in sizes if s is not None)
 
     def to_json(self) -> dict[str, Any]:
         return {
