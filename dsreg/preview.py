@@ -241,7 +241,7 @@ def _table(rows: list[tuple[str, str, str]], column: str) -> str:
 
 
 def _draw_text(rows: list[tuple[str, str, str]], column: str, title: str) -> Any:
-    fig = _figure(11, 0.32 * len(rows) + 1.0)
+    fig = _figure(11, 0.27 * len(rows) + 0.6)
     ax = fig.add_subplot()
     ax.axis("off")
     colours = {}
@@ -257,6 +257,7 @@ def _draw_text(rows: list[tuple[str, str, str]], column: str, title: str) -> Any
     table.set_fontsize(9)
     table.scale(1, 1.25)
     for (row, _), cell in table.get_celld().items():
+        cell.PAD = 0.015  # the default pads by a tenth of the column: too much for the wide text column
         if row == 0:
             cell.set_text_props(fontweight="bold")
     fig.suptitle(title, fontsize=10)
