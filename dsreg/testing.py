@@ -12,6 +12,14 @@ Plain helpers: ``LoopbackServer`` (the same server, usable outside pytest),
 ``registered(*builders)`` (a context manager), and for generating a user's data in every
 container: ``write_tree(root, {path: bytes})`` (a folder) and ``pack({path: bytes}, "zip" |
 "tar" | "tar.gz")`` (archive bytes).
+
+Fake data, valid and small, from a seed (no Pillow, numpy or soundfile needed except for JPEG):
+``fake_png``, ``fake_jpeg``, ``fake_wav``, ``fake_flac``, ``fake_text`` and ``fake_tree`` (a
+``split/class/file`` layout of any of them, ready for ``pack`` or ``write_tree``).
+
+The conformance suite: ``check_builder(MyBuilder, files={name: fake bytes})`` fetches, prepares and
+loads the dataset in a throwaway cache and runs every check a plugin must pass (see its docstring);
+a failure raises ``ConformanceError`` with one line naming the check, the dataset and the fix.
 """
 
 from __future__ import annotations
@@ -19,19 +27,31 @@ from __future__ import annotations
 import contextlib
 import http.server
 import io
+import math
+import os
+import random
+import struct
 import tarfile
+import tempfile
 import threading
 import time
+import warnings
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
-from .builder import Builder
+from .builder import Builder, Skip
+from .errors import DsregError
 from .plugins import use_registry
 from .registry import Registry
 
-__all__ = ["LoopbackServer", "registered", "write_tree", "pack", "dsreg_cache", "file_server", "register"]
+__all__ = [
+    "LoopbackServer", "registered", "write_tree", "pack", "dsreg_cache", "file_server", "register",
+    "fake_png", "fake_jpeg", "fake_wav", "fake_flac", "fake_text", "fake_tree",
+    "check_builder", "Conformance", "ConformanceError", "ConformanceWarning", "CHECKS",
+]
 
 
 @dataclass
@@ -209,6 +229,808 @@ def pack(tree: dict[str, bytes], fmt: str = "zip") -> bytes:
     else:
         raise ValueError(f"archive format {fmt!r} is not zip, tar or tar.gz")
     return buf.getvalue()
+
+
+# -- fake data: small, valid files from a seed --------------------------------------------------
+_WORDS = (
+    "river stone quiet amber lantern meadow copper violet harbor window thunder maple silver "
+    "orchard pepper candle marble falcon willow ember glacier velvet cedar saffron pebble comet"
+).split()
+
+
+def _pixels(width: int, height: int, channels: int, seed: int) -> bytes:
+    rng = random.Random(seed)
+    return bytes(rng.randrange(256) for _ in range(width * height * channels))
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def fake_png(width: int = 8, height: int = 8, *, mode: str = "L", seed: int = 0) -> bytes:
+    """Return a valid PNG of random pixels; ``mode`` is "L", "LA", "RGB" or "RGBA" (8 bits per channel)."""
+    modes = {"L": (0, 1), "LA": (4, 2), "RGB": (2, 3), "RGBA": (6, 4)}
+    if mode not in modes:
+        raise ValueError(f"PNG mode {mode!r} is not one of {', '.join(modes)}")
+    color_type, channels = modes[mode]
+    pixels = _pixels(width, height, channels, seed)
+    stride = width * channels
+    # Filter byte 0 (none) before every row, as the format requires.
+    raw = b"".join(b"\x00" + pixels[y * stride : (y + 1) * stride] for y in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, color_type, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", zlib.compress(raw)) + _png_chunk(b"IEND", b"")
+    )
+
+
+def fake_jpeg(width: int = 8, height: int = 8, *, mode: str = "RGB", seed: int = 0, quality: int = 90) -> bytes:
+    """Return a valid JPEG of random pixels ("L" or "RGB"); needs Pillow."""
+    try:
+        from PIL import Image
+    except ImportError as exc:
+        raise ImportError("fake_jpeg needs Pillow: pip install Pillow") from exc
+    channels = {"L": 1, "RGB": 3}.get(mode)
+    if channels is None:
+        raise ValueError(f"JPEG mode {mode!r} is not 'L' or 'RGB'")
+    image = Image.frombytes(mode, (width, height), _pixels(width, height, channels, seed))
+    buf = io.BytesIO()
+    image.save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def _samples(seconds: float, rate: int, channels: int, seed: int, freq: float | None) -> list[int]:
+    """Return interleaved 16-bit samples: a sine (a random pitch from the seed) plus a little noise."""
+    rng = random.Random(seed)
+    pitch = freq if freq is not None else rng.uniform(200.0, 2000.0)
+    out = []
+    for i in range(max(1, int(seconds * rate))):
+        value = 0.5 * math.sin(2 * math.pi * pitch * i / rate) + rng.uniform(-0.05, 0.05)
+        out.extend([int(value * 32767)] * channels)
+    return out
+
+
+def fake_wav(seconds: float = 0.25, *, rate: int = 8000, channels: int = 1, seed: int = 0, freq: float | None = None) -> bytes:
+    """Return a valid 16-bit PCM WAV: a sine (pitch ``freq`` or one drawn from the seed) with noise."""
+    import wave
+
+    samples = _samples(seconds, rate, channels, seed, freq)
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as out:
+        out.setnchannels(channels)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(struct.pack(f"<{len(samples)}h", *samples))
+    return buf.getvalue()
+
+
+def _crc8(data: bytes) -> int:
+    crc = 0
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x07) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
+    return crc
+
+
+def _crc16(data: bytes) -> int:
+    crc = 0
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x8005) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
+    return crc
+
+
+def _utf8_number(n: int) -> bytes:
+    """FLAC's frame number coding (the UTF-8 scheme, extended to 36 bits)."""
+    if n < 0x80:
+        return bytes([n])
+    for length in range(2, 8):
+        if n < 1 << (5 * length + 1):
+            break
+    out = []
+    for _ in range(length - 1):
+        out.append(0x80 | (n & 0x3F))
+        n >>= 6
+    lead = (0xFF << (8 - length)) & 0xFF
+    return bytes([lead | n, *reversed(out)])
+
+
+def fake_flac(seconds: float = 0.25, *, rate: int = 8000, channels: int = 1, seed: int = 0, freq: float | None = None) -> bytes:
+    """Return a valid 16-bit FLAC (uncompressed "verbatim" frames) of the same signal as ``fake_wav``."""
+    if not 1 <= channels <= 8 or not 1 <= rate < 1 << 20:
+        raise ValueError("FLAC needs 1-8 channels and a sample rate below 1048576 Hz")
+    samples = _samples(seconds, rate, channels, seed, freq)
+    frames_total = len(samples) // channels
+    block = 1024
+    # STREAMINFO: block sizes, unknown frame sizes, rate, channels, 16 bits, total samples, no MD5.
+    info = struct.pack(">HH", block, block) + b"\x00" * 6
+    bits = (rate << 44) | ((channels - 1) << 41) | (15 << 36) | frames_total
+    info += bits.to_bytes(8, "big") + b"\x00" * 16
+    out = bytearray(b"fLaC" + bytes([0x80]) + len(info).to_bytes(3, "big") + info)  # last metadata block
+    for number, start in enumerate(range(0, frames_total, block)):
+        n = min(block, frames_total - start)
+        header = bytearray(b"\xff\xf8")
+        header.append(0x70)  # block size: 16-bit (n-1) at the end of the header; rate from STREAMINFO
+        header.append(((channels - 1) << 4) | 0x08)  # independent channels, 16 bits per sample
+        header += _utf8_number(number) + struct.pack(">H", n - 1)
+        header.append(_crc8(bytes(header)))
+        frame = bytearray(header)
+        for ch in range(channels):
+            frame.append(0x02)  # verbatim subframe, no wasted bits
+            chunk = samples[start * channels + ch : (start + n) * channels : channels]
+            frame += struct.pack(f">{n}h", *chunk)
+        frame += struct.pack(">H", _crc16(bytes(frame)))
+        out += frame
+    return bytes(out)
+
+
+def fake_text(lines: int = 3, words: int = 8, *, seed: int = 0) -> str:
+    """Return ``lines`` lines of ``words`` random words each (a newline after each line)."""
+    rng = random.Random(seed)
+    return "".join(" ".join(rng.choice(_WORDS) for _ in range(words)).capitalize() + ".\n" for _ in range(lines))
+
+
+def fake_tree(
+    classes: Sequence[str] = ("a", "b"),
+    per_class: int = 2,
+    *,
+    splits: Sequence[str] = ("train", "test"),
+    make: Callable[..., Any] = fake_png,
+    ext: str = "png",
+    seed: int = 0,
+    **kwargs: Any,
+) -> dict[str, bytes]:
+    """Return ``{"<split>/<class>/<i>.<ext>": bytes}`` made by ``make(seed=..., **kwargs)``, every file different.
+
+    Pass ``splits=()`` for a ``<class>/<i>.<ext>`` layout. Hand the result to ``pack`` for an archive
+    or ``write_tree`` for a folder.
+    """
+    tree: dict[str, bytes] = {}
+    n = seed * 1_000_003
+    for split in splits or (None,):
+        for label in classes:
+            for i in range(per_class):
+                data = make(seed=n, **kwargs)
+                n += 1
+                path = f"{label}/{i}.{ext}" if split is None else f"{split}/{label}/{i}.{ext}"
+                tree[path] = data.encode() if isinstance(data, str) else bytes(data)
+    return tree
+
+
+# -- the conformance suite -----------------------------------------------------------------------
+#: Every check ``check_builder`` runs, in order; ``skip=`` takes any of these names.
+CHECKS: tuple[str, ...] = (
+    "metadata", "files", "fetch", "features", "overlap", "collate", "pickle", "workers", "offline", "train",
+)
+
+
+class ConformanceError(DsregError, AssertionError):
+    """A Builder failed one conformance check: the message names the check, the dataset and the fix."""
+
+    def __init__(self, check: str, dataset: str, problem: str, fix: str) -> None:
+        self.check, self.dataset, self.problem, self.fix = check, dataset, problem, fix
+        super().__init__(f"check_builder [{check}] {dataset}: {problem}; {fix}")
+
+
+class ConformanceWarning(UserWarning):
+    """A conformance check was skipped for a reason worth seeing (e.g. no model for the task)."""
+
+
+class _Fail(Exception):
+    """Raised inside a check: ``(problem, fix)``, turned into a ConformanceError by the runner."""
+
+    def __init__(self, problem: str, fix: str) -> None:
+        super().__init__(problem)
+        self.problem, self.fix = problem, fix
+
+
+@dataclass
+class Conformance:
+    """What ``check_builder`` found: each check's outcome ("ok" or "skipped: why") and the split sizes."""
+
+    dataset: str
+    results: dict[str, str] = field(default_factory=dict)
+    splits: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def skipped(self) -> dict[str, str]:
+        """Return ``{check: reason}`` of the checks that did not run."""
+        return {k: v.partition(": ")[2] for k, v in self.results.items() if v.startswith("skipped")}
+
+    def __str__(self) -> str:
+        sizes = ", ".join(f"{s} {n}" for s, n in self.splits.items())
+        lines = [f"{self.dataset}: {sizes}"] + [f"  {check:<9} {outcome}" for check, outcome in self.results.items()]
+        return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def _environ(**values: str | None) -> Iterator[None]:
+    """Set (or, for None, remove) environment variables for the block, then restore them."""
+    saved = {key: os.environ.get(key) for key in values}
+    try:
+        for key, value in values.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+_MODELS: dict[str, Any] | None = None
+
+
+def _installed_models() -> dict[str, Any]:
+    """Return the models registered by the core's default plugins and every installed plugin (loaded once)."""
+    global _MODELS
+    if _MODELS is None:
+        from .plugins import load_registry
+
+        _MODELS = dict(load_registry().models)
+    return _MODELS
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    # DataLoader re-raises a worker's error with the worker's traceback; its last line is the error.
+    lines = [line for line in text.splitlines() if line.strip()]
+    line = lines[-1].strip() if "Original Traceback" in text and lines else (lines[0] if lines else "")
+    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
+
+
+def _rows(ds: Any, chunk: int = 256) -> Iterator[dict[str, Any]]:
+    """Yield every example of ``ds`` as a dict, reading a chunk at a time through the batch path."""
+    from .collate import Batch
+
+    for start in range(0, len(ds), chunk):
+        got = ds.__getitems__(list(range(start, min(start + chunk, len(ds)))))
+        if isinstance(got, Batch):
+            n = min(chunk, len(ds) - start)
+            for j in range(n):
+                yield {k: v[j] for k, v in got.items()}
+        else:
+            yield from got
+
+
+def _feed(h: Any, value: Any) -> None:
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().contiguous()
+        h.update(f"T{value.dtype}{tuple(value.shape)}".encode())
+        h.update(value.numpy().tobytes() if value.dtype != torch.bfloat16 else repr(value.tolist()).encode())
+    elif isinstance(value, str):
+        h.update(b"S" + value.encode())
+    elif isinstance(value, (bytes, bytearray, memoryview)):
+        h.update(b"B" + bytes(value))
+    elif isinstance(value, (list, tuple)):
+        h.update(f"L{len(value)}".encode())
+        for item in value:
+            _feed(h, item)
+    elif isinstance(value, dict):
+        for key in sorted(value):
+            h.update(f"K{key}".encode())
+            _feed(h, value[key])
+    elif hasattr(value, "__array__"):
+        _feed(h, torch.as_tensor(value))
+    else:
+        h.update(f"V{value!r}".encode())
+
+
+def _content_hash(example: dict[str, Any]) -> str:
+    """Return a digest of every column of one example (the key is not part of it)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    _feed(h, example)
+    return h.hexdigest()
+
+
+def _same(a: Any, b: Any) -> bool:
+    """True when two batches or examples hold equal values of equal types (tensors: dtype, shape, data)."""
+    import torch
+
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return (
+            isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.dtype == b.dtype
+            and a.shape == b.shape and bool(torch.equal(a, b) or (a.is_floating_point() and torch.allclose(a, b, equal_nan=True)))
+        )
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return bool(a == b)
+
+
+def _differs(a: dict[str, Any], b: dict[str, Any]) -> str:
+    """Name the first column where two batches differ."""
+    if not isinstance(a, dict) or not isinstance(b, dict):
+        return f"{type(a).__name__} vs {type(b).__name__}"
+    if a.keys() != b.keys():
+        return f"columns {sorted(a)} vs {sorted(b)}"
+    return next((k for k in a if not _same(a[k], b[k])), "?")
+
+
+def _value_problem(column: str, feat: Any, value: Any, stored: bool) -> str | None:
+    """Return why ``value`` does not fit feature ``feat`` (None when it fits).
+
+    ``stored`` False checks what ``generate`` yields (arrays, lists, numbers, class names);
+    True checks what the Dataset returns (tensors of exactly the declared dtype and shape).
+    """
+    import numpy as np
+    import torch
+
+    from .features import ClassLabel, Tensor, Value
+
+    kind = type(value).__name__
+    if isinstance(feat, Tensor):
+        if stored:
+            if not isinstance(value, torch.Tensor):
+                return f"column {column!r} loads as {kind}, not a tensor"
+            arr_dtype, shape = str(value.dtype).replace("torch.", ""), tuple(value.shape)
+            if arr_dtype != feat.dtype:
+                return f"column {column!r} loads as {arr_dtype}, the feature says {feat.dtype}"
+        else:
+            if isinstance(value, (str, bytes, dict)):
+                return f"column {column!r} is {kind}, the feature says {feat.describe()}"
+            try:
+                arr = np.asarray(value)
+            except (ValueError, TypeError) as exc:
+                return f"column {column!r} is not an array ({exc})"
+            if arr.dtype == object:
+                return f"column {column!r} is a ragged or non-numeric {kind}, the feature says {feat.describe()}"
+            shape = arr.shape
+            want = np.dtype(feat.dtype)
+            if arr.dtype != want:
+                if arr.dtype.kind == "f" and want.kind in "iub":
+                    return f"column {column!r} holds {arr.dtype} values, the feature says {feat.dtype}"
+                with np.errstate(all="ignore"):
+                    if not np.array_equal(arr.astype(want).astype(arr.dtype), arr):
+                        return f"column {column!r} holds {arr.dtype} values that {feat.dtype} cannot represent (they would wrap or round)"
+        if len(shape) != len(feat.shape) or any(d is not None and d != s for d, s in zip(feat.shape, shape)):
+            return f"column {column!r} has shape {list(shape)}, the feature says {feat.describe()}"
+        return None
+    if isinstance(feat, ClassLabel):
+        if isinstance(value, str) and not stored:
+            return None if value in feat.names else f"column {column!r}: {value!r} is not one of the class names {list(feat.names)}"
+        if isinstance(value, torch.Tensor) and value.dim() == 0 and not value.is_floating_point():
+            index = int(value)
+        elif isinstance(value, (int, np.integer)) and not isinstance(value, bool) and not stored:
+            index = int(value)
+        else:
+            return f"column {column!r} is {kind} {value!r}, not a class index"
+        if feat.names and not 0 <= index < len(feat.names):
+            return f"column {column!r}: label {index} is outside 0..{len(feat.names) - 1}"
+        return None
+    if isinstance(feat, Value):
+        if feat.dtype == "string":
+            return None if isinstance(value, str) else f"column {column!r} is {kind}, the feature says string"
+        if feat.dtype == "binary":
+            ok = isinstance(value, (bytes, bytearray, memoryview))
+            return None if ok else f"column {column!r} is {kind}, the feature says binary"
+        if stored:
+            if not (isinstance(value, torch.Tensor) and value.dim() == 0):
+                return f"column {column!r} loads as {kind}, not a scalar tensor"
+            return None
+        if isinstance(value, (str, bytes)) or np.ndim(value) != 0:
+            return f"column {column!r} is {kind}, the feature says a {feat.dtype} scalar"
+        return None
+    return None  # a plugin's own Feature type: the store's encoder is its check
+
+
+def _example_problem(example: Any, features: dict[str, Any], stored: bool) -> str | None:
+    if not isinstance(example, dict):
+        return f"an example is {type(example).__name__}, not a dict of columns"
+    if example.keys() != features.keys():
+        missing = sorted(set(features) - set(example))
+        extra = sorted(set(example) - set(features))
+        return f"example columns differ from the features (missing {missing}, unexpected {extra})"
+    for column, feat in features.items():
+        problem = _value_problem(column, feat, example[column], stored)
+        if problem:
+            return problem
+    return None
+
+
+class _Checker:
+    """One run of the suite over one Builder class in a throwaway cache."""
+
+    def __init__(self, builder_cls: type[Builder], config: dict[str, Any], skip: Sequence[str], root: Path) -> None:
+        self.cls = builder_cls
+        self.name = getattr(builder_cls, "name", "") or builder_cls.__qualname__
+        self.config = config
+        self.skip = set(skip)
+        self.root = root
+        self.report = Conformance(self.name)
+        self.datasets: dict[str, Any] = {}
+        self.info: Any = None
+        self.registry: Registry | None = None
+
+    def run(self, check: str, fn: Callable[[], str | None]) -> None:
+        if check in self.skip:
+            self.report.results[check] = "skipped: asked by skip="
+            return
+        try:
+            outcome = fn()
+        except _Fail as fail:  # chain the error that caused it, if any, for the traceback
+            raise ConformanceError(check, self.name, fail.problem, fail.fix) from fail.__cause__
+        except ConformanceError:
+            raise
+        except Exception as exc:  # a bug surfaced by the check: keep its traceback chained
+            raise ConformanceError(
+                check, self.name, f"raised {_first_line(exc)}", "see the chained traceback above"
+            ) from exc
+        self.report.results[check] = outcome or "ok"
+        if outcome and outcome.startswith("skipped"):
+            warnings.warn(f"check_builder [{check}] {self.name}: {outcome}", ConformanceWarning, stacklevel=3)
+
+    # -- the checks ---------------------------------------------------------------------------
+    def metadata(self) -> None:
+        cls = self.cls
+        try:
+            cls.validate()
+        except DsregError as exc:
+            raise _Fail(str(exc), "fix the Builder's class attributes") from None
+        wanted = {
+            "description": "a sentence or two users see in `dsreg info`",
+            "license": 'the data\'s license, e.g. "CC-BY-4.0" (or "unknown" with a note)',
+            "citation": 'a BibTeX entry, or "none" when there is nothing to cite',
+            "homepage": "the URL where the data is described",
+            "task": 'what the data is for, e.g. "image-classification" (picks the default model)',
+            "version": 'a version string such as "1.0.0", raised whenever the prepared data changes',
+        }
+        for attr, what in wanted.items():
+            value = getattr(cls, attr, "")
+            if not isinstance(value, str) or not value.strip():
+                raise _Fail(f"{attr} is empty", f"set {attr} = ... to {what}")
+        if "://" not in cls.homepage:
+            raise _Fail(f"homepage {cls.homepage!r} is not a URL", "set homepage to an http(s) URL")
+        if not dict(self.cls.features) and self.cls.get_features is Builder.get_features:
+            raise _Fail("features is empty", "declare features = {column: dsreg.Tensor(...)/ClassLabel(...)/...}")
+
+    def builder(self) -> Builder:
+        try:
+            return self.cls(**self.config)
+        except DsregError as exc:
+            raise _Fail(str(exc), "pass config= with parameters the Builder declares") from None
+
+    def files(self) -> None:
+        from .builder import File
+
+        try:
+            files = self.builder().get_files()
+        except ValueError as exc:  # File() refuses a file without a checksum
+            raise _Fail(f"get_files() builds an invalid File ({exc})", "give every File size= and sha256= (or md5=)") from None
+        names = set()
+        for file in files:
+            if not isinstance(file, File):
+                raise _Fail(f"get_files() returned {file!r}, not a dsreg.File", "return dsreg.File objects")
+            if file.name in names:
+                raise _Fail(f"two files are named {file.name!r}", "give each File its own name")
+            names.add(file.name)
+            if file.pin_on_first_download:
+                continue  # declared as having no published checksum (and maybe no size)
+            if file.checksum is None:
+                raise _Fail(
+                    f"file {file.name!r} has no checksum",
+                    "give sha256= (or md5=), or declare pin_on_first_download=True if none is published",
+                )
+            if file.size is None:
+                raise _Fail(
+                    f"file {file.name!r} has a checksum but no size",
+                    "give size= in bytes (or declare pin_on_first_download=True if it is not published)",
+                )
+
+    def fetch(self, fake: Mapping[str, bytes | str | os.PathLike[str]] | None,
+              mirrors: Sequence[str], from_path: str | os.PathLike[str] | None) -> str:
+        from . import api
+
+        mirrors = list(mirrors)
+        if fake:
+            declared = [f.name for f in self.builder().get_files()]
+            unknown = sorted(set(fake) - set(declared))
+            if unknown:
+                raise _Fail(f"files= names {unknown}, which it does not declare (it declares {declared})",
+                            "key files= by File.name")
+            tree = {k: v if isinstance(v, (bytes, bytearray)) else Path(v).read_bytes() for k, v in fake.items()}
+            mirrors.insert(0, str(write_tree(self.root / "fake-files", tree)))
+        try:
+            # Fake bytes cannot match the published checksums: they are accepted as unverified.
+            self.info = api.fetch(self.name, mirrors=mirrors, from_path=from_path, verify=not fake,
+                                  quiet=True, **self.config)
+        except DsregError as exc:
+            raise _Fail(f"fetch failed: {exc}", "fix the files' URLs, or pass files=, mirrors= or from_path= to check_builder") from None
+        for split in self.info.splits:
+            ds = api.load(self.name, split=split, download=False, **self.config)
+            self.datasets[split] = ds
+            self.report.splits[split] = len(ds)
+        if not self.datasets:
+            raise _Fail("it prepared no splits", "return the split names from get_splits()")
+        empty = [s for s, ds in self.datasets.items() if len(ds) == 0]
+        if empty:
+            raise _Fail(f"split {empty[0]!r} has no examples", "make generate yield examples for every split (give files= data that covers each)")
+        return "ok" if not fake else "ok (files= served unverified)"
+
+    def _local_files(self) -> dict[str, Path]:
+        from .cache import Cache
+
+        cache = Cache()
+        records = cache.read_files(self.name)
+        return {f.name: cache.download(records[f.name]["sha256"]) for f in self.info.files}
+
+    def features(self, sample: int) -> None:
+        from .storage import examples
+
+        features = dict(self.info.features)
+        paths = self._local_files()
+        builder = self.builder()
+        builder.features = dict(builder.get_features(paths))
+        for split in self.datasets:
+            stream = examples(builder, split, paths, workers=1)
+            seen = 0
+            try:
+                for key, example in stream:
+                    if isinstance(example, Skip):
+                        continue
+                    problem = _example_problem(example, features, stored=False)
+                    if problem:
+                        raise _Fail(f"generate yields {split}[{key!r}] whose {problem}",
+                                    "yield exactly the feature columns with the declared dtypes and shapes")
+                    seen += 1
+                    if seen >= sample:
+                        break
+            finally:
+                close = getattr(stream, "close", None)
+                if close is not None:
+                    close()
+        for split, ds in self.datasets.items():
+            decoded = ds.builder.decodes_on_access() or ds.transform is not None
+            for i in range(min(sample, len(ds))):
+                example = ds[i]
+                if decoded:  # decode_example may turn a stored column into another type
+                    problem = None if isinstance(example, dict) and example.keys() == features.keys() else \
+                        f"example columns {sorted(example) if isinstance(example, dict) else type(example).__name__} differ from the features {sorted(features)}"
+                else:
+                    problem = _example_problem(example, features, stored=True)
+                if problem:
+                    raise _Fail(f"{split}[{i}] loads with {problem}", "make decode_example return the feature columns")
+
+    def overlap(self) -> None:
+        first: dict[str, tuple[str, int]] = {}
+        clashes: dict[tuple[str, str], list[tuple[int, int]]] = {}
+        for split, ds in self.datasets.items():
+            for i, example in enumerate(_rows(ds)):
+                digest = _content_hash(example)
+                where = first.setdefault(digest, (split, i))
+                if where[0] != split:
+                    clashes.setdefault((where[0], split), []).append((where[1], i))
+        if clashes:
+            (a, b), pairs = next(iter(clashes.items()))
+            total = sum(len(p) for p in clashes.values())
+            raise _Fail(
+                f"{total} example(s) appear in two splits, e.g. {b}[{pairs[0][1]}] == {a}[{pairs[0][0]}] "
+                f"({len(pairs)} between {a} and {b})",
+                "assign each example to one split in generate (or drop duplicates in review()); "
+                "pass skip=('overlap',) only if the published splits really overlap",
+            )
+
+    def _probe(self) -> Any:
+        """The split used for batch checks: train if there is one, else the first."""
+        return self.datasets.get("train") or next(iter(self.datasets.values()))
+
+    def collate(self, batch_size: int) -> None:
+        from collections.abc import Mapping as AbcMapping
+
+        import torch
+
+        ds = self._probe()
+        fn = ds.collate_fn
+        n = min(batch_size, len(ds))
+        index = list(range(n))
+        try:
+            from_batch = fn(ds.__getitems__(index))
+        except Exception as exc:
+            raise _Fail(f"collate_fn raises {_first_line(exc)} on a batch of {n} from the DataLoader's batch path",
+                        "accept the Batch that Dataset.__getitems__ returns (dsreg.collate.columns() reads both forms)") from exc
+        try:
+            from_list = fn([ds[i] for i in index])
+        except Exception as exc:
+            raise _Fail(f"collate_fn raises {_first_line(exc)} on a list of {n} examples",
+                        "accept a list of example dicts too (dsreg.collate.columns() reads both forms)") from exc
+        if not isinstance(from_batch, AbcMapping):
+            raise _Fail(f"collate_fn returns {type(from_batch).__name__}, not a dict of columns", "return {column: batched value}")
+        for key, value in from_batch.items():
+            size = value.shape[0] if isinstance(value, torch.Tensor) and value.dim() else (len(value) if isinstance(value, list) else None)
+            if size is not None and size != n:
+                raise _Fail(f"batch column {key!r} has {size} rows for {n} examples", "keep the batch dimension first")
+        if not _same(dict(from_batch), dict(from_list) if isinstance(from_list, AbcMapping) else from_list):
+            raise _Fail(f"collate_fn gives a different batch for a Batch and for a list of the same examples (column {_differs(dict(from_batch), from_list)})",
+                        "make both input forms collate alike")
+
+    def pickle(self) -> None:
+        import pickle
+
+        for split, ds in self.datasets.items():
+            try:
+                blob = pickle.dumps(ds)
+                back = pickle.loads(blob)
+            except Exception as exc:
+                raise _Fail(f"Dataset {split} does not pickle ({_first_line(exc)})",
+                            "keep the Builder's instance attributes picklable (no open files, locks or lambdas)") from exc
+            if len(blob) > 4 << 20:
+                raise _Fail(f"Dataset {split} pickles to {len(blob) >> 20} MiB", "hold paths and small settings on the Builder, not data")
+            if len(back) != len(ds) or not _same(back[0], ds[0]):
+                raise _Fail(f"Dataset {split} reads differently after pickling", "keep what examples depend on in picklable attributes")
+
+    def workers(self, batch_size: int, mp_context: str | None) -> str:
+        import multiprocessing
+        import pickle
+
+        import torch
+
+        ds = self._probe()
+        fn = ds.collate_fn
+        label = getattr(fn, "__qualname__", None) or getattr(getattr(fn, "func", None), "__qualname__", repr(fn))
+        try:
+            pickle.loads(pickle.dumps(fn))
+        except Exception as exc:
+            raise _Fail(
+                f"collate_fn {label} cannot be pickled ({_first_line(exc)}), so DataLoader workers started with spawn "
+                "(macOS, Windows, CUDA) cannot receive it",
+                "make it a module-level function (or a functools.partial of one), not a lambda or a closure",
+            ) from None
+        method = mp_context or ("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+        count = min(len(ds), 4 * batch_size)
+        chunks = [list(range(i, min(i + batch_size, count))) for i in range(0, count, batch_size)]
+        expected = [fn(ds.__getitems__(chunk)) for chunk in chunks]
+        loader = torch.utils.data.DataLoader(
+            ds, batch_size=batch_size, sampler=list(range(count)), num_workers=2, collate_fn=fn,
+            multiprocessing_context=method, timeout=120,
+        )
+        try:
+            got = list(loader)
+        except Exception as exc:
+            raise _Fail(
+                f"a DataLoader with num_workers=2 ({method}) fails: {_first_line(exc)}",
+                "make collate_fn and decode_example work in a fresh worker process (no state set up only in the main process)",
+            ) from exc
+        for i, (a, b) in enumerate(zip(expected, got)):
+            if not _same(a, b):
+                raise _Fail(f"batch {i} from DataLoader workers differs from the main process's (column {_differs(a, b)})",
+                            "make collate_fn depend only on its input, not on process state")
+        return f"ok ({method})"
+
+    def offline(self) -> None:
+        from . import api
+
+        with _environ(DSREG_OFFLINE="1"):
+            try:
+                api.fetch(self.name, quiet=True, **self.config)
+                for split, ds in self.datasets.items():
+                    again = api.load(self.name, split=split, **self.config)
+                    if len(again) != len(ds) or not _same(again[0], ds[0]):
+                        raise _Fail(f"split {split} reloads differently from the cache", "make prepared data depend only on version, config and files")
+            except DsregError as exc:
+                raise _Fail(f"reloading from the cache with DSREG_OFFLINE=1 fails: {exc}",
+                            "make get_files(), get_splits() and config_id depend only on the configuration") from None
+
+    def train(self, batch_size: int) -> str:
+        import torch
+
+        from .models import target_column
+        from .train import build_model
+
+        task = self.cls.task
+        assert self.registry is not None
+        models = self.registry.models_for(task)
+        if not models:
+            return f"skipped: no model is registered for task {task!r} (register one with register_models to train on it)"
+        if not task.endswith("classification"):
+            return f"skipped: no default loss for task {task!r}"
+        ds = self._probe()
+        batch = ds.collate_fn(ds.__getitems__(list(range(min(max(batch_size, 8), len(ds))))))
+        try:
+            model_name, model = build_model(None, ds.info, batch)
+        except DsregError as exc:
+            raise _Fail(f"the default model {models[0].name} for {task} cannot be built: {exc}",
+                        "shape the batch as the models in dsreg.models read it, or register a model for this dataset") from None
+        target = target_column(ds.info)
+        if target not in batch:
+            raise _Fail(f"the batch has no {target!r} column", "keep the ClassLabel column in what collate_fn returns")
+        params = [p for p in model.parameters() if p.requires_grad]
+        before = [p.detach().clone() for p in params]
+        optimizer = torch.optim.SGD(params, lr=0.1)
+        model.train()
+        optimizer.zero_grad()
+        out = model(batch)
+        classes = len(ds.info.classes)
+        if not isinstance(out, torch.Tensor) or tuple(out.shape) != (len(batch[target]), classes):
+            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise _Fail(f"model {model_name} returns {shape} for a batch of {len(batch[target])}, expected logits {(len(batch[target]), classes)}",
+                        "check the ClassLabel names and the input columns")
+        loss = torch.nn.functional.cross_entropy(out, batch[target])
+        if not torch.isfinite(loss):
+            raise _Fail(f"model {model_name} gives a loss of {loss.item()} on the first batch", "check the input values (NaN, inf, scale)")
+        loss.backward()
+        optimizer.step()
+        if not any(not torch.equal(a, p.detach()) for a, p in zip(before, params)):
+            raise _Fail(f"one SGD step leaves every weight of {model_name} unchanged", "check that the inputs reach the model")
+        return f"ok ({model_name}, loss {loss.item():.3f})"
+
+
+def check_builder(
+    builder: type[Builder],
+    *,
+    files: Mapping[str, bytes | str | os.PathLike[str]] | None = None,
+    mirrors: Sequence[str] = (),
+    from_path: str | os.PathLike[str] | None = None,
+    config: Mapping[str, Any] | None = None,
+    skip: Sequence[str] = (),
+    batch_size: int = 4,
+    sample: int = 32,
+    mp_context: str | None = None,
+) -> Conformance:
+    """Run the conformance suite on ``builder``; raise ConformanceError at the first failed check.
+
+    In a throwaway cache (no user config or mirrors), in order:
+
+    - ``metadata``: description, license, citation (or "none"), homepage URL, task, version, features;
+    - ``files``: every remote file has a size and a checksum, or declares ``pin_on_first_download``;
+    - ``fetch``: fetch → prepare → load every split, none empty;
+    - ``features``: the first ``sample`` examples ``generate`` yields, and the Dataset returns,
+      match the declared features (columns, dtypes, shapes, label range);
+    - ``overlap``: no example (hash of all its columns) appears in two splits;
+    - ``collate``: ``collate_fn`` on a small batch, from ``__getitems__`` and from a list, alike;
+    - ``pickle``: each Dataset pickles small and reads the same after;
+    - ``workers``: the collate_fn pickles (spawn needs it) and a DataLoader with ``num_workers=2``
+      gives the batches the main process makes (``mp_context``: "fork" where available, or "spawn");
+    - ``offline``: with ``DSREG_OFFLINE=1`` the dataset fetches and loads from the cache;
+    - ``train``: one SGD step of the task's default registered model lowers nothing to NaN and
+      changes the weights (skipped, with a ConformanceWarning, when no model serves the task).
+
+    ``files``: ``{File.name: bytes or path}`` served instead of the published files (accepted
+    unverified: fake bytes cannot match real checksums). ``mirrors``/``from_path``/``config`` go to
+    ``dsreg.fetch``. ``skip``: names from ``CHECKS`` not to run. Returns the ``Conformance`` report.
+    """
+    if not (isinstance(builder, type) and issubclass(builder, Builder)):
+        raise TypeError(f"check_builder expects a dsreg.Builder subclass, got {builder!r}")
+    unknown = sorted(set(skip) - set(CHECKS))
+    if unknown:
+        raise ValueError(f"skip={unknown} names no check; the checks are {', '.join(CHECKS)}")
+    with tempfile.TemporaryDirectory(prefix="dsreg-check-") as tmp:
+        root = Path(tmp)
+        checker = _Checker(builder, dict(config or {}), skip, root)
+        env = _environ(
+            DSREG_CACHE=str(root / "cache"), DSREG_CONFIG=str(root / "no-config.toml"), DSREG_BACKOFF="0",
+            DSREG_OFFLINE=None, DSREG_MIRRORS=None,
+        )
+        with env:
+            checker.run("metadata", checker.metadata)
+            registry = Registry()
+            registry.add_dataset(registry.plugin("check_builder"), builder)
+            registry.models.update(_installed_models())
+            checker.registry = registry
+            with use_registry(registry):
+                checker.run("files", checker.files)
+                checker.run("fetch", lambda: checker.fetch(files, mirrors, from_path))
+                if not checker.datasets:
+                    raise ValueError("skip=('fetch',) leaves nothing to check: the other checks read the fetched data")
+                checker.run("features", lambda: checker.features(sample))
+                checker.run("overlap", checker.overlap)
+                checker.run("collate", lambda: checker.collate(batch_size))
+                checker.run("pickle", checker.pickle)
+                checker.run("workers", lambda: checker.workers(batch_size, mp_context))
+                checker.run("offline", checker.offline)
+                checker.run("train", lambda: checker.train(batch_size))
+                checker.datasets.clear()  # let the memory maps go before the cache is removed
+    return checker.report
 
 
 # -- pytest fixtures (active when the dsreg pytest plugin is loaded) --------------------------
