@@ -175,8 +175,13 @@ class LogMel(nn.Module):
 class AudioCNN(nn.Module):
     """Log-mel (given, or computed from a waveform) → three conv blocks → masked mean over time → linear.
 
+    Frequency is pooled to 8 bands, not averaged away, so the classifier still sees where energy is
+    (pitch), while the mean over real frames makes any length work.
+
     ``layout``: "wave" (``[B, T]`` samples), "time-mel" (``[B, T, n_mels]``) or "mel-time" (``[B, n_mels, T]``).
     """
+
+    BANDS = 8
 
     def __init__(self, key: str, layout: str, classes: int, sample_rate: int = 16000, width: int = 16) -> None:
         super().__init__()
@@ -190,8 +195,9 @@ class AudioCNN(nn.Module):
             if i < 2:
                 blocks.append(nn.MaxPool2d(2))
             c_in = c_out
+        blocks.append(nn.AdaptiveAvgPool2d((self.BANDS, None)))
         self.features = nn.Sequential(*blocks)
-        self.out = nn.Linear(c_in, classes)
+        self.out = nn.Linear(c_in * self.BANDS, classes)
 
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
         x = as_float(batch[self.key])
@@ -207,7 +213,7 @@ class AudioCNN(nn.Module):
             lengths = self.logmel.frames(lengths) if lengths is not None else None
         elif self.layout == "time-mel":
             x = x.transpose(1, 2)
-        h = self.features(self.norm(x.unsqueeze(1))).mean(2)  # [B, C, T/4]
+        h = self.features(self.norm(x.unsqueeze(1))).flatten(1, 2)  # [B, C * bands, T/4]
         steps = h.shape[-1]
         if lengths is None:
             return self.out(h.mean(-1))

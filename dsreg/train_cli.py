@@ -51,16 +51,19 @@ def _forwarded(ctx: click.Context, out: Path) -> list[str]:
             continue
         if isinstance(param, click.Argument):
             args.append(str(value))
-        elif isinstance(param, click.Option) and param.is_flag:
+            continue
+        assert isinstance(param, click.Option)
+        flag = max(param.opts, key=len)  # the long spelling
+        if param.is_flag:
             if param.secondary_opts and value is False:
                 args.append(param.secondary_opts[0])
             elif value:
-                args.append(param.opts[0])
-        elif isinstance(param, click.Option) and param.multiple:
+                args.append(flag)
+        elif param.multiple:
             for item in value:
-                args += [param.opts[0], str(item)]
+                args += [flag, str(item)]
         else:
-            args += [param.opts[0], str(value)]
+            args += [flag, str(value)]
     return [*args, "--out", str(out)]
 
 

@@ -1,0 +1,292 @@
+"""The shared trainer on CPU: it learns, checkpoints and resumes exactly, shards under torchrun,
+preloads with the same results, and the ``dsreg train`` command writes what it says."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+import dsreg
+from dsreg.cli import cli
+from dsreg.errors import ConfigError
+from dsreg.train import CHECKPOINT, METRICS, Trainer, load_checkpoint, pick_device, pick_precision
+from dsreg.train_cli import _forwarded, pick_splits, train_cmd
+
+from trainsets import ALL, add_default_models, state_equal
+
+TESTS = Path(__file__).parent
+
+
+@pytest.fixture
+def registry(register, dsreg_cache):
+    return add_default_models(register(*ALL))
+
+
+class Recording:
+    """Cross-entropy that records every training loss (and can fail on a given call, like a crash)."""
+
+    def __init__(self, fail_at: int | None = None) -> None:
+        self.values: list[float] = []
+        self.fail_at = fail_at
+
+    def __call__(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled():
+            if self.fail_at is not None and len(self.values) == self.fail_at:
+                raise RuntimeError("simulated crash")
+            loss = torch.nn.functional.cross_entropy(logits, target)
+            self.values.append(loss.item())
+            return loss
+        return torch.nn.functional.cross_entropy(logits, target)
+
+
+# -- learning ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("dataset,model,epochs,lr,floor", [
+    ("stripes", "image-mlp", 4, 3e-3, 0.95),
+    ("stripes", "image-cnn", 2, 3e-3, 0.95),
+    ("tokens", "text-bag", 8, 1e-2, 0.90),
+    ("tones", "audio-cnn", 4, 3e-3, 0.90),
+])
+def test_fit_and_evaluate_reach_a_stated_accuracy_on_easy_data(registry, dataset, model, epochs, lr, floor):
+    trainer = Trainer(model, dataset, f"{dataset}:test", epochs=epochs, batch_size=32, lr=lr, quiet=True)
+    history = trainer.fit()
+    assert [row["epoch"] for row in history] == list(range(1, epochs + 1))
+    assert history[-1]["loss"] < history[0]["loss"]
+    result = trainer.evaluate()
+    assert result["accuracy"] >= floor, result
+    assert result["examples"] == len(dsreg.load(dataset, split="test"))
+    assert set(result["per_class"]) == set(trainer.classes)
+    assert history[-1]["eval_accuracy"] == result["accuracy"]
+
+
+def test_per_class_accuracy_counts_each_class(registry):
+    trainer = Trainer("image-mlp", "stripes", epochs=1, batch_size=64, lr=1e-9, quiet=True, schedule="constant")
+    result = trainer.evaluate("stripes:test[:10]")  # 10 examples: labels 0,1,2,3,0,1,2,3,0,1
+    assert result["examples"] == 10
+    hits = sum(v * n for v, n in zip(result["per_class"].values(), (3, 3, 2, 2)))
+    assert round(hits) == round(result["accuracy"] * 10)
+
+
+def test_epoch_lines_and_quiet_mode(registry):
+    lines: list[str] = []
+    Trainer("image-mlp", "stripes", "stripes:test", epochs=2, batch_size=64, log=lines.append).fit()
+    assert len(lines) == 2 and lines[0].startswith("epoch 1/2  loss ") and "| eval loss" in lines[0] and "ex/s" in lines[0]
+    quiet: list[str] = []
+    Trainer("image-mlp", "stripes", epochs=1, batch_size=64, log=quiet.append, quiet=True).fit()
+    assert quiet == []
+
+
+def test_device_and_precision_choice_on_cpu():
+    if not torch.cuda.is_available():
+        assert pick_device("auto").type in ("cpu", "mps")
+        assert pick_precision("auto", torch.device("cpu")) == "fp32"
+        with pytest.raises(ConfigError, match="CUDA is not available"):
+            pick_device("cuda")
+    with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
+        pick_precision("fp16", torch.device("cpu"))
+    with pytest.raises(ConfigError, match="not one of auto, fp32, bf16, fp16"):
+        pick_precision("fp8", torch.device("cpu"))
+
+
+def test_bf16_autocast_trains_on_cpu(registry):
+    trainer = Trainer("image-mlp", "stripes", "stripes:test", epochs=2, batch_size=32, lr=3e-3, precision="bf16", quiet=True)
+    trainer.fit()
+    assert trainer.evaluate()["accuracy"] >= 0.9
+
+
+def test_a_plain_module_with_a_tensor_input(registry):
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(144, 64), torch.nn.ReLU(), torch.nn.Linear(64, 4))
+    trainer = Trainer(model, "stripes", "stripes:test", epochs=4, batch_size=32, lr=3e-3, quiet=True,
+                      inputs=lambda batch: batch["image"].float() / 255)
+    trainer.fit()
+    assert trainer.model_name == "Sequential" and trainer.evaluate()["accuracy"] >= 0.9
+
+
+# -- checkpoints ------------------------------------------------------------------------------
+def test_checkpoint_interrupt_resume_gives_the_same_weights(registry, tmp_path):
+    settings = dict(epochs=3, batch_size=48, lr=3e-3, seed=7, quiet=True)
+    whole = Trainer("image-cnn", "stripes", **settings, loss=Recording())
+    whole.fit()
+
+    crash = Recording(fail_at=2 * 11 + 5)  # 11 steps an epoch: dies in epoch 3, after epoch 2's checkpoint
+    broken = Trainer("image-cnn", "stripes", **settings, loss=crash, out_dir=tmp_path)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        broken.fit()
+    assert load_checkpoint(tmp_path / CHECKPOINT)["epoch"] == 2
+
+    resumed = Trainer("image-cnn", "stripes", **settings, loss=Recording(), out_dir=tmp_path, resume=True)
+    assert resumed.epoch == 2 and len(resumed.history) == 2
+    resumed.fit()
+    assert state_equal(resumed.module.state_dict(), whole.module.state_dict())
+    assert [r["loss"] for r in resumed.history] == [r["loss"] for r in whole.history]
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # no temporary file left behind
+
+
+def test_checkpoint_is_weights_only_loadable_and_plain(registry, tmp_path):
+    trainer = Trainer("image-mlp", "stripes", epochs=1, batch_size=64, quiet=True, out_dir=tmp_path)
+    trainer.fit()
+    ckpt = torch.load(tmp_path / CHECKPOINT, weights_only=True)
+    assert ckpt["epoch"] == 1 and ckpt["dataset"] == {"name": "stripes", "version": "1.0.0", "config": {"n": 512}, "split": "train"}
+    assert ckpt["settings"]["model"] == "image-mlp" and ckpt["classes"] == list(trainer.classes)
+    assert {"torch", "python", "numpy"} <= set(ckpt["rng"][0])
+    assert set(ckpt["model"]) == set(trainer.module.state_dict())
+    metrics = json.loads((tmp_path / METRICS).read_text())
+    assert metrics["history"][0]["epoch"] == 1 and metrics["parameters"] > 0
+
+
+def test_resume_refuses_another_dataset(registry, tmp_path):
+    Trainer("image-mlp", "stripes", epochs=1, batch_size=64, quiet=True, out_dir=tmp_path).fit()
+    with pytest.raises(ConfigError, match="was trained on stripes 1.0.0 {'n': 512}, not stripes 1.0.0 {'n': 256}"):
+        Trainer("image-mlp", "stripes", config={"n": 256}, epochs=1, quiet=True, out_dir=tmp_path, resume=True)
+
+
+def test_resume_of_a_finished_run_trains_no_more(registry, tmp_path):
+    first = Trainer("image-mlp", "stripes", epochs=1, batch_size=64, quiet=True, out_dir=tmp_path)
+    first.fit()
+    again = Trainer("image-mlp", "stripes", epochs=1, batch_size=64, quiet=True, out_dir=tmp_path, resume=True, loss=Recording())
+    assert again.fit() == first.history and again.loss_fn.values == []
+    assert state_equal(again.module.state_dict(), first.module.state_dict())
+
+
+# -- the device-resident path -----------------------------------------------------------------
+def test_preload_gives_the_same_loss_trajectory_as_the_dataloader(registry):
+    runs = {}
+    for preload in (False, True):
+        loss = Recording()
+        trainer = Trainer("image-mlp", "stripes", "stripes:test", epochs=2, batch_size=40, lr=3e-3, seed=3,
+                          preload=preload, quiet=True, loss=loss)
+        assert trainer.preloaded is preload
+        trainer.fit()
+        runs[preload] = (loss.values, trainer.evaluate(), trainer.module.state_dict())
+    assert len(runs[True][0]) == 2 * 13 and runs[True][0] == runs[False][0]
+    assert runs[True][1] == runs[False][1]
+    assert state_equal(runs[True][2], runs[False][2])
+
+
+def test_preload_refuses_variable_length_columns(registry):
+    with pytest.raises(ConfigError, match="tokens has variable-length or decoded columns; it cannot be preloaded"):
+        Trainer("text-bag", "tokens", preload=True, quiet=True)
+
+
+# -- torchrun ---------------------------------------------------------------------------------
+DDP_SCRIPT = """
+import sys, torch
+sys.path.insert(0, {tests!r})
+from trainsets import Stripes, training_registry
+from dsreg.train import Trainer
+
+class Recorder(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        from dsreg.nets import ImageMLP
+        self.inner = ImageMLP("image", "chw", 144, 4, hidden=32)
+        self.seen = []
+    def forward(self, batch):
+        if self.training:
+            self.seen.append(batch["index"].tolist())
+        return self.inner(batch)
+
+out = sys.argv[1]
+with training_registry(Stripes):
+    trainer = Trainer(Recorder(), "stripes", "stripes:test", config={{"n": 96}}, epochs=2, batch_size=8,
+                      lr=3e-3, out_dir=out, quiet=True)
+    trainer.fit()
+    result = trainer.evaluate()
+    torch.save({{"seen": trainer.module.seen, "state": trainer.module.state_dict(), "result": result,
+                "world": trainer.world.size}}, f"{{out}}/rank{{trainer.world.rank}}.pt")
+    trainer.close()
+"""
+
+
+def test_torchrun_two_processes_shard_and_agree(dsreg_cache, tmp_path):
+    script, out = tmp_path / "ddp.py", tmp_path / "out"
+    script.write_text(textwrap.dedent(DDP_SCRIPT.format(tests=str(TESTS))))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script), str(out)],
+        capture_output=True, text=True, timeout=180, env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ranks = [torch.load(out / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    assert [r["world"] for r in ranks] == [2, 2]
+    steps = len(ranks[0]["seen"]) // 2  # 48 examples per rank per epoch, 8 a batch
+    assert steps == 6
+    for epoch in range(2):
+        mine = [sorted(i for b in r["seen"][epoch * steps:(epoch + 1) * steps] for i in b) for r in ranks]
+        assert not set(mine[0]) & set(mine[1])  # disjoint shards
+        assert sorted(mine[0] + mine[1]) == list(range(96))  # together: the whole split, once
+    assert ranks[0]["seen"][:steps] != ranks[0]["seen"][steps:]  # reshuffled every epoch
+    assert state_equal(ranks[0]["state"], ranks[1]["state"])  # DDP kept the replicas identical
+    assert ranks[0]["result"] == ranks[1]["result"] and ranks[0]["result"]["examples"] == 24
+    assert sorted(p.name for p in out.iterdir()) == [CHECKPOINT, METRICS, "rank0.pt", "rank1.pt"]  # only rank 0 saved
+    assert state_equal(load_checkpoint(out / CHECKPOINT)["model"], ranks[0]["state"])
+
+
+# -- the command --------------------------------------------------------------------------------
+def test_dsreg_train_prints_epochs_and_test_accuracy_and_writes_files(registry, tmp_path):
+    out = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["train", "tokens", "--epochs", "3", "--lr", "0.01", "--batch-size", "32", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith("tokens: text-bag (") and "256 train examples, eval on validation" in lines[0]
+    assert [line.split()[1] for line in lines if line.startswith("epoch")] == ["1/3", "2/3", "3/3"]
+    assert any(line.startswith("test (test): loss ") and "on 64 examples" in line for line in lines)
+    assert lines[-1] == f"wrote {out / CHECKPOINT} and {out / METRICS}"
+    metrics = json.loads((out / METRICS).read_text())
+    assert metrics["test"]["examples"] == 64 and metrics["test"]["split"] == "test"
+    assert metrics["history"][-1]["eval_accuracy"] is not None
+    assert load_checkpoint(out / CHECKPOINT)["epoch"] == 3
+
+
+def test_dsreg_train_json_and_resume(registry, tmp_path):
+    out = tmp_path / "run"
+    first = CliRunner().invoke(cli, ["train", "stripes", "--epochs", "1", "--out", str(out), "--json", "-c", "n=128"])
+    assert first.exit_code == 0, first.output
+    again = CliRunner().invoke(cli, ["train", "stripes", "--epochs", "2", "--out", str(out), "--resume", "--json", "-c", "n=128"])
+    assert again.exit_code == 0, again.output
+    data = json.loads(again.stdout)
+    assert [row["epoch"] for row in data["history"]] == [1, 2] and data["dataset"]["config"] == {"n": 128}
+    assert data["test"]["examples"] == 32 and data["out"] == str(out)
+    assert "resumed from" in again.stderr and "after epoch 1" in again.stderr
+
+
+def test_dsreg_train_unknown_model_is_one_line(registry):
+    result = CliRunner().invoke(cli, ["train", "stripes", "--model", "text-gru"])
+    assert result.exit_code == 1
+    assert result.output.strip() == "error: no model 'text-gru' for 'image-classification' (stripes); valid models: image-mlp, image-cnn"
+
+
+def test_split_choice():
+    assert pick_splits(["train", "test"]) == ("train", None, "test")
+    assert pick_splits(["train", "validation", "test"]) == ("train", "validation", "test")
+    assert pick_splits(["train", "validation"]) == ("train", "validation", "validation")
+    assert pick_splits(["train", "holdout", "extra"]) == ("train", None, "extra")
+    assert pick_splits(["train"]) == ("train", None, None)
+
+
+def test_nproc_forwards_every_option_to_the_workers(tmp_path):
+    ctx = train_cmd.make_context("train", ["stripes", "--nproc", "2", "--epochs", "2", "--no-preload", "-c", "n=64", "-c", "x=1", "--quiet"])
+    args = _forwarded(ctx, tmp_path)
+    assert args[0] == "stripes" and "--nproc" not in args
+    assert args[args.index("--epochs") + 1] == "2" and "--no-preload" in args and "--quiet" in args and "--json" not in args
+    assert [args[i + 1] for i, a in enumerate(args) if a == "--config"] == ["n=64", "x=1"]
+    assert args[-2:] == ["--out", str(tmp_path)]
+    again = train_cmd.make_context("train", args)
+    assert {k: v for k, v in again.params.items() if k not in ("nproc", "out")} == {k: v for k, v in ctx.params.items() if k not in ("nproc", "out")}
+
+
+def test_notmnist_synth_trains_when_its_plugin_is_installed(dsreg_cache):
+    from dsreg.plugins import get_registry
+
+    if "notmnist-synth" not in get_registry().names():
+        pytest.skip("the dsreg-notmnist plugin is not installed")
+    trainer = Trainer(None, "notmnist-synth", "notmnist-synth:test", epochs=1, batch_size=128, lr=3e-3, quiet=True)
+    trainer.fit()
+    assert trainer.evaluate()["accuracy"] >= 0.7
