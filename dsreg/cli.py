@@ -53,6 +53,7 @@ def _echo_json(data: Any) -> None:
 #: (name -> "module:attribute"), so that `dsreg list` never pays for torch or matplotlib.
 LAZY_COMMANDS: dict[str, str] = {
     "train": "dsreg.train_cli:train_cmd",
+    "new-plugin": "dsreg.newplugin:new_plugin_cmd",
     "preview": "dsreg.preview:preview_cmd",
 }
 
