@@ -3,7 +3,8 @@
 Everything here is written by the dsreg project (word lists and templates included) and released
 with it under CC0-1.0, so the sample works offline and carries no third-party license.
 A sentence is one template filled with words of one polarity; the "not" templates flip the label,
-so a bag-of-words model cannot reach 100% and a sequence model has something to learn.
+so a bag-of-words model cannot reach 100% and a sequence model has something to learn. No
+sentence is drawn twice, so train and test never share one.
 """
 
 from __future__ import annotations
@@ -48,9 +49,12 @@ _TEMPLATES = (
 
 
 def sentences(n: int, seed: int = 0) -> Iterator[tuple[str, int]]:
-    """Yield ``n`` seeded ``(sentence, label)`` pairs; label 1 is positive, 0 negative."""
+    """Yield ``n`` different seeded ``(sentence, label)`` pairs; label 1 is positive, 0 negative."""
+    if n > 100_000:  # the templates make a few hundred thousand different sentences
+        raise ValueError(f"sentences() makes at most 100000 different sentences, not {n}")
     rng = random.Random(seed)
-    for _ in range(n):
+    seen: set[str] = set()
+    while len(seen) < n:
         polarity = rng.randrange(2)
         words = POSITIVE if polarity else NEGATIVE
         template, flips = rng.choice(_TEMPLATES)
@@ -58,4 +62,7 @@ def sentences(n: int, seed: int = 0) -> Iterator[tuple[str, int]]:
         text = template.format(
             Adj=adj.capitalize(), adj=adj, adj2=adj2, noun=rng.choice(_NOUNS), adv=rng.choice(_ADVERBS)
         )
+        if text.lower() in seen:
+            continue
+        seen.add(text.lower())
         yield text, (1 - polarity) if flips else polarity
