@@ -31,6 +31,14 @@ def human_bytes(n: int | None) -> str:
     raise AssertionError("unreachable")
 
 
+def note_line(value: Any, width: int = 160) -> str:
+    """Return a manifest note as JSON on one line, cut at ``width`` characters (a vocabulary can be long)."""
+    text = json.dumps(value)
+    if len(text) <= width:
+        return text
+    return f"{text[:width]}… ({len(text):,} characters; `dsreg info NAME --json` shows all)"
+
+
 def parse_config(pairs: tuple[str, ...]) -> dict[str, Any]:
     """Turn ``("key=value", ...)`` into a dict, reading each value as JSON when it parses."""
     out: dict[str, Any] = {}
@@ -187,7 +195,7 @@ def info_cmd(name: str, config: tuple[str, ...], as_json: bool) -> None:
                     lines.append(f"  … {len(meta['skipped']) - 20} more (dsreg info {inf.name} --json lists all)")
         if m.get("notes"):
             lines.append("notes:")
-            lines += [f"  {k}: {json.dumps(v)}" for k, v in m["notes"].items()]
+            lines += [f"  {k}: {note_line(v)}" for k, v in m["notes"].items()]
         lines.append(f"prepared:  {inf.prepared_path} ({m['prepared']})")
     else:
         lines.append(f"prepared:  no (run `dsreg fetch {inf.name}`)")

@@ -98,3 +98,26 @@ def test_plugins_and_version(runner, toy):
 def test_helpers():
     assert human_bytes(8_458_043) == "8.1 MiB" and human_bytes(None) == "?" and human_bytes(5) == "5 B"
     assert parse_config(("size=28", "url=/data", "flag=true")) == {"size": 28, "url": "/data", "flag": True}
+
+
+def test_info_cuts_long_notes_to_one_line(runner, dsreg_cache, register):
+    class Noted(dsreg.Builder):
+        name = "noted"
+        description, license, homepage, citation, task = "Notes.", "CC0-1.0", "https://example.invalid", "none", "x"
+        features = {"n": dsreg.Value("int64")}
+        splits = ("train",)
+
+        def generate(self, split, files, **config):
+            self.note("short", {"a": 1})
+            self.note("vocab", [f"word{i}" for i in range(5000)])
+            yield "0", {"n": 0}
+
+    register(Noted)
+    assert runner.invoke(cli, ["fetch", "noted"]).exit_code == 0
+    out = runner.invoke(cli, ["info", "noted"]).output
+    assert '  short: {"a": 1}\n' in out
+    (line,) = [l for l in out.splitlines() if l.startswith("  vocab: ")]
+    assert line.startswith('  vocab: ["word0", "word1"') and line.endswith("characters; `dsreg info NAME --json` shows all)")
+    assert len(line) < 260
+    full = json.loads(runner.invoke(cli, ["info", "noted", "--json"]).output)
+    assert len(full["manifest"]["notes"]["vocab"]) == 5000
