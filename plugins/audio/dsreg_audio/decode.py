@@ -36,18 +36,19 @@ class Record(NamedTuple):
 
 
 def decode(record: Record) -> dict[str, Any]:
-    """Return ``{"waveform" | "log_mel": float32 array, "label": int}``; raise Skip for unreadable audio."""
+    """Return ``{"waveform" | "log_mel": float32 array, "label": int}``; raise Skip (the reason; the key names the file) for unreadable audio."""
     import numpy as np
     import soundfile
     import soxr
 
-    path, data, label, opt = record
+    _path, data, label, opt = record
     try:
         samples, rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
     except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        raise Skip(f"{path}: not a readable audio file ({exc})") from None
+        # libsndfile's own words, without the "Error opening <BytesIO at 0x…>" prefix.
+        raise Skip(f"not a readable audio file ({getattr(exc, 'error_string', exc)})") from None
     if samples.shape[0] == 0:
-        raise Skip(f"{path}: the file holds no audio frames")
+        raise Skip("the file holds no audio frames")
     mono = samples.mean(axis=1, dtype=np.float32) if samples.shape[1] > 1 else samples[:, 0]
     if opt.max_seconds is not None:
         # Cut before resampling (with a little margin for the filter) so long files cost little.
@@ -58,7 +59,7 @@ def decode(record: Record) -> dict[str, Any]:
         mono = mono[: int(round(opt.max_seconds * opt.sample_rate))]
     mono = np.ascontiguousarray(mono, dtype=np.float32)
     if not np.isfinite(mono).all():
-        raise Skip(f"{path}: the audio holds NaN or infinite samples")
+        raise Skip("the audio holds NaN or infinite samples")
     if opt.features == "log-mel":
         import torch
 

@@ -93,7 +93,7 @@ class TextBuilder(dsreg.Builder):
                 continue
             ids = encoder.encode(row.text)
             if not ids:
-                yield row.key, dsreg.Skip(f"{row.key}: the tokenizer found no tokens in the text")
+                yield row.key, dsreg.Skip("the tokenizer found no tokens in the text")
                 continue
             yield row.key, {"input_ids": ids, "label": index[row.label], "text": row.text}
 
@@ -279,7 +279,7 @@ class TextClass(TextBuilder):
                     split_rows[i] = Row(row.key, row.text, classes[int(row.label)])
                 else:
                     split_rows[i] = Row(row.key, skip=dsreg.Skip(
-                        f"{row.key}: label {row.label!r} is not one of the classes {list(classes)}"))
+                        f"label {row.label!r} is not one of the classes {list(classes)}"))
         return classes
 
 

@@ -1,8 +1,9 @@
 """Read labelled texts from CSV/TSV, JSON Lines, Parquet or class folders of .txt files.
 
-Every reader yields ``Row``s: a readable row carries its text and label; a malformed one carries
-a ``dsreg.Skip`` whose reason names the file and the line (CSV, JSON Lines) or row (Parquet), so
-nothing is dropped silently. Problems with a whole file (a missing column, an unreadable file)
+Every reader yields ``Row``s keyed by where they are: ``path line N`` (CSV, JSON Lines; the line
+a row starts on), ``path row N`` (Parquet, from 1) or the path (.txt). A readable row carries its
+text and label; a malformed one carries a ``dsreg.Skip`` with the reason, so nothing is dropped
+silently: the manifest and ``dsreg info`` list ``key: reason``. Problems with a whole file (a missing column, an unreadable file)
 raise ConfigError instead: no row of such a file could be read.
 """
 
@@ -66,16 +67,16 @@ def label_name(value: Any) -> str | None:
     return text or None
 
 
-def _row(key: str, where: str, text: Any, label: Any, text_field: str, label_field: str) -> Row:
+def _row(key: str, text: Any, label: Any, text_field: str, label_field: str) -> Row:
     if not isinstance(text, str):
         if text is None:
-            return Row(key, skip=Skip(f"{where}: no {text_field!r} value"))
-        return Row(key, skip=Skip(f"{where}: {text_field!r} is {type(text).__name__}, not text"))
+            return Row(key, skip=Skip(f"no {text_field!r} value"))
+        return Row(key, skip=Skip(f"{text_field!r} is {type(text).__name__}, not text"))
     if not text.strip():
-        return Row(key, skip=Skip(f"{where}: {text_field!r} is empty"))
+        return Row(key, skip=Skip(f"{text_field!r} is empty"))
     name = label_name(label)
     if name is None:
-        return Row(key, skip=Skip(f"{where}: no {label_field!r} value"))
+        return Row(key, skip=Skip(f"no {label_field!r} value"))
     return Row(key, text=text, label=name)
 
 
@@ -108,15 +109,15 @@ def read_csv(path: str, data: bytes, text_field: str, label_field: str) -> Itera
         except StopIteration:
             return
         except csv.Error as exc:  # the reader resumes at the next line after an error
-            yield Row(f"{path}:{start}", skip=Skip(f"{path} line {start}: not valid CSV ({exc})"))
+            yield Row(f"{path} line {start}", skip=Skip(f"not valid CSV ({exc})"))
             continue
-        where = f"{path} line {start}"
+        key = f"{path} line {start}"
         if not cells:
             continue  # a blank line is not a row
         if len(cells) != len(header):
-            yield Row(f"{path}:{start}", skip=Skip(f"{where}: {len(cells)} fields, the header has {len(header)}"))
+            yield Row(key, skip=Skip(f"{len(cells)} fields, the header has {len(header)}"))
             continue
-        yield _row(f"{path}:{start}", where, cells[ti], cells[li], text_field, label_field)
+        yield _row(key, cells[ti], cells[li], text_field, label_field)
 
 
 def read_jsonl(path: str, data: bytes, text_field: str, label_field: str) -> Iterator[Row]:
@@ -124,16 +125,16 @@ def read_jsonl(path: str, data: bytes, text_field: str, label_field: str) -> Ite
     for number, line in enumerate(_decode(path, data).splitlines(), start=1):
         if not line.strip():
             continue
-        key, where = f"{path}:{number}", f"{path} line {number}"
+        key = f"{path} line {number}"
         try:
             obj = json.loads(line)
         except ValueError as exc:
-            yield Row(key, skip=Skip(f"{where}: not valid JSON ({getattr(exc, 'msg', exc)})"))
+            yield Row(key, skip=Skip(f"not valid JSON ({getattr(exc, 'msg', exc)})"))
             continue
         if not isinstance(obj, dict):
-            yield Row(key, skip=Skip(f"{where}: a JSON {type(obj).__name__}, not an object"))
+            yield Row(key, skip=Skip(f"a JSON {type(obj).__name__}, not an object"))
             continue
-        yield _row(key, where, obj.get(text_field), obj.get(label_field), text_field, label_field)
+        yield _row(key, obj.get(text_field), obj.get(label_field), text_field, label_field)
 
 
 def read_parquet(path: str, data: bytes, text_field: str, label_field: str) -> Iterator[Row]:
@@ -155,7 +156,7 @@ def read_parquet(path: str, data: bytes, text_field: str, label_field: str) -> I
         labels = batch.column(1).to_pylist()
         for text, label in zip(texts, labels):
             number += 1
-            yield _row(f"{path}:{number}", f"{path} row {number}", text, label, text_field, label_field)
+            yield _row(f"{path} row {number}", text, label, text_field, label_field)
 
 
 def read_txt(path: str, data: bytes, label: str) -> Row:
@@ -163,9 +164,9 @@ def read_txt(path: str, data: bytes, label: str) -> Row:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        return Row(path, skip=Skip(f"{path}: not UTF-8 text (bad byte at offset {exc.start})"))
+        return Row(path, skip=Skip(f"not UTF-8 text (bad byte at offset {exc.start})"))
     if not text.strip():
-        return Row(path, skip=Skip(f"{path}: the file is empty"))
+        return Row(path, skip=Skip("the file is empty"))
     return Row(path, text=text.strip(), label=label)
 
 

@@ -111,36 +111,36 @@ def test_malformed_rows_are_reported_with_their_line(tmp_path):
         '{"text": "ok one", "label": 1}\n{"text": "broken\n\n{"label": 0}\n["a", "list"]\n{"text": "ok two", "label": 0}\n'
     )
     info = dsreg.fetch("textclass", url=str(tmp_path / "rows.csv"), holdout=0.0, quiet=True)
-    skipped = [s["reason"] for s in info.manifest["splits"]["train"]["skipped"]]
+    skipped = [(s["key"], s["reason"]) for s in info.manifest["splits"]["train"]["skipped"]]
     assert skipped == [
-        "rows.csv line 3: 5 fields, the header has 3",
-        "rows.csv line 4: 'text' is empty",
-        "rows.csv line 5: no 'label' value",
+        ("rows.csv line 3", "5 fields, the header has 3"),
+        ("rows.csv line 4", "'text' is empty"),
+        ("rows.csv line 5", "no 'label' value"),
     ]
     train = dsreg.load("textclass", split="train", url=str(tmp_path / "rows.csv"), holdout=0.0)
     assert sorted(train[i]["text"] for i in range(len(train))) == ["a fine day", "a lovely day", "a quoted, multi\nline text"]
     info = dsreg.fetch("textclass", url=str(tmp_path / "rows.jsonl"), holdout=0.0, quiet=True)
-    skipped = [s["reason"] for s in info.manifest["splits"]["train"]["skipped"]]
+    skipped = [f"{s['key']}: {s['reason']}" for s in info.manifest["splits"]["train"]["skipped"]]
     assert skipped[0].startswith("rows.jsonl line 2: not valid JSON")
     assert skipped[1:] == ["rows.jsonl line 4: no 'text' value", "rows.jsonl line 5: a JSON list, not an object"]
     assert info.manifest["splits"]["train"]["examples"] == 2
     # `dsreg info` lists them for the user.
     out = CliRunner().invoke(cli, ["info", "textclass", "-c", f"url={tmp_path / 'rows.jsonl'}", "-c", "holdout=0.0"])
     assert out.exit_code == 0, out.output
-    assert "rows.jsonl:5: rows.jsonl line 5: a JSON list, not an object" in out.output
+    assert "  rows.jsonl line 5: a JSON list, not an object\n" in out.output
 
 
 def test_parquet_null_rows_and_bad_txt_files(tmp_path):
     (tmp_path / "rows.parquet").write_bytes(parquet_bytes([("good", "a"), (None, "a"), ("fine", None), ("also good", "b")]))
     info = dsreg.fetch("textclass", url=str(tmp_path / "rows.parquet"), holdout=0.0, quiet=True)
-    assert [s["reason"] for s in info.manifest["splits"]["train"]["skipped"]] == [
-        "rows.parquet row 2: no 'text' value", "rows.parquet row 3: no 'label' value",
+    assert [(s["key"], s["reason"]) for s in info.manifest["splits"]["train"]["skipped"]] == [
+        ("rows.parquet row 2", "no 'text' value"), ("rows.parquet row 3", "no 'label' value"),
     ]
     tree = {"pos/a.txt": b"nice", "pos/b.txt": b"\xff\xfe\xfa not utf-8", "neg/c.txt": b"   ", "neg/d.txt": b"bad"}
     url = str(write_tree(tmp_path / "t", tree))
     info = dsreg.fetch("textclass", url=url, holdout=0.0, quiet=True)
-    assert sorted(s["reason"] for s in info.manifest["splits"]["train"]["skipped"]) == [
-        "neg/c.txt: the file is empty", "pos/b.txt: not UTF-8 text (bad byte at offset 0)",
+    assert sorted((s["key"], s["reason"]) for s in info.manifest["splits"]["train"]["skipped"]) == [
+        ("neg/c.txt", "the file is empty"), ("pos/b.txt", "not UTF-8 text (bad byte at offset 0)"),
     ]
 
 
@@ -167,8 +167,8 @@ def test_classes_config_fixes_order_maps_indices_and_rejects_others(tmp_path):
     url = str(tmp_path / "rows.jsonl")
     assert dsreg.info("textclass", url=url, classes="neg,pos").classes == ["neg", "pos"]  # known before a fetch
     info = dsreg.fetch("textclass", url=url, classes="neg,pos", holdout=0.0, quiet=True)
-    assert [s["reason"] for s in info.manifest["splits"]["train"]["skipped"]] == [
-        "rows.jsonl:4: label 'maybe' is not one of the classes ['neg', 'pos']",
+    assert [(s["key"], s["reason"]) for s in info.manifest["splits"]["train"]["skipped"]] == [
+        ("rows.jsonl line 4", "label 'maybe' is not one of the classes ['neg', 'pos']"),
     ]
     train = dsreg.load("textclass", split="train", url=url, classes=["neg", "pos"], holdout=0.0)
     assert {train[i]["text"]: int(train[i]["label"]) for i in range(len(train))} == {"one": 0, "two": 1, "three": 1}
