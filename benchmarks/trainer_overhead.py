@@ -1,0 +1,147 @@
+"""Trainer epoch time vs the plain hand-written loop: same model, data, batch size, optimizer and seed.
+
+    python benchmarks/trainer_overhead.py [--examples 20000] [--batch-size 128] [--runs 7] [--model image-mlp]
+    python benchmarks/trainer_overhead.py --dataset notmnist-synth   # a registered dataset instead
+
+Both sides run in this one process, interleaved (hand, trainer, trainer, hand, ...), each on its own
+copy of the same initial model; the figure is the median epoch wall time of each side. The
+trainer's epoch is a whole ``fit()`` epoch: its progress accounting, scheduler step and end-of-epoch
+reduction included. A third column adds the per-epoch checkpoint and metrics file. The target is
+trainer / hand <= 1.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import statistics
+import sys
+import tempfile
+import time
+from typing import Any
+
+import dsreg
+
+
+class Glyphs(dsreg.Builder):
+    """Generated 28x28 uint8 images, ten classes of bars and boxes with noise (no files)."""
+
+    name = "bench-glyphs"
+    description = "Generated 28x28 glyph-like images for timing."
+    license = "CC0-1.0"
+    task = "image-classification"
+    features = {"image": dsreg.Tensor((1, 28, 28), "uint8"), "label": dsreg.ClassLabel(tuple("ABCDEFGHIJ"))}
+    splits = ("train", "test")
+    config = {"n": 20000}
+
+    def generate(self, split, files, n=20000):
+        import numpy as np
+
+        rng = np.random.default_rng(0 if split == "train" else 1)
+        count = n if split == "train" else n // 5
+        base = np.zeros((10, 28, 28), np.uint8)
+        for k in range(10):
+            base[k, 4 + 2 * k : 8 + 2 * k, 4:24] = 255
+            base[k, 4:24, 2 + 2 * k : 5 + 2 * k] = 200
+        for i in range(count):
+            label = i % 10
+            img = np.roll(base[label], rng.integers(-2, 3, 2), (0, 1)).astype(np.int16) + rng.integers(0, 60, (28, 28))
+            yield str(i), {"image": img.clip(0, 255).astype(np.uint8)[None], "label": label}
+
+
+def hand_epoch(model: Any, loader: Any, optimizer: Any) -> float:
+    """The study note's loop: zero_grad → forward → loss → backward → step. Return seconds."""
+    import torch.nn.functional as F
+
+    model.train()
+    start = time.perf_counter()
+    for batch in loader:
+        optimizer.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(batch), batch["label"])
+        loss.backward()
+        optimizer.step()
+    return time.perf_counter() - start
+
+
+def trainer_epoch(trainer: Any) -> float:
+    trainer.epochs += 1  # one more epoch of the same run
+    start = time.perf_counter()
+    trainer.fit()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default=None, help="a registered dataset (default: generated glyphs)")
+    parser.add_argument("--examples", type=int, default=20000)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--model", default="image-mlp")
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+
+    import torch
+
+    from dsreg.plugins import get_registry
+    from dsreg.testing import registered
+    from dsreg.train import Trainer, build_model, sample_batch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    os.environ.setdefault("DSREG_CACHE", tempfile.mkdtemp(prefix="dsreg-bench-"))
+    if args.dataset:
+        name, config, scope = args.dataset, {}, None
+    else:
+        name, config = Glyphs.name, {"n": args.examples}
+        scope = registered(Glyphs)
+        registry = scope.__enter__()
+        # a fresh registry holds datasets only: add the core's default models to it
+        import dsreg.models
+
+        record = registry.plugin("dsreg.models", "dsreg")
+        dsreg.models.register_models(lambda n, f, tasks=(): registry.add_model(record, n, f, tasks))
+    assert get_registry().models, "no models registered"
+
+    ds = dsreg.load(name, split="train", **config)
+    torch.manual_seed(0)
+    _, model = build_model(args.model, ds.info, sample_batch(ds))
+    hand_model = copy.deepcopy(model)
+    hand_opt = torch.optim.AdamW(hand_model.parameters(), lr=1e-3, weight_decay=0.01)
+    loader = ds.loader(batch_size=args.batch_size, shuffle=True, generator=torch.Generator().manual_seed(0))
+
+    common = dict(epochs=1, batch_size=args.batch_size, lr=1e-3, schedule="constant", seed=0, quiet=True, device="cpu")
+    trainer = Trainer(copy.deepcopy(model), ds, **common)
+    saving = Trainer(copy.deepcopy(model), ds, out_dir=tempfile.mkdtemp(prefix="dsreg-bench-run-"), **common)
+
+    # Warm up each side once (allocator, first-touch of the memory map), then time.
+    hand_epoch(hand_model, loader, hand_opt)
+    trainer.fit()
+    saving.fit()
+    hand, plain, saved = [], [], []
+    for run in range(args.runs):
+        order = [("h", "t", "s"), ("s", "t", "h")][run % 2]
+        for side in order:
+            if side == "h":
+                hand.append(hand_epoch(hand_model, loader, hand_opt))
+            elif side == "t":
+                plain.append(trainer_epoch(trainer))
+            else:
+                saved.append(trainer_epoch(saving))
+    h, t, s = (statistics.median(x) for x in (hand, plain, saved))
+    n = len(ds)
+    print(f"dataset {name} ({n:,} train examples), model {args.model}, batch {args.batch_size}, "
+          f"{torch.get_num_threads()} torch threads, torch {torch.__version__}, {args.runs} runs each (median)")
+    print(f"hand-written loop            {h * 1000:8.1f} ms/epoch  {n / h:9,.0f} ex/s")
+    print(f"Trainer.fit                  {t * 1000:8.1f} ms/epoch  {n / t:9,.0f} ex/s  ratio {t / h:.3f}")
+    print(f"Trainer.fit + checkpoint     {s * 1000:8.1f} ms/epoch  {n / s:9,.0f} ex/s  ratio {s / h:.3f}")
+    print("all runs (ms): hand " + " ".join(f"{x * 1000:.0f}" for x in hand))
+    print("               trainer " + " ".join(f"{x * 1000:.0f}" for x in plain))
+    print("               trainer+ckpt " + " ".join(f"{x * 1000:.0f}" for x in saved))
+    if scope is not None:
+        scope.__exit__(None, None, None)
+    sys.exit(0 if t / h <= 1.1 else 1)
+
+
+if __name__ == "__main__":
+    main()
