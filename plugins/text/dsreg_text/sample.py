@@ -36,15 +36,15 @@ _TEMPLATES = (
     ("{Adj}", False),
     ("{Adj}!", False),
     ("the {noun} was {adj}.", False),
-    ("what a {adj} {noun}!", False),
+    ("what {a} {adj} {noun}!", False),
     ("i felt {adv} {adj} today.", False),
     ("this {noun} is {adv} {adj}.", False),
-    ("a {adj}, {adj2} {noun}.", False),
+    ("{a} {adj}, {adj2} {noun}.", False),
     ("my {noun} was {adj} and {adj2}.", False),
     ("honestly, the {noun} seemed {adj}.", False),
     ("the {noun} was not {adj}.", True),
     ("i did not feel {adj} at all.", True),
-    ("it was never a {adj} {noun}.", True),
+    ("it was never {a} {adj} {noun}.", True),
 )
 
 
@@ -60,7 +60,8 @@ def sentences(n: int, seed: int = 0) -> Iterator[tuple[str, int]]:
         template, flips = rng.choice(_TEMPLATES)
         adj, adj2 = rng.sample(words, 2)
         text = template.format(
-            Adj=adj.capitalize(), adj=adj, adj2=adj2, noun=rng.choice(_NOUNS), adv=rng.choice(_ADVERBS)
+            Adj=adj.capitalize(), adj=adj, adj2=adj2, noun=rng.choice(_NOUNS), adv=rng.choice(_ADVERBS),
+            a="an" if adj[0] in "aeiou" else "a",
         )
         if text.lower() in seen:
             continue
