@@ -97,10 +97,10 @@ def main() -> None:
         scope = registered(Glyphs)
         registry = scope.__enter__()
         # a fresh registry holds datasets only: add the core's default models to it
-        import dsreg.models
+        from dsreg import models as default_models
 
         record = registry.plugin("dsreg.models", "dsreg")
-        dsreg.models.register_models(lambda n, f, tasks=(): registry.add_model(record, n, f, tasks))
+        default_models.register_models(lambda n, f, tasks=(): registry.add_model(record, n, f, tasks))
     assert get_registry().models, "no models registered"
 
     ds = dsreg.load(name, split="train", **config)
