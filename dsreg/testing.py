@@ -481,8 +481,9 @@ def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     # DataLoader re-raises a worker's error with the worker's traceback; its last line is the error.
     lines = [line for line in text.splitlines() if line.strip()]
-    line = lines[-1].strip() if "Original Traceback" in text and lines else (lines[0] if lines else "")
-    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
+    if "Original Traceback" in text and lines:
+        return lines[-1].strip()  # already "ErrorType: message"
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
 def _rows(ds: Any, chunk: int = 256) -> Iterator[dict[str, Any]]:
