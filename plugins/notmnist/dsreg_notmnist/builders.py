@@ -135,6 +135,12 @@ class _Reviewed(_Letters):
     def _begin(self, split: str) -> None:
         if split == self.get_splits()[0] or not hasattr(self, "_hashes"):
             self._start()
+        splits = self.get_splits()
+        # The splits an image of this one is compared with, in generation order: an image equal to
+        # both a test and a validation image counts as equal to test.
+        self._earlier = list(splits[: splits.index(split)])
+        for earlier in self._earlier:  # e.g. a split generated on its own has no earlier hashes
+            self._hashes.setdefault(earlier, set())
         self._hashes[split] = set()
         self._skipped[split] = Counter()
         self._overlap[split] = Counter()
@@ -147,8 +153,8 @@ class _Reviewed(_Letters):
             self._skipped[split][key[0]] += 1
             return example
         digest = _pixel_hash(example["image"])
-        for earlier in reversed(self.get_splits()[: self.get_splits().index(split)]):
-            if digest in self._hashes.get(earlier, ()):
+        for earlier in self._earlier:
+            if digest in self._hashes[earlier]:
                 self._overlap[split][earlier] += 1
                 if self.params.get("dedupe"):
                     self._removed[split] += 1
