@@ -922,7 +922,7 @@ class _Checker:
                 raise _Fail(f"reloading from the cache with DSREG_OFFLINE=1 fails: {exc}",
                             "make get_files(), get_splits() and config_id depend only on the configuration") from None
 
-    def train(self, batch_size: int) -> str:
+    def train(self, batch_size: int, model_name: str | None) -> str:
         import torch
 
         from .models import target_column
@@ -931,6 +931,12 @@ class _Checker:
         task = self.cls.task
         assert self.registry is not None
         models = self.registry.models_for(task)
+        if model_name is not None:
+            entry = self.registry.models.get(model_name)
+            if entry is None or task not in entry.tasks:
+                valid = ", ".join(m.name for m in models) or "none registered"
+                raise _Fail(f"model={model_name!r} is not registered for task {task!r}", f"pick one of: {valid}")
+            models = [entry]
         if not models:
             return f"skipped: no model is registered for task {task!r} (register one with register_models to train on it)"
         if not task.endswith("classification"):
@@ -938,9 +944,9 @@ class _Checker:
         ds = self._probe()
         batch = ds.collate_fn(ds.__getitems__(list(range(min(max(batch_size, 8), len(ds))))))
         try:
-            model_name, model = build_model(None, ds.info, batch)
+            model_name, model = build_model(model_name, ds.info, batch)
         except DsregError as exc:
-            raise _Fail(f"the default model {models[0].name} for {task} cannot be built: {exc}",
+            raise _Fail(f"the model {models[0].name} for {task} cannot be built: {exc}",
                         "shape the batch as the models in dsreg.models read it, or register a model for this dataset") from None
         target = target_column(ds.info)
         if target not in batch:
@@ -977,6 +983,7 @@ def check_builder(
     batch_size: int = 4,
     sample: int = 32,
     mp_context: str | None = None,
+    model: str | None = None,
 ) -> Conformance:
     """Run the conformance suite on ``builder``; raise ConformanceError at the first failed check.
 
@@ -998,7 +1005,8 @@ def check_builder(
 
     ``files``: ``{File.name: bytes or path}`` served instead of the published files (accepted
     unverified: fake bytes cannot match real checksums). ``mirrors``/``from_path``/``config`` go to
-    ``dsreg.fetch``. ``skip``: names from ``CHECKS`` not to run. Returns the ``Conformance`` report.
+    ``dsreg.fetch``. ``skip``: names from ``CHECKS`` not to run. ``model``: a registered model name
+    for the training step instead of the task's default. Returns the ``Conformance`` report.
     """
     if not (isinstance(builder, type) and issubclass(builder, Builder)):
         raise TypeError(f"check_builder expects a dsreg.Builder subclass, got {builder!r}")
@@ -1029,7 +1037,7 @@ def check_builder(
                 checker.run("pickle", checker.pickle)
                 checker.run("workers", lambda: checker.workers(batch_size, mp_context))
                 checker.run("offline", checker.offline)
-                checker.run("train", lambda: checker.train(batch_size))
+                checker.run("train", lambda: checker.train(batch_size, model))
                 checker.datasets.clear()  # let the memory maps go before the cache is removed
     return checker.report
 

@@ -249,6 +249,13 @@ def test_the_check_leaves_the_process_as_it_found_it(monkeypatch):
     assert os.environ["DSREG_OFFLINE"] == "1" and os.environ["DSREG_CACHE"] == "/nonexistent/cache"
 
 
+def test_the_training_step_can_name_a_registered_model():
+    report = check_builder(Pairs, files={"toy.bin": DATA}, model="image-mlp")
+    assert report.results["train"].startswith("ok (image-mlp")
+    with pytest.raises(ConformanceError, match=r"\[train\] pairs: model='text-bag' is not registered for task 'image-classification'; pick one of: image-mlp, image-cnn"):
+        check_builder(Pairs, files={"toy.bin": DATA}, model="text-bag")
+
+
 def test_unknown_skip_names_are_refused():
     with pytest.raises(ValueError, match="skip=\\['trian'\\] names no check"):
         check_builder(Pairs, skip=("trian",))
