@@ -188,6 +188,9 @@ def _scalar(name: str, feat: Feature, value: Any) -> Any:
 def _decode_chunk(decode: Callable[[Any], Any], chunk: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
     out = []
     for key, record in chunk:
+        if isinstance(record, Skip):  # generate already knew this one is unusable
+            out.append((key, record))
+            continue
         try:
             out.append((key, decode(record)))
         except Skip as skip:

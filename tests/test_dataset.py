@@ -248,3 +248,33 @@ def test_example_not_matching_features_is_a_clear_plugin_error(dsreg_cache, regi
     register(Wrong)
     with pytest.raises(dsreg.PluginError, match=r"example 'first' of split 'train': column 'image': shape \(2, 2\), the feature says \(1, 2, 2\)"):
         dsreg.fetch("wrong", quiet=True)
+
+
+def _double(record):
+    if record == 3:
+        raise dsreg.Skip("three is refused by decode")
+    return {"x": record * 2}
+
+
+class Decoded(dsreg.Builder):
+    name = "decoded"
+    description = "Raw records decoded in the core's process pool."
+    features = {"x": dsreg.Value("int64")}
+    splits = ("train",)
+    decode = staticmethod(_double)
+
+    def generate(self, split, files, **config):
+        for i in range(600):
+            yield str(i), (dsreg.Skip("five is refused by generate") if i == 5 else i)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_parallel_decode_keeps_order_and_both_kinds_of_skip(dsreg_cache, register, workers):
+    register(Decoded)
+    info = dsreg.fetch("decoded", quiet=True, workers=workers)
+    assert info.manifest["splits"]["train"]["skipped"] == [
+        {"key": "3", "reason": "three is refused by decode"},
+        {"key": "5", "reason": "five is refused by generate"},
+    ]
+    ds = dsreg.load("decoded", split="train")
+    assert ds.__getitems__(list(range(len(ds))))["x"].tolist() == [2 * i for i in range(600) if i not in (3, 5)]
