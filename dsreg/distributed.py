@@ -43,6 +43,9 @@ class World:
     def close(self) -> None:
         """End the process group if this World started it."""
         if self.owns_group and dist.is_initialized():
+            # Nobody leaves while a peer is still in a collective: with gloo, a rank tearing down
+            # early can abort its peer ("terminate called without an active exception").
+            dist.barrier()
             dist.destroy_process_group()
 
 

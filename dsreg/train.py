@@ -621,6 +621,7 @@ class Trainer:
         """Stop DataLoader workers and leave the process group if this trainer joined it."""
         self._loaders.clear()
         self._resident.clear()
+        self.model = self.module  # drop the DDP wrapper (and its pending gloo work) before the group goes
         self.world.close()
 
     def __enter__(self) -> "Trainer":
