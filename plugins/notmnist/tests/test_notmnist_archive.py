@@ -20,7 +20,7 @@ from dsreg_notmnist.codec import decode_png, pixel_hash
 from dsreg_notmnist.synth import LETTERS
 from dsreg_notmnist.testing import CORRUPT_KINDS, corrupt_bytes, member_name, png_bytes, render_letters, write_archive
 
-from conftest import DATA, bind, column, serve
+from notmnistdata import DATA, bind, column, serve
 
 
 def small_archive(folder: Path, extra: list[tuple[str, bytes, str]] = (), per_class: int = 6, twins: int = 0) -> Path:

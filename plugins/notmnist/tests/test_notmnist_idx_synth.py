@@ -14,7 +14,7 @@ import torch
 import dsreg
 from dsreg_notmnist import NotMNISTIdx
 
-from conftest import column
+from notmnistdata import column
 
 
 def offline_idx() -> type[dsreg.Builder]:

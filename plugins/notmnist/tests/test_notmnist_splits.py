@@ -15,7 +15,7 @@ from dsreg_notmnist.codec import pixel_hash
 from dsreg_notmnist.synth import LETTERS
 from dsreg_notmnist.testing import Pair
 
-from conftest import bind, column, serve
+from notmnistdata import bind, column, serve
 
 QUOTA = 5  # validation_size=50 in these tests
 
