@@ -148,6 +148,8 @@ class _Preloaded:
         self.columns = {k: v.to(device) for k, v in every.items()}
         self.collate = ds.collate_fn
         self.device = device
+        #: Where collectives run: nccl needs CUDA tensors, gloo CPU ones.
+        self._reduce_device = device if device.type == "cuda" else torch.device("cpu")
 
     def batches(self, order: torch.Tensor, batch_size: int) -> Iterator[dict[str, Any]]:
         for idx in order.to(self.device).split(batch_size):
@@ -257,6 +259,8 @@ class Trainer:
         if device.type == "cuda" and device.index is None:
             device = torch.device("cuda", self.world.local_rank if self.world.distributed else torch.cuda.current_device())
         self.device = device
+        #: Where collectives run: nccl needs CUDA tensors, gloo CPU ones.
+        self._reduce_device = device if device.type == "cuda" else torch.device("cpu")
         self.precision = pick_precision(precision, device)
         self.epochs, self.batch_size, self.lr = epochs, batch_size, lr
         self.eval_batch_size = eval_batch_size or max(batch_size, 256)
@@ -391,8 +395,9 @@ class Trainer:
             self._resident[id(ds)] = _Preloaded(ds, self.device)
         return self._resident[id(ds)]
 
-    def _loader(self, ds: Any, sampler: Any, batch_size: int) -> Any:
-        key = id(sampler)
+    def _loader(self, role: str, ds: Any, sampler: Any, batch_size: int) -> Any:
+        """Return the DataLoader for ``role`` ("train" or "eval"), made once: workers persist across epochs."""
+        key = (role, batch_size)
         if key not in self._loaders:
             workers = self.num_workers
             self._loaders[key] = ds.loader(
@@ -405,12 +410,18 @@ class Trainer:
         if self.preloaded:
             yield from self._resident_copy(ds).batches(torch.tensor(list(sampler), dtype=torch.int64), batch_size)
             return
-        loader = self._loader(ds, sampler, batch_size)
+        loader = self._loader("train", ds, sampler, batch_size)
         if self.device.type == "cpu":
             yield from loader
         else:
             for batch in loader:
                 yield _move(batch, self.device, self.non_blocking)
+
+    def _sum_over_ranks(self, values: list[float]) -> list[float]:
+        """Sum numbers over all ranks in float64 (on the GPU for nccl, else the CPU)."""
+        if not self.world.distributed:
+            return [float(v) for v in values]
+        return all_sum(torch.tensor(values, dtype=torch.float64, device=self._reduce_device), self.world).tolist()
 
     def _call(self, model: nn.Module, batch: dict[str, Any]) -> torch.Tensor:
         if self.inputs is None:
@@ -466,10 +477,10 @@ class Trainer:
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
             seconds = time.perf_counter() - start
-            totals = all_sum(torch.stack([loss_sum.double(), correct.double(), torch.tensor(float(seen), device=self.device, dtype=torch.float64)]), self.world)
-            count = int(totals[2].item())
+            total_loss, hits, count = self._sum_over_ranks([loss_sum.item(), correct.item(), seen])
+            count = int(count)
             row: dict[str, Any] = {
-                "epoch": epoch + 1, "loss": totals[0].item() / count, "accuracy": totals[1].item() / count,
+                "epoch": epoch + 1, "loss": total_loss / count, "accuracy": hits / count,
                 "examples": count, "seconds": seconds, "examples_per_s": count / seconds,
                 "lr": self.optimizer.param_groups[0]["lr"],
             }
@@ -509,31 +520,34 @@ class Trainer:
         module, was_training = self.module, self.module.training
         module.eval()
         k = max(len(self.classes), 1)
-        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        loss_sum = torch.zeros((), device=self.device)  # float32: MPS has no float64
         hits = torch.zeros(k, dtype=torch.int64, device=self.device)
         totals = torch.zeros(k, dtype=torch.int64, device=self.device)
         shard = EvalShard(len(ds), self.world.rank, self.world.size)
         if self.preloaded and _fixed(ds):
             batches = self._resident_copy(ds).batches(torch.tensor(list(shard), dtype=torch.int64), batch_size)
         else:
-            loader = ds.loader(batch_size=batch_size, sampler=shard, num_workers=self.num_workers, pin_memory=self.pin_memory)
+            # The eval data's loader (and its workers) lives as long as the trainer; others are one-off.
+            # (a loader's own generator keeps evaluation from drawing on the global RNG)
+            loader = self._loader("eval", ds, shard, batch_size) if data is None else ds.loader(
+                batch_size=batch_size, sampler=shard, pin_memory=self.pin_memory, generator=torch.Generator())
             batches = (_move(b, self.device, self.non_blocking) for b in loader)
         for batch in batches:
             y = batch[self.target]
             with self._autocast():
                 out = self._call(module, batch)
-            loss_sum += self.loss_fn(out.float(), y).double() * y.shape[0]
+            loss_sum += self.loss_fn(out.float(), y) * y.shape[0]
             hits += torch.bincount(y[out.argmax(1) == y], minlength=k)[:k]
             totals += torch.bincount(y, minlength=k)[:k]
         module.train(was_training)
-        all_sum(loss_sum, self.world)
-        all_sum(hits, self.world)
-        all_sum(totals, self.world)
+        total_loss = self._sum_over_ranks([loss_sum.item()])[0]
+        hits = all_sum(hits.to(self._reduce_device), self.world)
+        totals = all_sum(totals.to(self._reduce_device), self.world)
         n = int(totals.sum().item())
         per = [h / t if t else None for h, t in zip(hits.tolist(), totals.tolist())]
         names = self.classes or [str(i) for i in range(k)]
         return {
-            "loss": loss_sum.item() / max(n, 1), "accuracy": sum(hits.tolist()) / max(n, 1), "examples": n,
+            "loss": total_loss / max(n, 1), "accuracy": sum(hits.tolist()) / max(n, 1), "examples": n,
             "per_class": dict(zip(names, per)), "split": getattr(ds, "split", None),
         }
 

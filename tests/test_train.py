@@ -25,6 +25,15 @@ from trainsets import ALL, add_default_models, state_equal
 TESTS = Path(__file__).parent
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models gain nothing from intra-op threads, and on a shared 2-core machine they stall."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def registry(register, dsreg_cache):
     return add_default_models(register(*ALL))
@@ -110,23 +119,56 @@ def test_a_plain_module_with_a_tensor_input(registry):
 
 
 # -- checkpoints ------------------------------------------------------------------------------
-def test_checkpoint_interrupt_resume_gives_the_same_weights(registry, tmp_path):
+KILLED_RUN = """
+import os, signal, sys, torch
+sys.path.insert(0, {tests!r})
+from trainsets import Stripes, training_registry
+from dsreg.train import Trainer
+
+torch.set_num_threads(1)
+steps = [0]
+
+def loss(logits, target):
+    steps[0] += 1
+    if steps[0] == {kill_at}:
+        os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no exception handler: a real kill
+    return torch.nn.functional.cross_entropy(logits, target)
+
+with training_registry(Stripes):
+    Trainer("image-cnn", "stripes", loss=loss, out_dir=sys.argv[1], **{settings!r}).fit()
+"""
+
+
+def test_checkpoint_kill_resume_gives_the_same_weights(registry, tmp_path):
     settings = dict(epochs=3, batch_size=48, lr=3e-3, seed=7, quiet=True)
-    whole = Trainer("image-cnn", "stripes", **settings, loss=Recording())
+    whole = Trainer("image-cnn", "stripes", **settings)
     whole.fit()
 
-    crash = Recording(fail_at=2 * 11 + 5)  # 11 steps an epoch: dies in epoch 3, after epoch 2's checkpoint
-    broken = Trainer("image-cnn", "stripes", **settings, loss=crash, out_dir=tmp_path)
-    with pytest.raises(RuntimeError, match="simulated crash"):
-        broken.fit()
-    assert load_checkpoint(tmp_path / CHECKPOINT)["epoch"] == 2
+    # 11 steps an epoch: the process dies in the middle of epoch 3, after epoch 2's checkpoint.
+    script = tmp_path / "killed.py"
+    script.write_text(KILLED_RUN.format(tests=str(TESTS), kill_at=2 * 11 + 5, settings=settings))
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, str(script), str(out)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    assert load_checkpoint(out / CHECKPOINT)["epoch"] == 2
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]  # no temporary file left behind
 
-    resumed = Trainer("image-cnn", "stripes", **settings, loss=Recording(), out_dir=tmp_path, resume=True)
+    resumed = Trainer("image-cnn", "stripes", **settings, out_dir=out, resume=True)
     assert resumed.epoch == 2 and len(resumed.history) == 2
     resumed.fit()
     assert state_equal(resumed.module.state_dict(), whole.module.state_dict())
     assert [r["loss"] for r in resumed.history] == [r["loss"] for r in whole.history]
-    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # no temporary file left behind
+
+
+def test_a_crash_mid_epoch_resumes_in_process_too(registry, tmp_path):
+    settings = dict(epochs=2, batch_size=64, lr=3e-3, seed=1, quiet=True)
+    whole = Trainer("image-mlp", "stripes", **settings)
+    whole.fit()
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        Trainer("image-mlp", "stripes", **settings, loss=Recording(fail_at=8 + 3), out_dir=tmp_path).fit()
+    resumed = Trainer("image-mlp", "stripes", **settings, out_dir=tmp_path, resume=True)
+    resumed.fit()
+    assert state_equal(resumed.module.state_dict(), whole.module.state_dict())
 
 
 def test_checkpoint_is_weights_only_loadable_and_plain(registry, tmp_path):
