@@ -1,0 +1,95 @@
+"""dsreg.archive.members reads tars with its direct header reader: same members, same refusals as tarfile."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+
+import pytest
+
+import dsreg
+from dsreg.archive import members
+
+LONG = "deep/" + "d" * 120 + "/" + "f" * 80 + ".png"  # > 100 characters: GNU long name, ustar prefix or pax path
+NAMES = ["top.txt", "empty.bin", LONG, "big.bin", "ünïcode/ファイル.txt"]
+
+
+def build(path: Path, fmt: int, mode: str, extra=(), names=NAMES) -> Path:
+    """Write an archive holding a folder, ``names`` (one empty, one 1 MB) and ``extra`` TarInfo members."""
+    with tarfile.open(path, mode, format=fmt) as tar:
+        folder = tarfile.TarInfo("deep")
+        folder.type = tarfile.DIRTYPE
+        tar.addfile(folder)
+        for name in names:
+            data = b"" if name == "empty.bin" else (b"x" * 1_000_003 if name == "big.bin" else name.encode() * 3)
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        for info in extra:
+            tar.addfile(info, io.BytesIO(b"") if info.isreg() else None)
+    return path
+
+
+def reference(path: Path) -> list[tuple[str, bytes]]:
+    with tarfile.open(path) as tar:
+        return [(m.name, tar.extractfile(m).read()) for m in tar.getmembers() if m.isfile()]
+
+
+@pytest.mark.parametrize("fmt", [tarfile.GNU_FORMAT, tarfile.PAX_FORMAT, tarfile.USTAR_FORMAT])
+@pytest.mark.parametrize("mode", ["w", "w:gz", "w:bz2", "w:xz"])
+def test_the_direct_reader_gives_what_tarfile_gives_without_tarfile(tmp_path: Path, monkeypatch, fmt: int, mode: str) -> None:
+    # ustar holds only ASCII names, and long ones through its 155-character prefix field.
+    names = NAMES if fmt != tarfile.USTAR_FORMAT else [n for n in NAMES if n.isascii()]
+    path = build(tmp_path / "a.tar", fmt, mode, names=names)
+    want = reference(path)
+    assert [n for n, _ in want] == names
+    monkeypatch.setattr(tarfile, "open", lambda *a, **k: pytest.fail("tarfile was used"))
+    assert list(members(path)) == want
+
+
+def test_a_pax_global_header_hands_over_to_tarfile_without_repeating_members(tmp_path: Path) -> None:
+    path = tmp_path / "g.tar.gz"
+    with tarfile.open(path, "w:gz", format=tarfile.PAX_FORMAT, pax_headers={"comment": "global"}) as tar:
+        for i in range(3):
+            info = tarfile.TarInfo(f"f{i}.txt")
+            info.size = 1
+            tar.addfile(info, io.BytesIO(b"%d" % i))
+    assert list(members(path)) == [("f0.txt", b"0"), ("f1.txt", b"1"), ("f2.txt", b"2")]
+
+
+@pytest.mark.parametrize(
+    ("kind", "says"),
+    [(tarfile.SYMTYPE, "is a link"), (tarfile.LNKTYPE, "is a link"), (tarfile.FIFOTYPE, "is a device or special"),
+     (tarfile.CHRTYPE, "is a device or special")],
+)
+def test_links_and_devices_are_refused_by_name(tmp_path: Path, kind: bytes, says: str) -> None:
+    info = tarfile.TarInfo("zz/odd")
+    info.type = kind
+    info.linkname = "/etc/passwd"
+    path = build(tmp_path / "a.tar.gz", tarfile.GNU_FORMAT, "w:gz", [info])
+    with pytest.raises(dsreg.ArchiveError, match=f"member 'zz/odd' {says}"):
+        list(members(path))
+
+
+@pytest.mark.parametrize(("name", "says"), [("../up.txt", "climbs out"), ("/abs.txt", "absolute path")])
+def test_escaping_paths_are_refused(tmp_path: Path, name: str, says: str) -> None:
+    info = tarfile.TarInfo(name)
+    path = build(tmp_path / "a.tar.gz", tarfile.GNU_FORMAT, "w:gz", [info])
+    with pytest.raises(dsreg.ArchiveError, match=says):
+        list(members(path))
+
+
+def test_truncated_and_damaged_archives_are_archive_errors(tmp_path: Path) -> None:
+    path = build(tmp_path / "a.tar", tarfile.GNU_FORMAT, "w")
+    data = path.read_bytes()
+    cut = tmp_path / "cut.tar"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(dsreg.ArchiveError, match="not a readable tar"):
+        list(members(cut))
+    bad = bytearray(data)
+    bad[512 * 3 + 10] ^= 0xFF  # inside a later header: its checksum no longer matches
+    damaged = tmp_path / "bad.tar"
+    damaged.write_bytes(bytes(bad))
+    with pytest.raises(dsreg.ArchiveError, match="not a readable tar"):
+        list(members(damaged))
