@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     from .api import DatasetInfo
 
-__all__ = ["register_models", "image_mlp", "image_cnn", "text_bag", "text_gru", "audio_cnn", "input_column", "target_column"]
+__all__ = ["register_models", "build_model", "sample_batch", "image_mlp", "image_cnn", "text_bag", "text_gru", "audio_cnn", "input_column", "target_column"]
 
 #: Sample columns that describe another column rather than being an input.
 _AUX_SUFFIXES = ("lengths", "attention_mask", "mask")
@@ -46,6 +46,35 @@ def register_models(register: Callable[..., None]) -> None:
     register("text-bag", text_bag, tasks=("text-classification",))
     register("text-gru", text_gru, tasks=("text-classification",))
     register("audio-cnn", audio_cnn, tasks=("audio-classification",))
+
+
+# -- choosing and building a model ------------------------------------------------------------
+def sample_batch(ds: Any, n: int = 8) -> dict[str, Any]:
+    """Return the first ``n`` examples of ``ds`` collated by its own collate_fn (what factories look at)."""
+    if len(ds) == 0:
+        raise ConfigError(f"{ds.info.name}:{ds.split} is empty; there is nothing to train on")
+    return ds.collate_fn(ds.__getitems__(list(range(min(n, len(ds))))))
+
+
+def build_model(name: str | None, info: Any, sample: dict[str, Any], **options: Any) -> tuple[str, nn.Module]:
+    """Return ``(name, model)`` from the registered factory ``name`` (or the task's default)."""
+    from .plugins import get_registry
+
+    registry = get_registry()
+    choices = registry.models_for(info.task)
+    valid = ", ".join(m.name for m in choices) or "none registered"
+    if name is None:
+        if not choices:
+            raise ConfigError(
+                f"no model is registered for task {info.task!r} ({info.name}); pass a torch module as model= "
+                "or install a plugin that registers one (`dsreg plugins` lists models)"
+            )
+        entry = choices[0]
+    else:
+        entry = registry.models.get(name)
+        if entry is None or info.task not in entry.tasks:
+            raise ConfigError(f"no model {name!r} for {info.task!r} ({info.name}); valid models: {valid}")
+    return entry.name, entry.factory(info, sample, **options)
 
 
 # -- reading a dataset's shape ----------------------------------------------------------------

@@ -19,7 +19,6 @@ stopping after any epoch and resuming gives the same weights as never stopping.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import random
@@ -33,15 +32,16 @@ import torch
 from torch import nn
 
 from .collate import Batch
+from .checkpoint import FORMAT, load_checkpoint, plain, rng_state, save, set_rng_state
 from .distributed import EvalShard, World, all_sum, broadcast_object, gather_objects, world
 from .errors import ConfigError
 from .features import ClassLabel, Tensor, Value
+from .models import build_model, sample_batch
 
 __all__ = ["Trainer", "build_model", "load_checkpoint", "pick_device", "pick_precision", "sample_batch", "CHECKPOINT", "METRICS"]
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
-FORMAT = 1
 SCHEDULES = ("cosine", "linear", "constant")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
@@ -81,34 +81,6 @@ def _dataset(spec: Any, split: str, config: dict[str, Any]) -> Any:
 
     name, _, chosen = spec.partition(":")
     return load(name, split=chosen or split, **config)
-
-
-def sample_batch(ds: Any, n: int = 8) -> dict[str, Any]:
-    """Return the first ``n`` examples of ``ds`` collated by its own collate_fn (what factories look at)."""
-    if len(ds) == 0:
-        raise ConfigError(f"{ds.info.name}:{ds.split} is empty; there is nothing to train on")
-    return ds.collate_fn(ds.__getitems__(list(range(min(n, len(ds))))))
-
-
-def build_model(name: str | None, info: Any, sample: dict[str, Any], **options: Any) -> tuple[str, nn.Module]:
-    """Return ``(name, model)`` from the registered factory ``name`` (or the task's default)."""
-    from .plugins import get_registry
-
-    registry = get_registry()
-    choices = registry.models_for(info.task)
-    valid = ", ".join(m.name for m in choices) or "none registered"
-    if name is None:
-        if not choices:
-            raise ConfigError(
-                f"no model is registered for task {info.task!r} ({info.name}); pass a torch module as model= "
-                "or install a plugin that registers one (`dsreg plugins` lists models)"
-            )
-        entry = choices[0]
-    else:
-        entry = registry.models.get(name)
-        if entry is None or info.task not in entry.tasks:
-            raise ConfigError(f"no model {name!r} for {info.task!r} ({info.name}); valid models: {valid}")
-    return entry.name, entry.factory(info, sample, **options)
 
 
 def _fixed(ds: Any) -> bool:
@@ -156,48 +128,6 @@ class _Preloaded:
             batch = Batch({k: v.index_select(0, idx) for k, v in self.columns.items()})
             batch.ragged = ()
             yield _move(self.collate(batch), self.device, False)
-
-
-# -- checkpoints --------------------------------------------------------------------------------
-def _rng_state() -> dict[str, Any]:
-    """Every RNG's state as tensors and plain numbers (so ``torch.load(weights_only=True)`` reads it)."""
-    py = random.getstate()
-    npst = np.random.get_state()
-    state: dict[str, Any] = {
-        "torch": torch.get_rng_state(),
-        "python": {"version": py[0], "state": torch.tensor(py[1], dtype=torch.int64), "gauss": py[2]},
-        "numpy": {"keys": torch.from_numpy(npst[1].astype(np.int64)), "pos": int(npst[2]),
-                  "has_gauss": int(npst[3]), "cached": float(npst[4])},
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    py = state["python"]
-    random.setstate((py["version"], tuple(int(v) for v in py["state"].tolist()), py["gauss"]))
-    nps = state["numpy"]
-    np.random.set_state(("MT19937", nps["keys"].numpy().astype(np.uint32), nps["pos"], nps["has_gauss"], nps["cached"]))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> dict[str, Any]:
-    """Read a trainer checkpoint (``weights_only=True``: tensors and plain values, no code runs)."""
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except FileNotFoundError:
-        raise ConfigError(f"no checkpoint at {path}; train first, or pass the run's --out folder") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise ConfigError(f"{path} is not a dsreg trainer checkpoint (format {FORMAT}); start a new run")
-    return ckpt
-
-
-def _plain(value: Any) -> Any:
-    """Return ``value`` as JSON types (what a weights-only checkpoint may hold)."""
-    return json.loads(json.dumps(value, default=str))
 
 
 def _rate(x: float) -> str:
@@ -320,7 +250,7 @@ class Trainer:
         )
         self._loader_rng = torch.Generator()
         self._resident: dict[int, _Preloaded] = {}
-        self._loaders: dict[int, Any] = {}
+        self._loaders: dict[tuple[str, int], Any] = {}
         self.steps_per_epoch = math.ceil(len(self.sampler) / batch_size)
         self.total_steps = self.steps_per_epoch * epochs
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: self._lr_factor(step))
@@ -554,10 +484,10 @@ class Trainer:
     # -- checkpoints and metrics --------------------------------------------------------------
     def _identity(self) -> dict[str, Any]:
         info = self.info
-        return _plain({"name": info.name, "version": info.version, "config": info.config, "split": getattr(self.train_data, "split", None)})
+        return plain({"name": info.name, "version": info.version, "config": info.config, "split": getattr(self.train_data, "split", None)})
 
     def _settings(self) -> dict[str, Any]:
-        return _plain({
+        return plain({
             "model": self.model_name, "epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr,
             "schedule": self.schedule, "clip_grad": self.clip_grad, "seed": self.seed, "precision": self.precision,
             "device": str(self.device), "world_size": self.world.size, "preload": self.preloaded,
@@ -566,29 +496,21 @@ class Trainer:
 
     def save_checkpoint(self, path: str | os.PathLike[str] | None = None) -> Path | None:
         """Write the checkpoint (model, optimizer, scheduler, epoch, RNG, dataset) atomically; rank 0 writes."""
-        rng = gather_objects(_rng_state(), self.world)  # a collective: every rank takes part
+        rng = gather_objects(rng_state(), self.world)  # a collective: every rank takes part
         if not self.world.main:
             return None
         if path is None:
             if self.out_dir is None:
                 raise ConfigError("save_checkpoint() needs a path or the Trainer's out_dir=")
             path = self.out_dir / CHECKPOINT
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         state = {
             "format": FORMAT, "epoch": self.epoch, "model": self.module.state_dict(),
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "rng": rng, "dataset": self._identity(), "settings": self._settings(),
-            "classes": list(self.classes), "task": self.info.task, "history": _plain(self.history),
+            "classes": list(self.classes), "task": self.info.task, "history": plain(self.history),
         }
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            torch.save(state, tmp)
-            os.replace(tmp, path)  # readers see the old checkpoint or the new one, never half of one
-        finally:
-            tmp.unlink(missing_ok=True)
-        return path
+        return save(state, path)
 
     def _restore(self, path: Path) -> None:
         ckpt = load_checkpoint(path)
@@ -605,7 +527,7 @@ class Trainer:
         if self.scaler is not None and ckpt.get("scaler"):
             self.scaler.load_state_dict(ckpt["scaler"])
         rng = ckpt["rng"]
-        _set_rng_state(rng[min(self.world.rank, len(rng) - 1)])
+        set_rng_state(rng[min(self.world.rank, len(rng) - 1)])
         self.epoch = int(ckpt["epoch"])
         self.history = list(ckpt["history"])
         was = ckpt["settings"].get("epochs")
@@ -614,7 +536,7 @@ class Trainer:
 
     def metrics(self, **extra: Any) -> dict[str, Any]:
         """Return the run's figures: dataset, settings, parameter count, history, and ``extra`` (e.g. test=)."""
-        return _plain({
+        return plain({
             "dataset": self._identity(), "settings": self._settings(), "task": self.info.task,
             "classes": self.classes, "parameters": sum(p.numel() for p in self.module.parameters()),
             "history": self.history, **extra,
