@@ -332,3 +332,16 @@ def test_notmnist_synth_trains_when_its_plugin_is_installed(dsreg_cache):
     trainer = Trainer(None, "notmnist-synth", "notmnist-synth:test", epochs=1, batch_size=128, lr=3e-3, quiet=True)
     trainer.fit()
     assert trainer.evaluate()["accuracy"] >= 0.7
+
+
+def test_dsreg_train_resume_without_out_continues_the_newest_run(registry, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    first = CliRunner().invoke(cli, ["train", "stripes", "--epochs", "1", "-c", "n=64", "-q"])
+    assert first.exit_code == 0, first.output
+    (run,) = (tmp_path / "runs").iterdir()
+    assert run.name.startswith("stripes-")
+    again = CliRunner().invoke(cli, ["train", "stripes", "--epochs", "2", "-c", "n=64", "--resume"])
+    assert again.exit_code == 0, again.output
+    assert f"resumed from {Path('runs') / run.name / CHECKPOINT} after epoch 1" in again.output
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == [run.name]
+    assert load_checkpoint(run / CHECKPOINT)["epoch"] == 2
