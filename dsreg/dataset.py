@@ -21,7 +21,7 @@ from .collate import Batch
 from .features import ClassLabel, Tensor, Value
 from .storage import open_split
 
-__all__ = ["Dataset"]
+__all__ = ["Dataset", "Batches"]
 
 
 def _zero_copy(array: Any) -> torch.Tensor:
@@ -91,6 +91,40 @@ class _Part:
             else:
                 out[name] = [col[int(i)].as_py() for i in index]
         return out
+
+
+class Batches(torch.utils.data.Sampler):
+    """Batches of indices as int64 arrays, in the order DataLoader's own samplers give.
+
+    ``shuffle=True`` draws like ``RandomSampler`` (a fresh seed from torch's global RNG, or the
+    given generator, then one ``randperm``), so seeds reproduce the stock DataLoader's batches; a
+    whole batch is one slice of the permutation instead of ``batch_size`` Python ints.
+    """
+
+    def __init__(self, n: int, batch_size: int, *, shuffle: bool = False, drop_last: bool = False,
+                 generator: torch.Generator | None = None) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size should be a positive integer, got {batch_size}")
+        self.n, self.batch_size, self.shuffle, self.drop_last, self.generator = n, batch_size, shuffle, drop_last, generator
+
+    def __len__(self) -> int:
+        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
+
+    def __iter__(self) -> Any:
+        if self.shuffle:
+            generator = self.generator
+            if generator is None:
+                generator = torch.Generator()
+                generator.manual_seed(int(torch.empty((), dtype=torch.int64).random_().item()))
+            order = torch.randperm(self.n, generator=generator).numpy()
+        else:
+            order = np.arange(self.n, dtype=np.int64)
+        stop = len(self) * self.batch_size
+        for start in range(0, min(stop, self.n), self.batch_size):
+            yield order[start : start + self.batch_size]
+        if self.shuffle:
+            # RandomSampler draws a second (empty) slice after a full pass; keep the generator in step.
+            torch.randperm(self.n, generator=generator)
 
 
 class Dataset(torch.utils.data.Dataset):
@@ -194,8 +228,23 @@ class Dataset(torch.utils.data.Dataset):
         return []
 
     def loader(self, **kwargs: Any) -> torch.utils.data.DataLoader:
-        """Return a ``torch.utils.data.DataLoader`` with this dataset's collate_fn (any DataLoader option works)."""
+        """Return a ``torch.utils.data.DataLoader`` with this dataset's collate_fn (any DataLoader option works).
+
+        Unless a ``sampler`` or ``batch_sampler`` is given, batches of indices come from ``Batches``:
+        the same order as ``shuffle=True`` / ``False`` would give, drawn as arrays rather than one
+        Python int at a time.
+        """
+        if "batch_size" in kwargs and kwargs["batch_size"] is None:
+            return torch.utils.data.DataLoader(self, **kwargs)  # single examples: nothing to collate
         kwargs.setdefault("collate_fn", self.collate_fn)
+        if kwargs.get("sampler") is None and kwargs.get("batch_sampler") is None:
+            # The generator stays in kwargs too: DataLoader draws each iterator's base seed from it
+            # before the sampler draws its permutation, as with its own samplers.
+            kwargs["batch_sampler"] = Batches(
+                len(self), kwargs.pop("batch_size", 1), shuffle=bool(kwargs.pop("shuffle", False)),
+                drop_last=kwargs.pop("drop_last", False), generator=kwargs.get("generator"),
+            )
+            kwargs.pop("sampler", None)
         return torch.utils.data.DataLoader(self, **kwargs)
 
     def to_hf(self) -> Any:

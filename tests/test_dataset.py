@@ -278,3 +278,29 @@ def test_parallel_decode_keeps_order_and_both_kinds_of_skip(dsreg_cache, registe
     ]
     ds = dsreg.load("decoded", split="train")
     assert ds.__getitems__(list(range(len(ds))))["x"].tolist() == [2 * i for i in range(600) if i not in (3, 5)]
+
+
+@pytest.mark.parametrize("shuffle, drop_last", [(True, False), (False, False), (True, True)])
+def test_loader_batches_match_the_stock_dataloader_order(toy, shuffle, drop_last):
+    train = dsreg.load("toy", split="train[:1000]")
+    ours = train.loader(batch_size=64, shuffle=shuffle, drop_last=drop_last, generator=torch.Generator().manual_seed(3))
+    stock = torch.utils.data.DataLoader(train, batch_size=64, shuffle=shuffle, drop_last=drop_last,
+                                        generator=torch.Generator().manual_seed(3), collate_fn=train.collate_fn)
+    assert len(ours) == len(stock)
+    for _ in range(2):  # the generator stays in step across epochs
+        got, want = list(ours), list(stock)
+        assert len(got) == len(want)
+        assert all(torch.equal(a["image"], b["image"]) for a, b in zip(got, want))
+    torch.manual_seed(11)
+    first = [b["label"] for b in train.loader(batch_size=100, shuffle=True)]
+    torch.manual_seed(11)
+    again = [b["label"] for b in torch.utils.data.DataLoader(train, batch_size=100, shuffle=True, collate_fn=train.collate_fn)]
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+
+
+def test_loader_still_takes_a_sampler_or_batch_size_none(toy):
+    train = dsreg.load("toy", split="train[:10]")
+    picked = [b["image"] for b in train.loader(batch_size=2, sampler=[9, 8, 7, 6])]
+    assert torch.equal(picked[0], train.__getitems__([9, 8])["image"])
+    single = next(iter(train.loader(batch_size=None)))
+    assert single["image"].shape == (1, 2, 2)
