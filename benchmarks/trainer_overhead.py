@@ -13,6 +13,7 @@ trainer / hand <= 1.1.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import os
 import statistics
@@ -71,6 +72,61 @@ def trainer_epoch(trainer: Any) -> float:
     return time.perf_counter() - start
 
 
+def measure(dataset: str | None = None, examples: int = 20000, batch_size: int = 128, runs: int = 7,
+            model: str = "image-mlp", threads: int | None = None) -> dict[str, Any]:
+    """Time hand-written and Trainer epochs, interleaved; return the samples (seconds) of each side."""
+    import torch
+
+    from dsreg.plugins import get_registry
+    from dsreg.testing import registered
+    from dsreg.train import Trainer, build_model, sample_batch
+
+    if threads:
+        torch.set_num_threads(threads)
+    os.environ.setdefault("DSREG_CACHE", tempfile.mkdtemp(prefix="dsreg-bench-"))
+    with contextlib.ExitStack() as stack:
+        if dataset:
+            name, config = dataset, {}
+        else:
+            name, config = Glyphs.name, {"n": examples}
+            registry = stack.enter_context(registered(Glyphs))
+            # a fresh registry holds datasets only: add the core's default models to it
+            from dsreg import models as default_models
+
+            record = registry.plugin("dsreg.models", "dsreg")
+            default_models.register_models(lambda n, f, tasks=(): registry.add_model(record, n, f, tasks))
+        assert get_registry().models, "no models registered"
+
+        ds = dsreg.load(name, split="train", **config)
+        torch.manual_seed(0)
+        _, net = build_model(model, ds.info, sample_batch(ds))
+        hand_model = copy.deepcopy(net)
+        hand_opt = torch.optim.AdamW(hand_model.parameters(), lr=1e-3, weight_decay=0.01)
+        loader = ds.loader(batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(0))
+
+        common = dict(epochs=1, batch_size=batch_size, lr=1e-3, schedule="constant", seed=0, quiet=True, device="cpu")
+        trainer = Trainer(copy.deepcopy(net), ds, **common)
+        saving = Trainer(copy.deepcopy(net), ds, out_dir=tempfile.mkdtemp(prefix="dsreg-bench-run-"), **common)
+
+        # Warm up each side once (allocator, first-touch of the memory map), then time.
+        hand_epoch(hand_model, loader, hand_opt)
+        trainer.fit()
+        saving.fit()
+        hand, plain, saved = [], [], []
+        for run in range(runs):
+            order = [("h", "t", "s"), ("s", "t", "h")][run % 2]
+            for side in order:
+                if side == "h":
+                    hand.append(hand_epoch(hand_model, loader, hand_opt))
+                elif side == "t":
+                    plain.append(trainer_epoch(trainer))
+                else:
+                    saved.append(trainer_epoch(saving))
+        note = (f"dataset {name} ({len(ds):,} train examples), model {model}, batch {batch_size}, "
+                f"{torch.get_num_threads()} torch threads, {runs} interleaved runs each")
+        return {"hand": hand, "trainer": plain, "trainer_checkpoint": saved, "examples": len(ds), "note": note}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default=None, help="a registered dataset (default: generated glyphs)")
@@ -80,66 +136,17 @@ def main() -> None:
     parser.add_argument("--model", default="image-mlp")
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
-
-    import torch
-
-    from dsreg.plugins import get_registry
-    from dsreg.testing import registered
-    from dsreg.train import Trainer, build_model, sample_batch
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    os.environ.setdefault("DSREG_CACHE", tempfile.mkdtemp(prefix="dsreg-bench-"))
-    if args.dataset:
-        name, config, scope = args.dataset, {}, None
-    else:
-        name, config = Glyphs.name, {"n": args.examples}
-        scope = registered(Glyphs)
-        registry = scope.__enter__()
-        # a fresh registry holds datasets only: add the core's default models to it
-        from dsreg import models as default_models
-
-        record = registry.plugin("dsreg.models", "dsreg")
-        default_models.register_models(lambda n, f, tasks=(): registry.add_model(record, n, f, tasks))
-    assert get_registry().models, "no models registered"
-
-    ds = dsreg.load(name, split="train", **config)
-    torch.manual_seed(0)
-    _, model = build_model(args.model, ds.info, sample_batch(ds))
-    hand_model = copy.deepcopy(model)
-    hand_opt = torch.optim.AdamW(hand_model.parameters(), lr=1e-3, weight_decay=0.01)
-    loader = ds.loader(batch_size=args.batch_size, shuffle=True, generator=torch.Generator().manual_seed(0))
-
-    common = dict(epochs=1, batch_size=args.batch_size, lr=1e-3, schedule="constant", seed=0, quiet=True, device="cpu")
-    trainer = Trainer(copy.deepcopy(model), ds, **common)
-    saving = Trainer(copy.deepcopy(model), ds, out_dir=tempfile.mkdtemp(prefix="dsreg-bench-run-"), **common)
-
-    # Warm up each side once (allocator, first-touch of the memory map), then time.
-    hand_epoch(hand_model, loader, hand_opt)
-    trainer.fit()
-    saving.fit()
-    hand, plain, saved = [], [], []
-    for run in range(args.runs):
-        order = [("h", "t", "s"), ("s", "t", "h")][run % 2]
-        for side in order:
-            if side == "h":
-                hand.append(hand_epoch(hand_model, loader, hand_opt))
-            elif side == "t":
-                plain.append(trainer_epoch(trainer))
-            else:
-                saved.append(trainer_epoch(saving))
+    result = measure(args.dataset, args.examples, args.batch_size, args.runs, args.model, args.threads)
+    hand, plain, saved = result["hand"], result["trainer"], result["trainer_checkpoint"]
     h, t, s = (statistics.median(x) for x in (hand, plain, saved))
-    n = len(ds)
-    print(f"dataset {name} ({n:,} train examples), model {args.model}, batch {args.batch_size}, "
-          f"{torch.get_num_threads()} torch threads, torch {torch.__version__}, {args.runs} runs each (median)")
+    n = result["examples"]
+    print(result["note"] + " (median)")
     print(f"hand-written loop            {h * 1000:8.1f} ms/epoch  {n / h:9,.0f} ex/s")
     print(f"Trainer.fit                  {t * 1000:8.1f} ms/epoch  {n / t:9,.0f} ex/s  ratio {t / h:.3f}")
     print(f"Trainer.fit + checkpoint     {s * 1000:8.1f} ms/epoch  {n / s:9,.0f} ex/s  ratio {s / h:.3f}")
     print("all runs (ms): hand " + " ".join(f"{x * 1000:.0f}" for x in hand))
     print("               trainer " + " ".join(f"{x * 1000:.0f}" for x in plain))
     print("               trainer+ckpt " + " ".join(f"{x * 1000:.0f}" for x in saved))
-    if scope is not None:
-        scope.__exit__(None, None, None)
     sys.exit(0 if t / h <= 1.1 else 1)
 
 
