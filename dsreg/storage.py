@@ -12,9 +12,7 @@ folder without a manifest, or whose files disagree with it, is never served.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import inspect
-import multiprocessing
 import os
 import shutil
 import time
@@ -232,9 +230,12 @@ def examples(builder: Builder, split: str, files: Mapping[str, Path], workers: i
         return
     # A bounded, ordered pipeline: the generator streams in this process while up to
     # 4 chunks per worker are being decoded; results come back in input order.
+    import concurrent.futures as cf  # here, not at module level: `dsreg list` reads manifests only
+    import multiprocessing
+
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     with cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method)) as pool:
-        pending: list[cf.Future[Any]] = []
+        pending: list[Any] = []
         for chunk in chunks:
             pending.append(pool.submit(_decode_chunk, decode, chunk))
             if len(pending) >= 4 * workers:
