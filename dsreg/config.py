@@ -8,6 +8,8 @@ Environment (read at each use, so tests and shells can change them):
                            "URL" for every dataset, "name=URL" for one, separated by spaces or ';'
     DSREG_CONFIG           config file (default: <user config dir>/dsreg/config.toml)
     DSREG_RETRIES          attempts per URL before moving to the next mirror (default 3)
+    DSREG_NETWORK=loopback downloads may reach only this machine (local paths, file://, 127.0.0.0/8,
+                           ::1, localhost): for tests and air-gapped builds; any other URL is refused
     DSREG_STRICT_PLUGINS=1 a plugin that fails to load is an error instead of being skipped
     DSREG_LOAD_PLUGINS     comma-separated entry point names: load only these plugins
 
@@ -38,6 +40,29 @@ def _flag(name: str) -> bool:
 def offline() -> bool:
     """Return True when DSREG_OFFLINE asks dsreg never to touch the network."""
     return _flag("DSREG_OFFLINE")
+
+
+_LOCAL_SCHEMES = {"", "file", "local", "memory"}
+
+
+def check_network(url: str) -> None:
+    """Raise FetchError if DSREG_NETWORK=loopback and ``url`` would leave this machine."""
+    mode = os.environ.get("DSREG_NETWORK", "").strip().lower()
+    if mode in ("", "on", "any"):
+        return
+    if mode != "loopback":
+        raise ConfigError(f"DSREG_NETWORK={mode!r} is not understood; use 'loopback' or leave it unset")
+    from urllib.parse import urlsplit
+
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme in _LOCAL_SCHEMES:
+        return
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost" or host == "::1" or host.startswith("127."):
+        return
+    from .errors import FetchError
+
+    raise FetchError(f"{url} is not on this machine and DSREG_NETWORK=loopback is set; serve it locally or unset DSREG_NETWORK")
 
 
 def retries() -> int:

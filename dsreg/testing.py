@@ -1018,7 +1018,7 @@ def check_builder(
         checker = _Checker(builder, dict(config or {}), skip, root)
         env = _environ(
             DSREG_CACHE=str(root / "cache"), DSREG_CONFIG=str(root / "no-config.toml"), DSREG_BACKOFF="0",
-            DSREG_OFFLINE=None, DSREG_MIRRORS=None,
+            DSREG_OFFLINE=None, DSREG_MIRRORS=None, DSREG_NETWORK="loopback",
         )
         with env:
             checker.run("metadata", checker.metadata)
@@ -1052,9 +1052,10 @@ if pytest is not None:
 
     @pytest.fixture
     def dsreg_cache(tmp_path: Path, monkeypatch: Any) -> Path:
-        """An empty cache in a tmp dir (DSREG_CACHE), online, with no user mirrors or config."""
+        """An empty cache in a tmp dir (DSREG_CACHE), no user mirrors or config, downloads loopback-only."""
         root = tmp_path / "dsreg-cache"
         monkeypatch.setenv("DSREG_CACHE", str(root))
+        monkeypatch.setenv("DSREG_NETWORK", "loopback")  # a test never reaches a published URL
         monkeypatch.setenv("DSREG_CONFIG", str(tmp_path / "no-config.toml"))
         monkeypatch.setenv("DSREG_BACKOFF", "0")
         for name in ("DSREG_OFFLINE", "DSREG_MIRRORS"):

@@ -218,3 +218,26 @@ def test_files_record_is_valid_json_after_fetch(dsreg_cache, file_server, regist
     dsreg.fetch("toy", quiet=True)
     record = json.loads((dsreg_cache / "datasets" / "toy" / "files.json").read_text())
     assert set(record["toy.bin"]) >= {"sha256", "md5", "size", "status", "source"}
+
+
+def test_loopback_only_network_refuses_other_hosts(dsreg_cache, file_server, register, monkeypatch):
+    other = blob(500, seed=12)
+    url = file_server.serve({"toy.bin": other})
+    register(make_builder(other, urls=("https://example.invalid/toy.bin", url + "toy.bin")))
+    monkeypatch.setenv("DSREG_NETWORK", "loopback")
+    info = dsreg.fetch("toy", quiet=True)
+    assert info.fetched["toy.bin"]["source"] == url + "toy.bin"
+    register(make_builder(blob(600, seed=13), name="far", urls=("https://example.invalid/toy.bin",)))
+    with pytest.raises(dsreg.FetchError, match="example.invalid/toy.bin is not on this machine and DSREG_NETWORK=loopback"):
+        dsreg.fetch("far", quiet=True)
+
+
+def test_a_mirror_serving_a_shorter_file_is_a_verification_failure_not_a_retry(dsreg_cache, file_server, register):
+    real = blob(50_000, seed=14)
+    url = file_server.serve({"toy.bin": real[:40_000]})
+    register(make_builder(real, urls=(url + "toy.bin",)))
+    with pytest.raises(dsreg.ChecksumError, match="size 40,000 bytes, expected 50,000"):
+        dsreg.fetch("toy", quiet=True)
+    assert len(file_server.requests) == 1
+    info = dsreg.fetch("toy", quiet=True, verify=False)  # a private, shorter copy is accepted on request
+    assert info.fetched["toy.bin"]["status"] == "unverified" and info.fetched["toy.bin"]["size"] == 40_000
