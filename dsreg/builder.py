@@ -104,6 +104,9 @@ class Builder:
     decode: ClassVar[Callable[[Any], dict[str, Any]] | None] = None
     #: Collate function name in ``dsreg.collate`` or a callable; the default stacks tensors.
     collate_fn: ClassVar[Any] = "stack"
+    #: Config parameters that change only how examples are served (e.g. the collate's scaling or a
+    #: padding cap), not what is prepared: every value of them reads the same prepared store.
+    load_only: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **config: Any) -> None:
         unknown = sorted(set(config) - set(self.config))
@@ -181,10 +184,14 @@ class Builder:
         return getattr(collate, self.collate_fn)
 
     # -- identity ---------------------------------------------------------------------------
+    def prepared_params(self) -> dict[str, Any]:
+        """The config that decides what is prepared: ``params`` less the ``load_only`` ones."""
+        return {k: v for k, v in self.params.items() if k not in self.load_only}
+
     @property
     def config_id(self) -> str:
         """A short stable hash of the version, config and fingerprint: the prepared store's folder name."""
-        identity: dict[str, Any] = {"version": self.version, "config": self.params}
+        identity: dict[str, Any] = {"version": self.version, "config": self.prepared_params()}
         fingerprint = self.fingerprint()
         if fingerprint is not None:
             identity["fingerprint"] = fingerprint

@@ -282,7 +282,7 @@ def prepare(builder: Builder, files: Mapping[str, Path], target: Path, sources: 
             "format": FORMAT,
             "dataset": builder.name,
             "version": builder.version,
-            "config": builder.params,
+            "config": builder.prepared_params(),
             "config_id": builder.config_id,
             "builder": f"{type(builder).__module__}:{type(builder).__qualname__}",
             "features": {name: feat.describe() for name, feat in features.items()},

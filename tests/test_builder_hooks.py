@@ -93,3 +93,25 @@ def test_splits_found_at_prepare_are_served_in_their_order(dsreg_cache: Path, re
     assert dsreg.info("found").splits == ("train", "validation", "test")
     assert list(dsreg.load("found")) == ["train", "validation", "test"]
     assert dsreg.load("found", split="validation")[0]["v"].item() == len("validation")
+
+
+def test_load_only_params_share_one_prepared_store(dsreg_cache, register):
+    import dsreg
+
+    class Scaled(dsreg.Builder):
+        name = "scaled"
+        description = "One column; `scale` only changes how batches are served."
+        features = {"x": dsreg.Value("int64")}
+        splits = ("train",)
+        config = {"scale": 1, "size": 3}
+        load_only = ("scale",)
+
+        def generate(self, split, files, size=3, **config):
+            for i in range(size):
+                yield str(i), {"x": i}
+
+    register(Scaled)
+    assert Scaled(scale=5).config_id == Scaled().config_id != Scaled(size=4).config_id
+    first = dsreg.fetch("scaled", quiet=True)
+    assert first.manifest["config"] == {"size": 3}
+    assert dsreg.info("scaled", scale=7).cached  # no second prepare for another scale

@@ -45,6 +45,7 @@ class TextBuilder(dsreg.Builder):
 
     task = "text-classification"
     collate_fn = "pad"
+    load_only = ("max_length",)  # the length cap only shapes batches: every cap reads one prepared store
 
     def __init__(self, **config: Any) -> None:
         super().__init__(**config)
@@ -140,15 +141,6 @@ class TextBuilder(dsreg.Builder):
         with fsspec.open(tokenizer, "rb") as fh:
             return "tokenizer:" + hashlib.sha256(fh.read()).hexdigest()[:16]
 
-    @property
-    def config_id(self) -> str:
-        # The length cap only shapes batches, so every cap reads the same prepared data.
-        params = self.params
-        self.params = {k: v for k, v in params.items() if k != "max_length"}
-        try:
-            return super().config_id
-        finally:
-            self.params = params
 
 
 def _counts(rows: list[Row], classes: tuple[str, ...]) -> dict[str, int]:
