@@ -62,7 +62,7 @@ def check_network(url: str) -> None:
         return
     from .errors import FetchError
 
-    raise FetchError(f"{url} is not on this machine and DSREG_NETWORK=loopback is set; serve it locally or unset DSREG_NETWORK")
+    raise FetchError("refused: not on this machine and DSREG_NETWORK=loopback is set")
 
 
 def retries() -> int:

@@ -23,7 +23,7 @@ from typing import Any, Iterable, Sequence
 from . import config
 from .builder import File
 from .cache import Cache
-from .errors import ChecksumError, FetchError, OfflineError
+from .errors import ChecksumError, DsregError, FetchError, OfflineError
 
 __all__ = ["Fetcher", "mirror_url"]
 
@@ -301,5 +301,7 @@ class Fetcher:
 
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, DsregError):  # already worded for the user
+        return text
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 

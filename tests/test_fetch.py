@@ -228,7 +228,7 @@ def test_loopback_only_network_refuses_other_hosts(dsreg_cache, file_server, reg
     info = dsreg.fetch("toy", quiet=True)
     assert info.fetched["toy.bin"]["source"] == url + "toy.bin"
     register(make_builder(blob(600, seed=13), name="far", urls=("https://example.invalid/toy.bin",)))
-    with pytest.raises(dsreg.FetchError, match="example.invalid/toy.bin is not on this machine and DSREG_NETWORK=loopback"):
+    with pytest.raises(dsreg.FetchError, match="example.invalid/toy.bin: refused: not on this machine and DSREG_NETWORK=loopback is set"):
         dsreg.fetch("far", quiet=True)
 
 
