@@ -241,3 +241,15 @@ def test_a_mirror_serving_a_shorter_file_is_a_verification_failure_not_a_retry(d
     assert len(file_server.requests) == 1
     info = dsreg.fetch("toy", quiet=True, verify=False)  # a private, shorter copy is accepted on request
     assert info.fetched["toy.bin"]["status"] == "unverified" and info.fetched["toy.bin"]["size"] == 40_000
+
+
+def test_records_get_the_usual_file_permissions(dsreg_cache, tmp_path):
+    from dsreg.cache import write_json_atomic
+
+    old = os.umask(0o022)
+    try:
+        write_json_atomic(tmp_path / "x.json", {"a": 1})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "x.json").stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
