@@ -304,3 +304,45 @@ def test_loader_still_takes_a_sampler_or_batch_size_none(toy):
     assert torch.equal(picked[0], train.__getitems__([9, 8])["image"])
     single = next(iter(train.loader(batch_size=None)))
     assert single["image"].shape == (1, 2, 2)
+
+
+class Scalars(dsreg.Builder):
+    name = "scalars"
+    description = "Every scalar kind, read back through the zero-copy views."
+    features = {"flag": dsreg.Value("bool"), "score": dsreg.Value("float32"), "count": dsreg.Value("int16"),
+                "half": dsreg.Tensor((2,), "float16")}
+    splits = ("train",)
+
+    def generate(self, split, files, **config):
+        for i in range(13):
+            yield str(i), {"flag": i % 3 == 0, "score": i / 4, "count": -i, "half": [i, i / 2]}
+
+
+def test_scalar_columns_of_every_kind_read_back(dsreg_cache, register):
+    register(Scalars)
+    ds = dsreg.load("scalars", split="train[3:]")  # an offset slice exercises the bit and byte offsets
+    batch = ds.__getitems__(list(range(len(ds))))
+    assert batch["flag"].tolist() == [i % 3 == 0 for i in range(3, 13)]
+    assert batch["score"].tolist() == [i / 4 for i in range(3, 13)] and batch["score"].dtype == torch.float32
+    assert batch["count"].tolist() == [-i for i in range(3, 13)] and batch["count"].dtype == torch.int16
+    assert batch["half"][1].tolist() == [4.0, 2.0]
+
+
+def test_loading_and_iterating_imports_neither_pandas_nor_datasets(toy, dsreg_cache):
+    code = textwrap.dedent(
+        """
+        import sys
+        sys.path.insert(0, sys.argv[1])
+        import dsreg
+        from dsreg.testing import registered
+        from toydata import blob, make_builder
+
+        with registered(make_builder(blob())):
+            for batch in dsreg.load("toy", split="train[:1000]", download=False).loader(batch_size=100):
+                pass
+        print(sorted(m for m in ("pandas", "datasets") if m in sys.modules))
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent)], capture_output=True, text=True,
+                         env={**os.environ, "DSREG_CACHE": str(dsreg_cache)}, timeout=120)
+    assert out.stdout.strip() == "[]", out.stderr[-2000:]
