@@ -236,7 +236,8 @@ def startup(reps: int) -> list[Row]:
 def trainer(reps: int, quick: bool) -> list[Row]:
     from . import trainer_overhead
 
-    result = trainer_overhead.measure(examples=4_000 if quick else 20_000, runs=max(3, reps), batch_size=128)
+    # Cheap epochs (a fraction of a second), so more runs than elsewhere: 7, as the stand-alone script.
+    result = trainer_overhead.measure(examples=4_000 if quick else 20_000, runs=3 if quick else 7, batch_size=128)
     return [
         row("trainer", "hand-written loop (zero_grad, forward, loss, backward, step)", result["hand"], "s/epoch",
             result["note"]),
