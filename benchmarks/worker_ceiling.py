@@ -4,7 +4,7 @@
 
 A Dataset whose ``__getitems__`` returns an already made 256x1x28x28 batch (no gathering, no
 decoding): what remains is DataLoader's own transfer from worker processes through shared memory.
-On the 2-core machine of benchmarks/results it is about 100,000 float32 images/s with 2 workers,
+On the 2-core machine of benchmarks/results it is 106,000–125,000 float32 images/s with 2 workers,
 against millions with ``num_workers=0`` — which is why the epoch target against ImageFolder with 2
 workers (150x, i.e. about 1.7 M images/s) cannot be met through DataLoader workers there.
 """
