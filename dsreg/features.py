@@ -6,6 +6,7 @@ into Hugging Face ``datasets.Features`` when it writes Arrow, and that ``dsreg i
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,16 +17,16 @@ _NUMERIC = {
 }
 
 
-class Feature:
+class Feature(abc.ABC):
     """Base class of column descriptions."""
 
+    @abc.abstractmethod
     def to_hf(self) -> Any:
         """Return the equivalent ``datasets`` feature."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def describe(self) -> str:
         """Return a short human description, e.g. ``uint8[1, 28, 28]``."""
-        raise NotImplementedError
 
     def to_json(self) -> dict[str, Any]:
         """Return a JSON-able description for ``dsreg info --json``."""

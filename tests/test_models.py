@@ -14,7 +14,7 @@ from dsreg.errors import ConfigError
 from dsreg.nets import MyLinear, mel_filterbank
 from dsreg.train import build_model, sample_batch
 
-from trainsets import ALL, add_default_models, models_for
+from trainsets import models_for, one_thread, registry  # noqa: F401 - fixtures
 
 CASES = [
     ("stripes", "image-classification"), ("colours", "image-classification"),
@@ -22,20 +22,6 @@ CASES = [
     ("tones", "audio-classification"), ("melframes", "audio-classification"),
     ("spectrograms", "audio-classification"),
 ]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from intra-op threads, and on a shared 2-core machine they stall."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture
-def registry(register, dsreg_cache):
-    return add_default_models(register(*ALL))
 
 
 def test_every_task_has_a_default_model():

@@ -20,23 +20,9 @@ from dsreg.errors import ConfigError
 from dsreg.train import CHECKPOINT, METRICS, Trainer, load_checkpoint, pick_device, pick_precision
 from dsreg.train_cli import _forwarded, pick_splits, train_cmd
 
-from trainsets import ALL, add_default_models, state_equal
+from trainsets import one_thread, registry, state_equal  # noqa: F401 - fixtures
 
 TESTS = Path(__file__).parent
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from intra-op threads, and on a shared 2-core machine they stall."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture
-def registry(register, dsreg_cache):
-    return add_default_models(register(*ALL))
 
 
 class Recording:

@@ -8,6 +8,9 @@ from __future__ import annotations
 import contextlib
 from typing import Any, Iterator
 
+import pytest
+import torch
+
 import dsreg
 from dsreg.registry import Registry
 
@@ -189,3 +192,20 @@ def state_equal(a: dict[str, Any], b: dict[str, Any]) -> bool:
     import torch
 
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+# -- fixtures shared by test_train.py and test_models.py (imported there by name) -------------
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models gain nothing from intra-op threads, and on a shared 2-core machine they stall."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def registry(register, dsreg_cache):
+    return add_default_models(register(*ALL))

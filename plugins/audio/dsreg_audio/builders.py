@@ -69,7 +69,7 @@ class AudioBuilder(dsreg.Builder):
 
     def classes(self, files: Mapping[str, Path] | None) -> tuple[str, ...]:
         """Return the class names (``files`` None: only what is known without reading the data)."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement classes(files)")
 
     def get_features(self, files: Mapping[str, Path] | None = None) -> dict[str, dsreg.features.Feature]:
         column = {"waveform": ("waveform", dsreg.Tensor((None,), "float32")),

@@ -59,7 +59,7 @@ class TextBuilder(dsreg.Builder):
     # -- what subclasses provide ----------------------------------------------------------------
     def read(self, files: Mapping[str, Path]) -> Scan:
         """Read every row of every split."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement read(files)")
 
     def known_classes(self) -> tuple[str, ...]:
         """Return the class names known without reading the data (``()`` when they come from it)."""
