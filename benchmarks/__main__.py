@@ -51,11 +51,13 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--reps", type=int, default=None, help="repetitions per measurement (default 3, quick 1)")
     run.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
     run.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
-    run.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temporary one)")
+    run.add_argument("--work", type=Path, default=None, help="scratch folder, created if missing (default: the system temp dir)")
     args = parser.parse_args(argv)
 
     reps = args.reps or (1 if args.quick else 3)
     archives, meta = data.given_pair(args.archive) if args.archive else data.archive_pair(args.quick)
+    if args.work is not None:
+        args.work.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="dsreg-bench-", dir=args.work))
     cache = work / "prepared-cache"
     cache.mkdir()

@@ -66,6 +66,33 @@ class ImageFolderStyle:
         return torch.from_numpy((pixels - 127.5) / 255).unsqueeze(0), label
 
 
+def readable_subset(root: Path, subset: Path, per_class: int) -> int:
+    """Link up to ``per_class`` fully decodable PNGs per letter of ``root`` into ``subset``; return how many were left out.
+
+    Hugging Face's imagefolder decodes lazily and raises ``OSError: image file is truncated`` in the
+    middle of an epoch on the real archive's corrupt members, so its baseline runs over files Pillow
+    can decode whole (the ImageFolder-style baseline and dsreg skip those members themselves).
+    """
+    from PIL import Image
+
+    left_out = 0
+    for letter in LETTERS:
+        (subset / letter).mkdir(parents=True, exist_ok=True)
+        linked = 0
+        for png in sorted((root / letter).glob("*.png")):
+            if linked == per_class:
+                break
+            try:
+                with Image.open(png) as im:
+                    im.load()
+            except (OSError, ValueError, SyntaxError):
+                left_out += 1
+                continue
+            (subset / letter / png.name).symlink_to(png)
+            linked += 1
+    return left_out
+
+
 def hf_collate(rows: list[dict[str, Any]]) -> tuple[Any, Any]:
     """Collate Hugging Face imagefolder rows (``with_format("torch")``) into normalised float32."""
     import torch

@@ -75,14 +75,22 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def chart(result: dict[str, Any], path: Path) -> None:
-    """Bars of throughput (log scale) for the prepare and epoch sections, dsreg highlighted."""
+CHARTED = ("prepare", "epoch")
+
+
+def chart(result: dict[str, Any], path: Path) -> bool:
+    """Draw bars of throughput (log scale) for the prepare and epoch sections, dsreg highlighted.
+
+    Return False, drawing nothing, when the run measured neither section (e.g. ``--sections startup``).
+    """
+    sections = [s for s in CHARTED if any(r["section"] == s for r in result["rows"])]
+    if not sections:
+        return False
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    sections = [s for s in ("prepare", "epoch") if any(r["section"] == s for r in result["rows"])]
     fig, axes = plt.subplots(len(sections), 1, figsize=(11, 2.2 + 0.55 * len(result["rows"])), squeeze=False)
     for ax, section in zip(axes[:, 0], sections):
         rows = [r for r in result["rows"] if r["section"] == section]
@@ -100,12 +108,15 @@ def chart(result: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return True
 
 
 def write(result: dict[str, Any], folder: Path, stem: str) -> dict[str, Path]:
+    """Write the run as JSON, a Markdown table and (when it has throughput rows) a PNG chart; return the paths."""
     folder.mkdir(parents=True, exist_ok=True)
-    paths = {"json": folder / f"{stem}.json", "md": folder / f"{stem}.md", "png": folder / f"{stem}.png"}
+    paths = {"json": folder / f"{stem}.json", "md": folder / f"{stem}.md"}
     paths["json"].write_text(json.dumps(result, indent=2) + "\n")
     paths["md"].write_text(markdown(result))
-    chart(result, paths["png"])
+    if chart(result, folder / f"{stem}.png"):
+        paths["png"] = folder / f"{stem}.png"
     return paths

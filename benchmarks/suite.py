@@ -158,12 +158,9 @@ def epoch(archives: Path, work: Path, reps: int, quick: bool, cache: Path) -> li
 
     per_class = 200 if quick else 2000
     subset = work / "hf-subset"
-    if not subset.exists():
-        for letter in baselines.LETTERS:
-            (subset / letter).mkdir(parents=True)
-            for p in sorted((root / letter).glob("*.png"))[:per_class]:
-                if p.stat().st_size > 100:
-                    os.symlink(p, subset / letter / p.name)
+    if subset.exists():
+        shutil.rmtree(subset)
+    left_out = baselines.readable_subset(root, subset, per_class)
     datasets.disable_progress_bars()
     build_s, hf = timed(lambda: datasets.load_dataset("imagefolder", data_dir=str(subset), split="train",
                                                          cache_dir=str(work / "hf-cache")))
@@ -176,7 +173,8 @@ def epoch(archives: Path, work: Path, reps: int, quick: bool, cache: Path) -> li
             rate, seen = _throughput(loader, slow_batches)
             rates.append(rate)
         rows.append(row("epoch", f"HF datasets imagefolder, with_format('torch'), workers={workers}", rates, "images/s",
-                        f"{seen:,} images; building it over {len(hf):,} files took {build_s:.0f} s (not counted)",
+                        f"{seen:,} images; building it over {len(hf):,} files took {build_s:.0f} s (not counted)"
+                        + (f"; {left_out} undecodable files left out (imagefolder cannot skip them)" if left_out else ""),
                         workers=workers, kind="hf"))
 
     ensure_prepared(archives, cache)

@@ -16,7 +16,7 @@ def test_quick_benchmark_run_writes_every_section(tmp_path):
     pytest.importorskip("dsreg_notmnist", reason="the benchmarks generate data with the notMNIST plugin")
     pytest.importorskip("matplotlib", reason="the benchmarks draw a chart")
     out = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "run", "--quick", "--out", str(tmp_path / "results"), "--work", str(tmp_path)],
+        [sys.executable, "-m", "benchmarks", "run", "--quick", "--out", str(tmp_path / "results"), "--work", str(tmp_path / "not" / "yet")],
         cwd=ROOT, capture_output=True, text=True, timeout=900,
     )
     assert out.returncode == 0, out.stderr[-3000:]
@@ -28,3 +28,39 @@ def test_quick_benchmark_run_writes_every_section(tmp_path):
     assert {t["target"].split(" ")[0] for t in result["targets"]} >= {"prepare", "epoch:", "`dsreg", "Trainer", "peak"}
     assert results[0].with_suffix(".png").stat().st_size > 10_000
     assert "| target | this run | goal | met |" in results[0].with_suffix(".md").read_text()
+
+
+def test_hf_baseline_subset_leaves_out_files_pillow_cannot_decode(tmp_path):
+    """The real notMNIST has truncated PNGs; HF imagefolder raises on them mid-epoch, so the subset skips them."""
+    Image = pytest.importorskip("PIL.Image")
+    from benchmarks import baselines
+
+    root = tmp_path / "root"
+    for letter in baselines.LETTERS:
+        (root / letter).mkdir(parents=True)
+        for i in range(3):
+            Image.new("L", (28, 28), 40 * i).save(root / letter / f"ok{i}.png")
+    whole = (root / "A" / "ok0.png").read_bytes()
+    (root / "A" / "bad-truncated.png").write_bytes(whole[: len(whole) - 20])  # sorts first in A
+    (root / "B" / "bad-empty.png").write_bytes(b"")
+
+    left_out = baselines.readable_subset(root, tmp_path / "subset", per_class=2)
+
+    assert left_out == 2
+    for letter in baselines.LETTERS:
+        linked = sorted(p.name for p in (tmp_path / "subset" / letter).iterdir())
+        assert linked == ["ok0.png", "ok1.png"]
+
+
+def test_report_of_a_run_without_throughput_sections_has_no_chart(tmp_path):
+    from benchmarks import report
+
+    rows = [{"section": "startup", "name": "dsreg list", "value": 0.2, "unit": "s", "runs": 3, "note": ""}]
+    result = {"date": "2026-12-02", "command": "python -m benchmarks run --sections startup",
+              "machine": {"description": "test"}, "rows": rows, "targets": report.targets(rows)}
+
+    paths = report.write(result, tmp_path / "out", "run")
+
+    assert set(paths) == {"json", "md"}
+    assert not (tmp_path / "out" / "run.png").exists()
+    assert "| startup | dsreg list |" in paths["md"].read_text()
