@@ -32,10 +32,58 @@ from typing import Any, Callable, ClassVar, Iterator, Mapping
 from .errors import ConfigError, PluginError
 from .features import Feature
 
-__all__ = ["Builder", "File", "Skip", "NAME_PATTERN"]
+__all__ = ["Builder", "File", "Skip", "NAME_PATTERN", "TRAIN_SETTINGS", "check_train_settings"]
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _HEX = re.compile(r"^[0-9a-f]+$")
+
+
+#: The settings a Builder's ``train_defaults`` may declare, named like ``dsreg train``'s options in
+#: Python form (and like ``dsreg.train.Trainer``'s arguments), each with what a valid value is.
+TRAIN_SETTINGS: dict[str, str] = {
+    "model": "a registered model name",
+    "model_options": "a dict of keyword arguments for the model factory",
+    "epochs": "a whole number >= 1",
+    "batch_size": "a whole number >= 1",
+    "lr": "a number > 0",
+    "weight_decay": "a number >= 0",
+    "schedule": "cosine, linear or constant",
+    "clip_grad": "a number > 0, or None",
+}
+_SCHEDULES = ("cosine", "linear", "constant")
+
+
+def _valid_setting(key: str, value: Any) -> bool:
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if key == "model":
+        return isinstance(value, str) and bool(value)
+    if key == "model_options":
+        return isinstance(value, Mapping) and all(isinstance(k, str) for k in value)
+    if key in ("epochs", "batch_size"):
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    if key == "lr":
+        return number and value > 0 and value == value  # NaN compares unequal to itself
+    if key == "weight_decay":
+        return number and value >= 0
+    if key == "schedule":
+        return value in _SCHEDULES
+    if key == "clip_grad":
+        return value is None or (number and value > 0)
+    return False
+
+
+def check_train_settings(settings: Mapping[str, Any], where: str, error: type[Exception] = ConfigError,
+                         spell: Callable[[str], str] = str) -> None:
+    """Raise ``error`` naming the first unknown key or out-of-range value of ``settings`` (None values are "not given").
+
+    ``where`` starts the message; ``spell`` turns a key into how the reader wrote it (e.g. ``--batch-size``).
+    """
+    unknown = sorted(set(settings) - set(TRAIN_SETTINGS))
+    if unknown:
+        raise error(f"{where}: unknown training setting {', '.join(map(repr, unknown))}; valid: {', '.join(TRAIN_SETTINGS)}")
+    for key, value in settings.items():
+        if value is not None and not _valid_setting(key, value):
+            raise error(f"{where}: {spell(key)} {value!r} is out of range; give {TRAIN_SETTINGS[key]}")
 
 
 class Skip(Exception):
@@ -107,6 +155,10 @@ class Builder:
     #: Config parameters that change only how examples are served (e.g. the collate's scaling or a
     #: padding cap), not what is prepared: every value of them reads the same prepared store.
     load_only: ClassVar[tuple[str, ...]] = ()
+    #: The model and settings this dataset trains best with: ``dsreg train NAME`` and
+    #: ``Trainer(None, NAME)`` use them for every option not given. Keys: ``TRAIN_SETTINGS``
+    #: (model, model_options, epochs, batch_size, lr, weight_decay, schedule, clip_grad).
+    train_defaults: ClassVar[Mapping[str, Any]] = {}
 
     def __init__(self, **config: Any) -> None:
         unknown = sorted(set(config) - set(self.config))
@@ -175,6 +227,13 @@ class Builder:
         """
         return type(self).decode_example is not Builder.decode_example
 
+    def get_train_defaults(self) -> dict[str, Any]:
+        """Return the training settings for this configuration (default: ``train_defaults``).
+
+        Override when they depend on config (e.g. more epochs for a smaller sample).
+        """
+        return dict(self.train_defaults)
+
     def get_collate_fn(self) -> Callable[[Any], Any]:
         """Return the collate function (resolving a name in ``dsreg.collate``)."""
         if callable(self.collate_fn):
@@ -213,6 +272,7 @@ class Builder:
         names = [f.name for f in cls.files]
         if len(names) != len(set(names)):
             raise PluginError(f"{where}: two files share a name in {names}")
+        check_train_settings(cls.train_defaults, f"{where}.train_defaults", PluginError)
         for col, feat in dict(cls.features).items():
             if not isinstance(feat, Feature):
                 raise PluginError(f"{where}: feature {col!r} is {feat!r}, not a dsreg.features.Feature")

@@ -143,9 +143,14 @@ def list_cmd(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def info_cmd(name: str, config: tuple[str, ...], as_json: bool) -> None:
     """Show a dataset's description, license, citation, files, splits, features and cache state."""
-    inf = api.info(name, **parse_config(config))
+    from .plugins import get_registry
+
+    params = parse_config(config)
+    inf = api.info(name, **params)
+    # The settings `dsreg train NAME` uses when no option is given (the builder's train_defaults).
+    defaults = get_registry().get(name).builder(**params).get_train_defaults()
     if as_json:
-        _echo_json(inf.to_json())
+        _echo_json(inf.to_json() | {"train_defaults": defaults})
         return
     m = inf.manifest
     lines = [
@@ -160,6 +165,8 @@ def info_cmd(name: str, config: tuple[str, ...], as_json: bool) -> None:
         lines.append(f"aliases:   {', '.join(inf.aliases)}")
     if inf.config:
         lines.append(f"config:    {json.dumps(inf.config, sort_keys=True)}")
+    if defaults:
+        lines.append(f"training:  {json.dumps(defaults)} (dsreg train {inf.name} uses these unless told otherwise)")
     lines.append("features:")
     lines += [f"  {k}: {v.describe()}" for k, v in inf.features.items()]
     lines.append("splits:")

@@ -34,6 +34,7 @@ from torch import nn
 from .collate import Batch
 from .checkpoint import FORMAT, load_checkpoint, plain, rng_state, save, set_rng_state
 from .distributed import EvalShard, World, all_sum, broadcast_object, gather_objects, world
+from .builder import check_train_settings
 from .errors import ConfigError
 from .features import ClassLabel, Tensor, Value
 from .models import build_model, sample_batch
@@ -42,7 +43,6 @@ __all__ = ["Trainer", "build_model", "load_checkpoint", "pick_device", "pick_pre
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
-SCHEDULES = ("cosine", "linear", "constant")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
@@ -130,6 +130,49 @@ class _Preloaded:
             yield _move(self.collate(batch), self.device, False)
 
 
+#: What the trainer uses for a setting neither the caller nor the dataset's ``train_defaults`` gives.
+FALLBACKS: dict[str, Any] = {
+    "model": None, "model_options": {}, "epochs": 3, "batch_size": 128, "lr": 1e-3, "weight_decay": 0.01,
+    "schedule": "cosine", "clip_grad": None,
+}
+
+
+def dataset_defaults(ds: Any) -> dict[str, Any]:
+    """Return the ``train_defaults`` the builder of dataset ``ds`` declares ({} for other datasets)."""
+    builder = getattr(ds, "builder", None)
+    return builder.get_train_defaults() if builder is not None and hasattr(builder, "get_train_defaults") else {}
+
+
+def resolve_settings(given: dict[str, Any], ds: Any, own_module: bool = False) -> dict[str, Any]:
+    """Return every training setting: ``given`` (None = not given), else the dataset's, else ``FALLBACKS``.
+
+    The dataset's ``model_options`` belong to its model: they apply only when that model is used.
+    With ``own_module`` (the caller passed an nn.Module) the dataset's model choice is moved aside.
+    """
+    declared = dataset_defaults(ds)
+    settings = {key: given[key] if given.get(key) is not None else declared.get(key, fallback)
+                for key, fallback in FALLBACKS.items()}
+    if own_module:
+        settings["model"] = None
+    same_model = settings["model"] is not None and settings["model"] == declared.get("model")
+    settings["model_options"] = {**(declared.get("model_options", {}) if same_model else {}), **(given.get("model_options") or {})}
+    return settings
+
+
+def check_run_folder(path: str | os.PathLike[str]) -> Path:
+    """Create the run folder ``path`` and prove a file can be written there, or raise ConfigError in one line."""
+    folder = Path(path)
+    probe = folder / f".dsreg-write-test-{os.getpid()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError(f"cannot write the run folder {folder} ({reason}); choose a writable --out folder (out_dir=)") from None
+    return folder
+
+
 def _rate(x: float) -> str:
     return f"{x / 1000:.1f}k" if x >= 1000 else f"{x:.0f}"
 
@@ -155,12 +198,12 @@ class Trainer:
         config: dict[str, Any] | None = None,
         loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
         optimizer: Any = None,
-        lr: float = 1e-3,
-        weight_decay: float = 0.01,
-        epochs: int = 1,
-        batch_size: int = 128,
+        lr: float | None = None,
+        weight_decay: float | None = None,
+        epochs: int | None = None,
+        batch_size: int | None = None,
         eval_batch_size: int | None = None,
-        schedule: str = "cosine",
+        schedule: str | None = None,
         clip_grad: float | None = None,
         device: str | torch.device = "auto",
         precision: str = "auto",
@@ -180,10 +223,11 @@ class Trainer:
     ) -> None:
         if train_data is None:
             raise ConfigError("Trainer needs train_data: a dsreg.Dataset or a dataset name")
-        if schedule not in SCHEDULES:
-            raise ConfigError(f"schedule {schedule!r} is not one of {', '.join(SCHEDULES)}")
-        if epochs < 1 or batch_size < 1:
-            raise ConfigError(f"epochs ({epochs}) and batch_size ({batch_size}) must be at least 1")
+        given = {"model": model if isinstance(model, str) else None, "model_options": model_options, "epochs": epochs,
+                 "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay, "schedule": schedule, "clip_grad": clip_grad}
+        check_train_settings(given, "Trainer")  # before any data is fetched
+        if out_dir is not None:
+            check_run_folder(out_dir)
         device = pick_device(device)
         self.world: World = world(device.type)
         if device.type == "cuda" and device.index is None:
@@ -192,9 +236,7 @@ class Trainer:
         #: Where collectives run: nccl needs CUDA tensors, gloo CPU ones.
         self._reduce_device = device if device.type == "cuda" else torch.device("cpu")
         self.precision = pick_precision(precision, device)
-        self.epochs, self.batch_size, self.lr = epochs, batch_size, lr
-        self.eval_batch_size = eval_batch_size or max(batch_size, 256)
-        self.schedule, self.clip_grad, self.seed = schedule, clip_grad, seed
+        self.seed = seed
         self.quiet = quiet or not self.world.main
         self.progress = (not self.quiet) and (progress if progress is not None else sys.stderr.isatty())
         self._log = log or print
@@ -210,6 +252,15 @@ class Trainer:
         if self.world.distributed and self.world.main:
             self.world.barrier()
 
+        # What was given wins; then the dataset's own train_defaults; then the trainer's fallbacks.
+        self.settings = resolve_settings(given, self.train_data, isinstance(model, nn.Module))
+        if model is None:
+            model = self.settings["model"]
+        epochs, batch_size = self.settings["epochs"], self.settings["batch_size"]
+        self.epochs, self.batch_size, self.lr = epochs, batch_size, self.settings["lr"]
+        self.eval_batch_size = eval_batch_size or max(batch_size, 256)
+        self.schedule, self.clip_grad = self.settings["schedule"], self.settings["clip_grad"]
+
         info = self.train_data.info
         self.info = info
         self.classes = list(self.train_data.classes)
@@ -224,7 +275,7 @@ class Trainer:
         if isinstance(model, nn.Module):
             self.model_name = type(model).__name__
         else:
-            self.model_name, model = build_model(model, info, sample_batch(self.train_data), **(model_options or {}))
+            self.model_name, model = build_model(model, info, sample_batch(self.train_data), **self.settings["model_options"])
         self.module: nn.Module = model.to(self.device)
         self.model: nn.Module = self.module
         if self.world.distributed:
@@ -232,7 +283,7 @@ class Trainer:
             self.model = nn.parallel.DistributedDataParallel(self.module, device_ids=ids)
 
         if optimizer is None:
-            self.optimizer = torch.optim.AdamW(self.module.parameters(), lr=lr, weight_decay=weight_decay)
+            self.optimizer = torch.optim.AdamW(self.module.parameters(), lr=self.lr, weight_decay=self.settings["weight_decay"])
         elif isinstance(optimizer, torch.optim.Optimizer):
             self.optimizer = optimizer
         else:
@@ -370,6 +421,7 @@ class Trainer:
             loss_sum = torch.zeros((), device=self.device)
             correct = torch.zeros((), dtype=torch.int64, device=self.device)
             seen = 0
+            used_lr = self.optimizer.param_groups[0]["lr"]
             bar = self._bar(epoch)
             shown = start = time.perf_counter()
             for batch in self._batches(self.train_data, self.sampler, self.batch_size):
@@ -390,6 +442,9 @@ class Trainer:
                     if self.clip_grad:
                         nn.utils.clip_grad_norm_(params, self.clip_grad)
                     self.optimizer.step()
+                # The lr this step used: after the epoch's last scheduler step the optimizer already
+                # holds the next epoch's (0 after the final one), which is not what the epoch ran at.
+                used_lr = self.optimizer.param_groups[0]["lr"]
                 self.scheduler.step()
                 # Running sums stay on the device: reading them every step would stall a GPU.
                 n = y.shape[0]
@@ -412,7 +467,7 @@ class Trainer:
             row: dict[str, Any] = {
                 "epoch": epoch + 1, "loss": total_loss / count, "accuracy": hits / count,
                 "examples": count, "seconds": seconds, "examples_per_s": count / seconds,
-                "lr": self.optimizer.param_groups[0]["lr"],
+                "lr": used_lr,
             }
             if self.eval_data is not None:
                 ev = self.evaluate()
@@ -488,7 +543,8 @@ class Trainer:
 
     def _settings(self) -> dict[str, Any]:
         return plain({
-            "model": self.model_name, "epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr,
+            "model": self.model_name, "model_options": self.settings["model_options"], "epochs": self.epochs,
+            "batch_size": self.batch_size, "lr": self.lr, "weight_decay": self.settings["weight_decay"],
             "schedule": self.schedule, "clip_grad": self.clip_grad, "seed": self.seed, "precision": self.precision,
             "device": str(self.device), "world_size": self.world.size, "preload": self.preloaded,
             "optimizer": type(self.optimizer).__name__, "target": self.target,

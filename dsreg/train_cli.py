@@ -7,6 +7,7 @@ command), so ``dsreg list`` and ``dsreg --help`` stay fast.
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -16,8 +17,9 @@ from typing import Any
 import click
 
 from .cli import _echo_json, config_option, parse_config
+from .errors import ConfigError
 
-__all__ = ["train_cmd", "pick_splits", "default_out_dir"]
+__all__ = ["train_cmd", "pick_splits", "default_out_dir", "check_options", "resume_command"]
 
 _EVAL_SPLITS = ("validation", "valid", "val", "dev")
 
@@ -42,12 +44,14 @@ def default_out_dir(name: str, resume: bool) -> Path:
     return Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def _forwarded(ctx: click.Context, out: Path) -> list[str]:
-    """Rebuild this command's arguments for the worker processes (without --nproc, with the chosen --out)."""
+def _forwarded(ctx: click.Context, out: Path, given_only: bool = False) -> list[str]:
+    """Rebuild this command's arguments (without --nproc, with the chosen --out); ``given_only``: those typed."""
     args: list[str] = []
     for param in ctx.command.params:
         value = ctx.params.get(param.name or "")
         if param.name in ("nproc", "out") or value is None:
+            continue
+        if given_only and ctx.get_parameter_source(param.name or "") is click.core.ParameterSource.DEFAULT:
             continue
         if isinstance(param, click.Argument):
             args.append(str(value))
@@ -67,6 +71,25 @@ def _forwarded(ctx: click.Context, out: Path) -> list[str]:
     return [*args, "--out", str(out)]
 
 
+def check_options(given: dict[str, Any], workers: int | None, nproc: int) -> None:
+    """Raise ConfigError (one line, before any work) for an option out of range."""
+    from .builder import check_train_settings
+
+    check_train_settings(given, "dsreg train", spell=lambda key: "--" + key.replace("_", "-"))
+    if workers is not None and workers < 0:
+        raise ConfigError(f"dsreg train: --workers {workers} is out of range; give 0 (load in this process) or more")
+    if nproc < 1:
+        raise ConfigError(f"dsreg train: --nproc {nproc} is out of range; give a whole number >= 1")
+
+
+def resume_command(ctx: click.Context, out: Path, nproc: int = 1) -> str:
+    """Return the command line that continues this run: every option it was given, its run folder, --resume."""
+    args = [a for a in _forwarded(ctx, out, given_only=True) if a != "--resume"]
+    if nproc > 1:
+        args += ["--nproc", str(nproc)]
+    return shlex.join(["dsreg", "train", *args, "--resume"])
+
+
 def _spawn(ctx: click.Context, nproc: int, name: str, params: dict[str, Any], out: Path, quiet: bool) -> None:
     """Fetch once here, then run ``nproc`` training processes through torch.distributed's launcher."""
     from . import api
@@ -79,15 +102,18 @@ def _spawn(ctx: click.Context, nproc: int, name: str, params: dict[str, Any], ou
         ctx.exit(rc)
 
 
+_FALLBACK_HELP = "default: the dataset's train_defaults, else"
+
+
 @click.command("train")
 @click.argument("name")
-@click.option("-m", "--model", default=None, help="Registered model (default: the first for the dataset's task).")
-@click.option("--epochs", type=int, default=3, show_default=True)
-@click.option("--batch-size", type=int, default=128, show_default=True)
-@click.option("--lr", type=float, default=1e-3, show_default=True, help="Peak learning rate (AdamW).")
-@click.option("--weight-decay", type=float, default=0.01, show_default=True)
-@click.option("--schedule", default="cosine", show_default=True, help="Learning-rate schedule: cosine, linear or constant.")
-@click.option("--clip-grad", type=float, default=None, help="Clip the gradient norm to this value.")
+@click.option("-m", "--model", default=None, help="Registered model (default: the dataset's train_defaults, else the first for its task).")
+@click.option("--epochs", type=int, default=None, help=f"[{_FALLBACK_HELP} 3]")
+@click.option("--batch-size", type=int, default=None, help=f"[{_FALLBACK_HELP} 128]")
+@click.option("--lr", type=float, default=None, help=f"Peak learning rate (AdamW). [{_FALLBACK_HELP} 1e-3]")
+@click.option("--weight-decay", type=float, default=None, help=f"[{_FALLBACK_HELP} 0.01]")
+@click.option("--schedule", default=None, help=f"Learning-rate schedule: cosine, linear or constant. [{_FALLBACK_HELP} cosine]")
+@click.option("--clip-grad", type=float, default=None, help=f"Clip the gradient norm to this value. [{_FALLBACK_HELP} off]")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--deterministic", is_flag=True, help="Use deterministic algorithms only (slower on GPU).")
 @click.option("--device", default="auto", show_default=True, help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps.")
@@ -101,20 +127,29 @@ def _spawn(ctx: click.Context, nproc: int, name: str, params: dict[str, Any], ou
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON (progress goes to stderr).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the final result.")
 @click.pass_context
-def train_cmd(ctx: click.Context, name: str, model: str | None, epochs: int, batch_size: int, lr: float,
-              weight_decay: float, schedule: str, clip_grad: float | None, seed: int, deterministic: bool,
-              device: str, precision: str, workers: int | None, preload: bool | None, out: Path | None,
-              resume: bool, nproc: int, config: tuple[str, ...], as_json: bool, quiet: bool) -> None:
-    """Train a model on dataset NAME, test it, and write checkpoint.pt and metrics.json into the run folder."""
+def train_cmd(ctx: click.Context, name: str, model: str | None, epochs: int | None, batch_size: int | None,
+              lr: float | None, weight_decay: float | None, schedule: str | None, clip_grad: float | None, seed: int,
+              deterministic: bool, device: str, precision: str, workers: int | None, preload: bool | None,
+              out: Path | None, resume: bool, nproc: int, config: tuple[str, ...], as_json: bool, quiet: bool) -> None:
+    """Train a model on dataset NAME, test it, and write checkpoint.pt and metrics.json into the run folder.
+
+    Options not given come from the dataset's train_defaults (`dsreg info NAME` shows them).
+    """
     params = parse_config(config)
+    given = {"model": model, "epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
+             "schedule": schedule, "clip_grad": clip_grad}
+    check_options(given, workers, nproc)
     out = out or default_out_dir(name, resume)
+    from .train import check_run_folder
+
+    check_run_folder(out)  # before a download or an epoch is spent on a run that could not be saved
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
         _spawn(ctx, nproc, name, params, out, quiet)
         return
 
     from . import api
     from .distributed import world
-    from .train import CHECKPOINT, METRICS, Trainer, pick_device
+    from .train import CHECKPOINT, METRICS, Trainer, dataset_defaults, pick_device
 
     w = world(pick_device(device).type)
     say = (lambda line: click.echo(line, err=True)) if as_json else click.echo
@@ -141,11 +176,14 @@ def train_cmd(ctx: click.Context, name: str, model: str | None, epochs: int, bat
                 val = f", eval on {val_split}" if val_split else ""
                 say(f"{inf.name}: {trainer.model_name} ({n_params:,} parameters) on {where}; "
                     f"{len(trainer.train_data):,} {train_split} examples{val}; run folder {out}")
+                taken = {k: v for k, v in dataset_defaults(trainer.train_data).items() if given.get(k) is None}
+                if taken:
+                    say("from the dataset's train_defaults: " + ", ".join(f"{k} {v}" for k, v in taken.items()))
             try:
                 trainer.fit()
             except KeyboardInterrupt:
                 if w.main:
-                    click.echo(f"interrupted; continue with: dsreg train {name} --out {out} --resume", err=True)
+                    click.echo(f"interrupted; continue with: {resume_command(ctx, out, w.size)}", err=True)
                 ctx.exit(130)
             test = trainer.evaluate(f"{name}:{test_split}") if test_split else None
             trainer.write_metrics(test=test)

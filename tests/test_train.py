@@ -4,6 +4,7 @@ preloads with the same results, and the ``dsreg train`` command writes what it s
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from dsreg.errors import ConfigError
 from dsreg.train import CHECKPOINT, METRICS, Trainer, load_checkpoint, pick_device, pick_precision
 from dsreg.train_cli import _forwarded, pick_splits, train_cmd
 
-from trainsets import one_thread, registry, state_equal  # noqa: F401 - fixtures
+from trainsets import ALL, Stripes, add_default_models, one_thread, registry, state_equal  # noqa: F401 - fixtures
 
 TESTS = Path(__file__).parent
 
@@ -331,3 +332,131 @@ def test_dsreg_train_resume_without_out_continues_the_newest_run(registry, tmp_p
     assert f"resumed from {Path('runs') / run.name / CHECKPOINT} after epoch 1" in again.output
     assert [p.name for p in (tmp_path / "runs").iterdir()] == [run.name]
     assert load_checkpoint(run / CHECKPOINT)["epoch"] == 2
+
+
+# -- a dataset's own training defaults ----------------------------------------------------------
+class TunedStripes(Stripes):
+    """Stripes that declare the settings they train best with."""
+
+    name = "tuned-stripes"
+    train_defaults = {"model": "image-cnn", "model_options": {"width": 8}, "epochs": 2, "batch_size": 32,
+                      "lr": 3e-3, "weight_decay": 0.0, "schedule": "linear"}
+
+
+@pytest.fixture
+def tuned(register, dsreg_cache):
+    return add_default_models(register(*ALL, TunedStripes))
+
+
+def test_trainer_uses_the_datasets_train_defaults_and_given_arguments_win(tuned):
+    trainer = Trainer(None, "tuned-stripes", quiet=True, config={"n": 64})
+    assert trainer.model_name == "image-cnn" and trainer.module.features[0].out_channels == 8  # model_options applied
+    assert (trainer.epochs, trainer.batch_size, trainer.lr, trainer.schedule) == (2, 32, 3e-3, "linear")
+    assert trainer.optimizer.param_groups[0]["weight_decay"] == 0.0
+    mine = Trainer("image-mlp", "tuned-stripes", epochs=1, lr=1e-2, quiet=True, config={"n": 64})
+    assert (mine.model_name, mine.epochs, mine.lr, mine.batch_size) == ("image-mlp", 1, 1e-2, 32)
+    plain = Trainer(None, "stripes", quiet=True, config={"n": 64})  # no train_defaults: the trainer's fallbacks
+    assert (plain.model_name, plain.epochs, plain.batch_size, plain.lr) == ("image-mlp", 3, 128, 1e-3)
+
+
+def test_dsreg_train_with_no_options_uses_them_and_dsreg_info_shows_them(tuned, tmp_path):
+    result = CliRunner().invoke(cli, ["train", "tuned-stripes", "-c", "n=64", "--out", str(tmp_path / "a")])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("tuned-stripes: image-cnn (")
+    assert "from the dataset's train_defaults: model image-cnn, model_options {'width': 8}, epochs 2" in result.output
+    assert [line.split()[1] for line in result.output.splitlines() if line.startswith("epoch")] == ["1/2", "2/2"]
+    settings = json.loads((tmp_path / "a" / METRICS).read_text())["settings"]
+    assert (settings["batch_size"], settings["schedule"], settings["model_options"]) == (32, "linear", {"width": 8})
+    override = CliRunner().invoke(cli, ["train", "tuned-stripes", "-c", "n=64", "--epochs", "1", "--batch-size", "16",
+                                        "--out", str(tmp_path / "b"), "--json"])
+    assert override.exit_code == 0, override.output
+    data = json.loads(override.stdout)["settings"]
+    assert (data["epochs"], data["batch_size"], data["lr"]) == (1, 16, 3e-3)
+    info = CliRunner().invoke(cli, ["info", "tuned-stripes", "--json"])
+    assert json.loads(info.stdout)["train_defaults"] == dict(TunedStripes.train_defaults)
+    text = CliRunner().invoke(cli, ["info", "tuned-stripes"]).output
+    assert 'training:  {"model": "image-cnn", "model_options": {"width": 8}, "epochs": 2' in text
+
+
+@pytest.mark.parametrize("defaults,message", [
+    ({"epoch": 3}, "unknown training setting 'epoch'; valid: model, model_options, epochs, batch_size, lr"),
+    ({"lr": -1}, "lr -1 is out of range; give a number > 0"),
+    ({"schedule": "step"}, "schedule 'step' is out of range; give cosine, linear or constant"),
+])
+def test_train_defaults_are_checked_when_the_plugin_registers(defaults, message):
+    from dsreg.errors import PluginError
+
+    bad = type("Bad", (Stripes,), {"name": "bad", "train_defaults": defaults})
+    with pytest.raises(PluginError, match=message.replace("(", r"\(")) as err:
+        bad.validate()
+    assert "train_defaults" in str(err.value)
+
+
+# -- bad options fail before any work, in one line ----------------------------------------------
+@pytest.mark.parametrize("args,message", [
+    (["--lr", "-1"], "error: dsreg train: --lr -1.0 is out of range; give a number > 0"),
+    (["--epochs", "0"], "error: dsreg train: --epochs 0 is out of range; give a whole number >= 1"),
+    (["--batch-size", "-5"], "error: dsreg train: --batch-size -5 is out of range; give a whole number >= 1"),
+    (["--weight-decay", "-0.1"], "error: dsreg train: --weight-decay -0.1 is out of range; give a number >= 0"),
+    (["--clip-grad", "0"], "error: dsreg train: --clip-grad 0.0 is out of range; give a number > 0, or None"),
+    (["--schedule", "cos"], "error: dsreg train: --schedule 'cos' is out of range; give cosine, linear or constant"),
+    (["--workers", "-1"], "error: dsreg train: --workers -1 is out of range; give 0 (load in this process) or more"),
+    (["--nproc", "0"], "error: dsreg train: --nproc 0 is out of range; give a whole number >= 1"),
+])
+def test_out_of_range_numbers_are_refused_before_any_work(registry, tmp_path, args, message):
+    out = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["train", "stripes", "--out", str(out), *args])
+    assert (result.exit_code, result.output.strip()) == (1, message)
+    assert not out.exists()  # nothing fetched, no run folder made
+    assert not dsreg.info("stripes").cached
+
+
+def test_an_unwritable_run_folder_fails_before_training(registry, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = CliRunner().invoke(cli, ["train", "stripes", "--out", str(blocker / "run")])
+    assert result.exit_code == 1
+    assert result.output.strip() == f"error: cannot write the run folder {blocker / 'run'} (Not a directory); choose a writable --out folder (out_dir=)"
+    assert not dsreg.info("stripes").cached  # refused before the fetch, so before any epoch
+    with pytest.raises(ConfigError, match="cannot write the run folder"):
+        Trainer(None, "stripes", out_dir=blocker)
+
+
+# -- trainer edges ------------------------------------------------------------------------------
+def test_the_epoch_line_shows_the_lr_the_epoch_ended_at(registry):
+    lines: list[str] = []
+    trainer = Trainer("image-mlp", "stripes", epochs=2, batch_size=128, lr=1e-2, log=lines.append, config={"n": 256})
+    trainer.fit()  # 2 steps an epoch, cosine over 4 steps: the last steps run at factor 0.5 and 0.146
+    used = [1e-2 * 0.5 * (1 + math.cos(math.pi * step / 4)) for step in (1, 3)]
+    assert [row["lr"] for row in trainer.history] == pytest.approx(used)
+    assert lines[-1].endswith(f"lr {used[1]:.2e}") and used[1] > 0
+
+
+def test_following_the_interrupt_hint_literally_continues_the_same_run(registry, tmp_path, monkeypatch):
+    import shlex
+
+    from dsreg import train as train_module
+
+    out = tmp_path / "run"
+    real_fit = train_module.Trainer.fit
+
+    def stop_after_two_epochs(self):
+        self.epochs, wanted = 2, self.epochs  # train two epochs, then act as if Ctrl-C came
+        real_fit(self)
+        self.epochs = wanted
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module.Trainer, "fit", stop_after_two_epochs)
+    first = CliRunner().invoke(cli, ["train", "stripes", "--epochs", "5", "--lr", "0.003", "-c", "n=64",
+                                     "--batch-size", "32", "--out", str(out)])
+    assert first.exit_code == 130, first.output
+    hint = first.stderr.strip().splitlines()[-1]
+    assert hint.startswith("interrupted; continue with: dsreg train stripes ")
+    command = shlex.split(hint.split(": ", 1)[1])
+    assert command[:3] == ["dsreg", "train", "stripes"] and command[-1] == "--resume"
+    monkeypatch.setattr(train_module.Trainer, "fit", real_fit)
+    again = CliRunner().invoke(cli, command[1:])
+    assert again.exit_code == 0, again.output
+    assert "resumed from" in again.output and "after epoch 2" in again.output
+    ckpt = load_checkpoint(out / CHECKPOINT)
+    assert ckpt["epoch"] == 5 and ckpt["settings"]["lr"] == 0.003 and ckpt["settings"]["batch_size"] == 32
