@@ -2,7 +2,8 @@
 ``train[-1000:]``, ``train+test``, ``train[:50%]+validation``.
 
 Percent bounds round to the closest example (``round(n * p / 100)``); integer bounds follow Python
-slicing (negative counts from the end, out of range is clipped).
+slicing (negative counts from the end, out of range is clipped, a reversed range such as
+``train[10:5]`` is empty).
 """
 
 from __future__ import annotations
@@ -27,8 +28,13 @@ class SplitSlice:
     stop: str | None = None
 
     def bounds(self, n: int) -> tuple[int, int]:
-        """Return the concrete ``[start, stop)`` in a split of ``n`` examples."""
-        return slice(_index(self.start, n), _index(self.stop, n)).indices(n)[:2]
+        """Return the concrete ``[start, stop)`` in a split of ``n`` examples; a reversed range is empty.
+
+        ``slice.indices`` keeps ``train[10:5]`` as (10, 5), a negative length; like ``list[10:5]``
+        it selects nothing, so the stop is raised to the start.
+        """
+        start, stop = slice(_index(self.start, n), _index(self.stop, n)).indices(n)[:2]
+        return start, max(start, stop)
 
 
 def _index(bound: str | None, n: int) -> int | None:

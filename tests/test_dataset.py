@@ -72,6 +72,14 @@ def test_split_slicing(toy, expr, expected):
     assert torch.equal(got, torch.from_numpy(toy[expected].copy()))
 
 
+@pytest.mark.parametrize("expr", ["train[10:5]", "train[-5:-10]", "train[60%:50%]", "test[5:5]"])
+def test_a_reversed_or_empty_slice_is_an_empty_dataset(toy, expr):
+    ds = dsreg.load("toy", split=expr)
+    assert len(ds) == 0 and list(ds.loader(batch_size=4)) == []
+    both = dsreg.load("toy", split=f"{expr}+test[:3]")
+    assert len(both) == 3 and torch.equal(both[0]["image"], torch.from_numpy(toy[60_000].copy()))
+
+
 def test_bad_split_expression_is_a_clear_error(toy):
     with pytest.raises(dsreg.ConfigError, match="split 'valid' does not exist; choose from train, test"):
         dsreg.load("toy", split="valid")
