@@ -1,14 +1,35 @@
-"""Read archives as streams, never extracting them to disk, and refuse unsafe members.
+"""Read archives as streams, never extracting them to disk, and refuse unsafe or oversized members.
 
 ``members(path)`` yields ``(member path, bytes)`` for every regular file of a tar (plain, gz, bz2,
 xz; read once, front to back) or zip archive. Every member path is checked first: absolute paths,
 ``..`` components, links and devices raise ArchiveError naming the member. ``open_compressed``
 opens a single gzip/bz2/xz-compressed (or plain) file.
+
+Reading is bounded, so an archive bomb is refused before it fills memory:
+
+- one member is held in memory at a time, whole, and only up to ``max_member`` bytes (default
+  256 MiB; while a decompressor hands it over the peak is about twice that); a bigger member is
+  refused from its declared size, before any of it is decompressed;
+- the members together may expand to ``max_expanded`` bytes (default 32 GiB); the archive is
+  refused at the member that would pass it, and the rest is never decompressed;
+- zip headers can lie, so a zip member is checked against its declared size and again against
+  the bytes actually decompressed; tar sizes cannot lie (they say where the next header starts);
+- a tar header record (GNU long name, pax header) may hold at most 1 MiB.
+
+The limits come from, first to last: the user's ``DSREG_MAX_MEMBER`` / ``DSREG_MAX_EXPANDED`` (or the
+config file's ``[archive]`` table), so raising them always lets a genuine archive through; the
+arguments of ``members``; the dataset's Builder attributes ``max_member`` / ``max_expanded`` (which
+``prepare`` passes on through ``for_dataset``); the defaults here.
+
+Every failure is one ArchiveError line that names the file (and member) and what to do: an unsafe
+member, a limit passed, an archive cut short, corrupt compressed data (zlib, bz2, lzma), a bad header.
 """
 
 from __future__ import annotations
 
 import bz2
+import contextlib
+import contextvars
 import gzip
 import io
 import lzma
@@ -16,12 +37,19 @@ import posixpath
 import stat
 import tarfile
 import zipfile
+import zlib
 from pathlib import Path
-from typing import IO, Callable, Iterator
+from typing import IO, Any, Callable, Iterator, Mapping
 
+from . import config
 from .errors import ArchiveError
 
-__all__ = ["members", "open_compressed", "check_member_name", "detect"]
+__all__ = ["members", "for_dataset", "open_compressed", "check_member_name", "detect", "DEFAULT_MAX_MEMBER", "DEFAULT_MAX_EXPANDED"]
+
+DEFAULT_MAX_MEMBER = 256 << 20
+DEFAULT_MAX_EXPANDED = 32 << 30
+_MAX_RECORD = 1 << 20  # a GNU long name or pax header bigger than this is not a name: refuse it unread
+_STEP = 1 << 20  # members up to this are read in one call; bigger ones in steps of it into one buffer
 
 # Magic bytes at offset 0 → format, table-driven like torchvision's archive helpers.
 _MAGIC: tuple[tuple[bytes, str], ...] = (
@@ -64,39 +92,160 @@ def check_member_name(name: str, archive: str = "archive") -> str:
     return posixpath.join(*parts) if parts else ""
 
 
-def members(path: str | Path, *, label: str | None = None) -> Iterator[tuple[str, bytes]]:
-    """Yield ``(member path, bytes)`` for each regular file in the tar or zip archive at ``path``."""
-    label = label or Path(path).name
+# -- limits -----------------------------------------------------------------------------------
+_dataset: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("dsreg_archive_dataset", default={})
+
+
+@contextlib.contextmanager
+def for_dataset(*, max_member: int | str | None = None, max_expanded: int | str | None = None,
+                names: Mapping[str, str] | None = None) -> Iterator[None]:
+    """Within the block, ``members`` applies a dataset's limits and calls each local path by its published name.
+
+    ``prepare`` wraps every dataset in it, passing the Builder's ``max_member`` / ``max_expanded``
+    and ``{local path: file name}``, so a message says ``train.tar.gz``, not the sha256 the
+    download is stored under.
+    """
+    token = _dataset.set({"max_member": max_member, "max_expanded": max_expanded, "names": dict(names or {})})
+    try:
+        yield
+    finally:
+        _dataset.reset(token)
+
+
+def _limit(name: str, given: int | str | None, default: int) -> int:
+    user = config.archive_limit(name)
+    if user is not None:
+        return user
+    for value in (given, _dataset.get().get(name)):
+        if value is not None:
+            return config.parse_size(value, name)
+    return default
+
+
+def _size(n: int) -> str:
+    """``n`` bytes as a value DSREG_MAX_* accepts, rounded up (e.g. ``300MiB``, ``2GiB``)."""
+    for unit, shift in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift:
+            return f"{-(-n >> shift) if n % (1 << shift) else n >> shift}{unit}"
+    return f"{n}B"
+
+
+class _Budget:
+    """The bytes an archive may still expand to, and the most one member may hold."""
+
+    __slots__ = ("label", "member", "expanded", "left")
+
+    def __init__(self, label: str, max_member: int, max_expanded: int) -> None:
+        self.label, self.member, self.expanded, self.left = label, max_member, max_expanded, max_expanded
+
+    def claim(self, name: str, size: int) -> None:
+        """Count ``size`` bytes of member ``name``; refuse (before they are read) if they pass a limit."""
+        if size > self.member:
+            raise ArchiveError(
+                f"{self.label}: member {name!r} expands to {_size(size)}, over the {_size(self.member)} "
+                f"one member may hold (DSREG_MAX_MEMBER); if the archive is genuine, set "
+                f"DSREG_MAX_MEMBER={_size(max(size, self.member + 1))} and fetch again"
+            )
+        if size > self.left:
+            raise ArchiveError(
+                f"{self.label} expands to more than {_size(self.expanded)} (DSREG_MAX_EXPANDED) at member "
+                f"{name!r}: refused as an archive bomb; if the archive is genuine, set "
+                f"DSREG_MAX_EXPANDED={_size(2 * self.expanded)} (or more) and fetch again"
+            )
+        self.left -= size
+
+
+# -- errors -------------------------------------------------------------------------------------
+_ADVICE = "fetch it again with `--force`, or hand over a good copy with `--from PATH`"
+
+
+def _unreadable(label: str, kind: str, exc: BaseException, done: int) -> ArchiveError:
+    """One line for an archive that stopped reading: cut short, corrupt compressed data, or a bad header."""
+    where = f" after {done:,} member{'' if done == 1 else 's'}" if done else ""
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, EOFError) or "unexpected end" in text or "ended before" in text:
+        what = f"is cut short{where} ({text}); the download is incomplete or damaged"
+    elif (isinstance(exc, (zlib.error, lzma.LZMAError)) or "zlib" in text or "compressed data" in text
+          or (isinstance(exc, OSError) and kind in ("gzip", "bz2", "xz", "zip"))):
+        codec = {"gzip": "gzip", "bz2": "bzip2", "xz": "xz", "zip": "compressed"}.get(kind, "compressed")
+        what = f"holds corrupt {codec} data{where} ({text}); the file is damaged"
+    else:
+        what = f"is not a readable {'zip' if kind == 'zip' else 'tar'} archive{where} ({text})"
+    return ArchiveError(f"{label} {what}: {_ADVICE}")
+
+
+#: What a damaged archive raises from tarfile, zipfile and the decompressors.
+_BROKEN = (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, zlib.error, lzma.LZMAError)
+
+
+# -- reading --------------------------------------------------------------------------------------
+def _read_whole(readinto: Callable[[memoryview], int | None], size: int) -> bytes:
+    """Up to ``size`` bytes read in steps into one buffer (fewer if the data ends first).
+
+    Reading a big member in one call costs four copies of it at the peak (the decompressor's, the
+    gzip and buffered readers', ours); this costs two: the buffer and the bytes made from it.
+    """
+    buf = bytearray(size)
+    got = 0
+    with memoryview(buf) as view:
+        while got < size:
+            n = readinto(view[got : got + _STEP])
+            if not n:
+                break
+            got += n
+        return bytes(view[:got]) if got < size else bytes(buf)
+
+
+def members(path: str | Path, *, label: str | None = None, max_member: int | str | None = None,
+            max_expanded: int | str | None = None) -> Iterator[tuple[str, bytes]]:
+    """Yield ``(member path, bytes)`` for each regular file in the tar or zip archive at ``path``.
+
+    ``max_member`` and ``max_expanded`` (bytes, or e.g. ``"1GiB"``) are the dataset's limits; the
+    user's DSREG_MAX_MEMBER / DSREG_MAX_EXPANDED win over them (see the module docstring).
+    """
+    label = label or _dataset.get().get("names", {}).get(str(path)) or Path(path).name
+    budget = _Budget(label, _limit("max_member", max_member, DEFAULT_MAX_MEMBER),
+                     _limit("max_expanded", max_expanded, DEFAULT_MAX_EXPANDED))
     kind = detect(path)
     if kind == "zip":
-        yield from _zip_members(path, label)
+        yield from _zip_members(path, label, budget)
         return
     yielded = 0
     try:
         if kind in ("gzip", "bz2", "xz", "tar"):
             try:
-                for item in _tar_stream(path, kind, label):
+                for item in _tar_stream(path, kind, label, budget):
                     yield item
                     yielded += 1
                 return
             except _Unsupported:
                 pass  # a header the direct reader leaves to tarfile: read again, from the start
-        with tarfile.open(path, mode="r|*") as tar:
-            for info in tar:
-                name = check_member_name(info.name, label)
-                if info.isdir():
-                    continue
-                if info.issym() or info.islnk():
-                    raise ArchiveError(f"{label}: member {info.name!r} is a link; refusing to read this archive")
-                if not info.isfile():
-                    raise ArchiveError(f"{label}: member {info.name!r} is a device or special file; refusing to read this archive")
-                if yielded:  # already given out by the direct reader before it stopped
-                    yielded -= 1
-                    continue
-                handle = tar.extractfile(info)
-                yield name, handle.read() if handle else b""
-    except (tarfile.TarError, EOFError, OSError, lzma.LZMAError) as exc:
-        raise ArchiveError(f"{label} is not a readable tar or zip archive ({exc}); fetch it again with `--force`") from exc
+        budget.left = budget.expanded
+        for index, item in enumerate(_tarfile_members(path, label, budget)):
+            if index >= yielded:  # those before were given out by the direct reader before it stopped
+                yield item
+                yielded += 1
+    except _BROKEN as exc:
+        raise _unreadable(label, kind, exc, yielded) from exc
+
+
+def _tarfile_members(path: str | Path, label: str, budget: _Budget) -> Iterator[tuple[str, bytes]]:
+    """The regular files of any tar ``tarfile`` reads, with the checks of the direct reader."""
+    with tarfile.open(path, mode="r|*") as tar:
+        for info in tar:
+            name = check_member_name(info.name, label)
+            if info.isdir():
+                continue
+            if info.issym() or info.islnk():
+                raise ArchiveError(f"{label}: member {info.name!r} is a link; refusing to read this archive")
+            if not info.isfile():
+                raise ArchiveError(f"{label}: member {info.name!r} is a device or special file; refusing to read this archive")
+            budget.claim(info.name, info.size)
+            handle = tar.extractfile(info)
+            if handle is None:
+                yield name, b""
+            else:
+                yield name, handle.read() if info.size <= _STEP else _read_whole(handle.readinto, info.size)
 
 
 class _Unsupported(Exception):
@@ -141,16 +290,28 @@ def _pax(data: bytes) -> dict[str, str]:
     return records
 
 
-def _tar_stream(path: str | Path, kind: str, label: str) -> Iterator[tuple[str, bytes]]:
+def _tar_stream(path: str | Path, kind: str, label: str, budget: _Budget) -> Iterator[tuple[str, bytes]]:
     """Yield regular files of a (compressed) ustar/GNU/pax tar by reading its headers directly.
 
     Python's tarfile spends ~50 µs per member on header objects; an archive of half a million
     small files is then bound by it. This reads the same stream with the same checks at about
     three times the rate, and raises _Unsupported for anything unusual so tarfile takes over.
+    It is stricter than tarfile in one way: a damaged or cut header after the first is an error
+    here, where tarfile takes it silently for the end of the archive.
     """
     opener = _OPENERS.get(kind, open)
     with opener(path, "rb") as raw:
-        read = io.BufferedReader(raw, 1 << 20).read if kind in _OPENERS else raw.read
+        reader = io.BufferedReader(raw, _STEP) if kind in _OPENERS else raw
+        read, readinto = reader.read, reader.readinto
+
+        def data(size: int) -> bytes:
+            """The ``size`` bytes after a header, and the padding to the next 512-byte block."""
+            out = (read(size) if size else b"") if size <= _STEP else _read_whole(readinto, size)
+            pad = -size % _BLOCK
+            if len(out) < size or (pad and len(read(pad)) < pad):
+                raise tarfile.ReadError("unexpected end of data")
+            return out
+
         long_name: str | None = None
         pax: dict[str, str] = {}
         while True:
@@ -165,30 +326,37 @@ def _tar_stream(path: str | Path, kind: str, label: str) -> Iterator[tuple[str, 
                 raise tarfile.ReadError("bad checksum in a tar header")
             type_ = header[156:157]
             size = _number(header[124:136])
-            if type_ not in (b"x", b"g", b"L", b"K") and "size" in pax:
-                size = int(pax["size"])
-            data = read(size) if size else b""
-            if len(data) < size or (size % _BLOCK and len(read(_BLOCK - size % _BLOCK)) < _BLOCK - size % _BLOCK):
-                raise tarfile.ReadError("unexpected end of data")
-            if type_ == b"L":
-                long_name = _text(data)
-                continue
-            if type_ == b"K":
-                continue  # a long link target: the link itself is refused below
-            if type_ == b"x":
-                pax = _pax(data)
-                if any(key.startswith("GNU.sparse") for key in pax):
-                    raise _Unsupported("sparse file")
-                continue
-            if type_ == b"g":
-                raise _Unsupported("pax global header")
-            name = _text(header[:100])
+            if type_ in (b"x", b"g", b"L", b"K"):
+                if size > _MAX_RECORD:  # read whole below: bound it like a member
+                    raise ArchiveError(f"{label}: a tar header record (type {type_.decode()}) claims {_size(size)}; "
+                                       f"names and pax headers stay under {_size(_MAX_RECORD)}: refusing a damaged or hostile archive")
+                record = data(size)
+                if type_ == b"L":
+                    long_name = _text(record)
+                elif type_ == b"x":
+                    pax = _pax(record)
+                    if any(key.startswith("GNU.sparse") for key in pax):
+                        raise _Unsupported("sparse file")
+                elif type_ == b"g":
+                    raise _Unsupported("pax global header")
+                continue  # "K", a long link target: the link itself is refused below
+            if "size" in pax:
+                try:
+                    size = int(pax["size"])
+                except ValueError:
+                    size = 0  # as tarfile reads it
+                if size < 0:
+                    raise tarfile.ReadError("negative size in a pax header")
+            short = _text(header[:100])
+            name = short
             if header[257:265] == b"ustar\x0000" and header[345] != 0:
                 name = _text(header[345:500]) + "/" + name
             name = pax.get("path") or long_name or name
             long_name, pax = None, {}
             checked = check_member_name(name, label)
-            if type_ == b"5" or (type_ == b"\0" and name.endswith("/")):
+            # tarfile's rule: an old-style regular file whose own name ends in "/" is a folder; a
+            # folder's size is not skipped (nor a link's or a device's, which are refused anyway).
+            if type_ == b"5" or (type_ == b"\0" and short.endswith("/")):
                 continue
             if type_ in (b"1", b"2"):
                 raise ArchiveError(f"{label}: member {name!r} is a link; refusing to read this archive")
@@ -196,10 +364,12 @@ def _tar_stream(path: str | Path, kind: str, label: str) -> Iterator[tuple[str, 
                 raise ArchiveError(f"{label}: member {name!r} is a device or special file; refusing to read this archive")
             if type_ not in _REGULAR:
                 raise _Unsupported(f"tar member type {type_!r}")
-            yield checked, data
+            budget.claim(name, size)
+            yield checked, data(size)
 
 
-def _zip_members(path: str | Path, label: str) -> Iterator[tuple[str, bytes]]:
+def _zip_members(path: str | Path, label: str, budget: _Budget) -> Iterator[tuple[str, bytes]]:
+    done = 0
     try:
         with zipfile.ZipFile(path) as zf:
             for info in zf.infolist():
@@ -213,6 +383,20 @@ def _zip_members(path: str | Path, label: str) -> Iterator[tuple[str, bytes]]:
                 # bits alone (0o600), which are a regular file.
                 if stat.S_IFMT(mode) and not stat.S_ISREG(mode):
                     raise ArchiveError(f"{label}: member {info.filename!r} is a device or special file; refusing to read this archive")
-                yield name, zf.read(info)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise ArchiveError(f"{label} is not a readable zip archive ({exc}); fetch it again with `--force`") from exc
+                if info.flag_bits & 0x1:
+                    raise ArchiveError(f"{label}: member {info.filename!r} is encrypted; dsreg reads only unencrypted "
+                                       "archives: decrypt it yourself and hand it over with `--from PATH`")
+                budget.claim(info.filename, info.file_size)
+                with zf.open(info) as fh:
+                    # Then one byte more: zipfile stops at the declared size today, but the bound
+                    # must not rest on that, since a lying header is the attack.
+                    size = info.file_size
+                    data = fh.read(size) if size <= _STEP else _read_whole(fh.readinto, size)
+                    extra = fh.read(1)
+                if len(data) != size or extra:
+                    raise ArchiveError(f"{label}: member {info.filename!r} holds {'more' if extra else 'fewer'} "
+                                       f"bytes than its header says ({info.file_size:,}); the archive is damaged or hostile: {_ADVICE}")
+                yield name, data
+                done += 1
+    except (*_BROKEN, NotImplementedError) as exc:
+        raise _unreadable(label, "zip", exc, done) from exc

@@ -12,12 +12,26 @@ Environment (read at each use, so tests and shells can change them):
                            ::1, localhost): for tests and air-gapped builds; any other URL is refused
     DSREG_STRICT_PLUGINS=1 a plugin that fails to load is an error instead of being skipped
     DSREG_LOAD_PLUGINS     comma-separated entry point names: load only these plugins
+    DSREG_MAX_MEMBER       the largest archive member dsreg reads (default 256MiB; e.g. "1GiB"):
+                           a member is held whole in memory while it is handed over, so this also
+                           bounds memory (about twice this value at the peak)
+    DSREG_MAX_EXPANDED     the most bytes one archive may expand to (default 32GiB); the rest of
+                           an archive bomb is never decompressed
+
+Sizes are bytes or a number with a unit (K, M, G, T; KiB, MiB, GiB, TiB; KB, MB, GB, TB). A dataset
+may set its own archive limits (Builder attributes ``max_member`` / ``max_expanded``, or the arguments
+of ``dsreg.archive.members``); the user's setting above wins over the dataset's, so raising it is
+always enough to read a genuine archive.
 
 The config file is TOML::
 
     [mirrors]
     "*" = ["https://mirror.example.org/datasets/"]      # every dataset
     notmnist = ["/data/notmnist/", "s3://team/notmnist/"]
+
+    [archive]                                           # as DSREG_MAX_MEMBER / DSREG_MAX_EXPANDED
+    max_member = "1GiB"
+    max_expanded = "64GiB"
 """
 
 from __future__ import annotations
@@ -30,7 +44,7 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["offline", "retries", "config_path", "load_config", "user_mirrors"]
+__all__ = ["offline", "retries", "config_path", "load_config", "user_mirrors", "parse_size", "archive_limit"]
 
 
 def _flag(name: str) -> bool:
@@ -117,3 +131,36 @@ def user_mirrors(dataset: str) -> list[str]:
         value = mirrors.get(key, [])
         found.extend([value] if isinstance(value, str) else list(value))
     return found
+
+
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40,
+          "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
+
+
+def parse_size(value: str | int, where: str) -> int:
+    """Return a size such as ``512MiB``, ``2G``, ``1.5GB`` or ``1048576`` in bytes; ``where`` names its source in errors."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        number, unit = float(value), ""
+    else:
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*", str(value), re.IGNORECASE)
+        if not match:
+            raise ConfigError(f"{where}={value!r} is not a size; write bytes or e.g. 512MiB, 2GiB")
+        number, unit = float(match[1]), match[2].lower() + ("b" if match[3].lower() == "b" else "")
+    size = int(number * _UNITS[unit])
+    if size <= 0:
+        raise ConfigError(f"{where}={value!r} must be more than 0 bytes; write e.g. 512MiB")
+    return size
+
+
+def archive_limit(name: str) -> int | None:
+    """Return the user's archive limit ``max_member`` or ``max_expanded`` in bytes (env, then config file), or None."""
+    env = f"DSREG_{name.upper()}"
+    value = os.environ.get(env, "").strip()
+    if value:
+        return parse_size(value, env)
+    table = load_config().get("archive", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"[archive] in {config_path()} must be a table (max_member = \"1GiB\", max_expanded = \"64GiB\")")
+    if name in table:
+        return parse_size(table[name], f"[archive] {name} in {config_path()}")
+    return None

@@ -12,9 +12,11 @@ folder without a manifest, or whose files disagree with it, is never served.
 
 from __future__ import annotations
 
+import errno
 import inspect
 import os
 import shutil
+import sys
 import time
 import uuid
 from itertools import islice
@@ -161,9 +163,16 @@ class SplitWriter:
         return self.rows
 
     def discard(self) -> None:
+        """Remove the side files; never raises, so the error that led here is the one reported."""
         for col in self.raw.values():
-            col.fh.close()
-            col.path.unlink(missing_ok=True)
+            try:
+                col.fh.close()  # on a full disk the flush in close fails again: the file goes anyway
+            except OSError:
+                pass
+            try:
+                col.path.unlink(missing_ok=True)
+            except OSError:
+                pass
 
 
 def _scalar(name: str, feat: Feature, value: Any) -> Any:
@@ -214,6 +223,39 @@ def prepare_workers() -> int:
         return os.cpu_count() or 1
 
 
+def _die_with_parent(parent: int, use_prctl: bool = True) -> None:
+    """Pool initializer: end this worker when ``parent`` dies, even by SIGKILL, instead of idling on for good.
+
+    Linux delivers SIGKILL to the worker when its parent dies (prctl PR_SET_PDEATHSIG). Elsewhere
+    (or if that fails) a daemon thread polls the parent's pid and exits when it changes.
+    """
+    if not (use_prctl and _set_pdeathsig()):
+        import threading
+
+        threading.Thread(target=_watch_parent, args=(parent,), name="dsreg-parent-watch", daemon=True).start()
+    if os.getppid() != parent:  # the parent died before the line above took effect
+        os._exit(1)
+
+
+def _set_pdeathsig() -> bool:
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+        import signal
+
+        pr_set_pdeathsig = 1  # from <linux/prctl.h>
+        return ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0) == 0
+    except (OSError, AttributeError):  # no libc symbol (e.g. a static or unusual libc)
+        return False
+
+
+def _watch_parent(parent: int, interval: float = 0.5) -> None:
+    while os.getppid() == parent:
+        time.sleep(interval)
+    os._exit(1)  # no cleanup: the parent that would collect the results is gone
+
+
 def examples(builder: Builder, split: str, files: Mapping[str, Path], workers: int | None = None) -> Iterator[tuple[str, Any]]:
     """Yield ``(key, example or Skip)`` for ``split``, decoding records in a process pool if the builder names a decode."""
     stream = builder.generate(split, files, **builder.params)
@@ -234,7 +276,10 @@ def examples(builder: Builder, split: str, files: Mapping[str, Path], workers: i
     import multiprocessing
 
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    with cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method)) as pool:
+    # The pool's processes are forked by the thread running this generator; PR_SET_PDEATHSIG
+    # follows that thread, which outlives the pool (the `with` below shuts it down first).
+    with cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method),
+                                initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
         pending: list[Any] = []
         for chunk in chunks:
             pending.append(pool.submit(_decode_chunk, decode, chunk))
@@ -244,40 +289,83 @@ def examples(builder: Builder, split: str, files: Mapping[str, Path], workers: i
             yield from future.result()
 
 
+#: What each disk error means for the folder a prepare writes to, and what to do about it.
+_DISK_ERRORS: dict[int, str] = {
+    errno.ENOSPC: "the disk of {folder} is full; free space there (`dsreg cache du` shows what the cache holds) "
+                  "or set DSREG_CACHE to a folder on a bigger disk",
+    errno.EFBIG: "a file in {folder} grew past the largest file allowed (the shell's `ulimit -f` or the filesystem's "
+                 "maximum); raise the limit or set DSREG_CACHE to a folder on another filesystem",
+    errno.EACCES: "you may not write in {folder}; make it writable (chmod u+w) or set DSREG_CACHE to a folder you can write",
+    errno.EPERM: "you may not write in {folder}; make it writable (chmod u+w) or set DSREG_CACHE to a folder you can write",
+    errno.EROFS: "{folder} is on a read-only filesystem; set DSREG_CACHE to a writable folder",
+}
+if hasattr(errno, "EDQUOT"):  # not on Windows
+    _DISK_ERRORS[errno.EDQUOT] = "your disk quota on {folder} is used up; free space there or set DSREG_CACHE to a folder with room"
+
+
+def disk_error(exc: OSError, folder: Path, what: str) -> CacheError | None:
+    """Return a one-line CacheError for a disk error met while ``what`` wrote under ``folder``; None for other errors."""
+    code = exc.errno
+    if code is None:  # pyarrow's OSError carries the reason in its text only
+        code = next((c for c in _DISK_ERRORS if os.strerror(c) in str(exc)), None)
+    if code not in _DISK_ERRORS:
+        return None
+    if code in (errno.EACCES, errno.EPERM, errno.EROFS) and exc.filename is not None:
+        try:  # a permission error on a file outside the cache (a builder reading its input) is not ours
+            Path(exc.filename).resolve().relative_to(folder.resolve())
+        except ValueError:
+            return None
+    reason = os.strerror(code)
+    return CacheError(f"{what} stopped: {reason}: {_DISK_ERRORS[code].format(folder=folder)}; then fetch again")
+
+
 def prepare(builder: Builder, files: Mapping[str, Path], target: Path, sources: Mapping[str, Any], workers: int | None = None) -> dict[str, Any]:
     """Run ``builder`` over every split into ``target`` (atomically) and return the manifest."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    for stale in target.parent.glob(f".{target.name}.tmp-*"):  # left by a killed prepare
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
+    from . import archive
+
+    what = f"preparing {builder.name}"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        for stale in target.parent.glob(f".{target.name}.tmp-*"):  # left by a killed prepare
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+    except OSError as exc:
+        told = disk_error(exc, target.parent, what)
+        if told is None:
+            raise
+        raise told from exc
     started = time.perf_counter()
     splits: dict[str, Any] = {}
     builder.notes.clear()
     try:
-        # Fixed here for this configuration (they may depend on the data) and kept in the manifest.
-        features = dict(builder.get_features(files))
-        builder.features = features
-        for split in builder.get_splits():
-            writer = SplitWriter(tmp / f"{split}.arrow", features)
-            skipped: list[dict[str, str]] = []
-            try:
-                for key, example in examples(builder, split, files, workers):
-                    example = builder.review(split, key, example)
-                    if example is None:
-                        continue
-                    if isinstance(example, Skip):
-                        skipped.append({"key": str(key), "reason": str(example)})
-                        continue
-                    try:
-                        writer.write(example)
-                    except (ValueError, TypeError) as exc:
-                        raise PluginError(f"{builder.name}: example {key!r} of split {split!r}: {exc}") from exc
-                rows = writer.close()
-            except BaseException:
-                writer.discard()
-                raise
-            splits[split] = {"examples": rows, "bytes": (tmp / f"{split}.arrow").stat().st_size, "skipped": skipped}
+        # A dataset may declare its own archive limits; the user's settings still win (see dsreg.archive).
+        with archive.for_dataset(max_member=getattr(builder, "max_member", None),
+                                 max_expanded=getattr(builder, "max_expanded", None),
+                                 names={str(path): name for name, path in files.items()}):
+            # Fixed here for this configuration (they may depend on the data) and kept in the manifest.
+            features = dict(builder.get_features(files))
+            builder.features = features
+            for split in builder.get_splits():
+                writer = SplitWriter(tmp / f"{split}.arrow", features)
+                skipped: list[dict[str, str]] = []
+                try:
+                    for key, example in examples(builder, split, files, workers):
+                        example = builder.review(split, key, example)
+                        if example is None:
+                            continue
+                        if isinstance(example, Skip):
+                            skipped.append({"key": str(key), "reason": str(example)})
+                            continue
+                        try:
+                            writer.write(example)
+                        except (ValueError, TypeError) as exc:
+                            raise PluginError(f"{builder.name}: example {key!r} of split {split!r}: {exc}") from exc
+                    rows = writer.close()
+                except BaseException:
+                    writer.discard()
+                    raise
+                splits[split] = {"examples": rows, "bytes": (tmp / f"{split}.arrow").stat().st_size, "skipped": skipped}
         manifest = {
             "format": FORMAT,
             "dataset": builder.name,
@@ -299,6 +387,12 @@ def prepare(builder: Builder, files: Mapping[str, Path], target: Path, sources: 
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        told = disk_error(exc, target.parent, what)
+        if told is None:
+            raise
+        raise told from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
