@@ -94,7 +94,7 @@ class RootGroup(DsregGroup):
         except DsregError as exc:
             if ctx.find_root().params.get("debug"):
                 raise
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {exc.cli_message or exc}", err=True)  # advice worded as flags, not arguments
             ctx.exit(1)
         except KeyboardInterrupt:
             click.echo("interrupted; partial downloads are kept and resume next time", err=True)

@@ -8,6 +8,11 @@ Environment (read at each use, so tests and shells can change them):
                            "URL" for every dataset, "name=URL" for one, separated by spaces or ';'
     DSREG_CONFIG           config file (default: <user config dir>/dsreg/config.toml)
     DSREG_RETRIES          attempts per URL before moving to the next mirror (default 3)
+    DSREG_TIMEOUT          idle timeout: seconds with no byte received before a request counts as
+                           stalled (default 30); a stall is a cut, resumed on the next attempt
+    DSREG_CONNECT_TIMEOUT  seconds to open a connection, TLS included (default 10, or DSREG_TIMEOUT
+                           when that is smaller)
+    DSREG_BACKOFF          seconds before the first retry of a URL, doubled after each (default 1)
     DSREG_NETWORK=loopback downloads may reach only this machine (local paths, file://, 127.0.0.0/8,
                            ::1, localhost): for tests and air-gapped builds; any other URL is refused
     DSREG_STRICT_PLUGINS=1 a plugin that fails to load is an error instead of being skipped
@@ -29,6 +34,12 @@ The config file is TOML::
     "*" = ["https://mirror.example.org/datasets/"]      # every dataset
     notmnist = ["/data/notmnist/", "s3://team/notmnist/"]
 
+    [fetch]                                             # as the DSREG_* variables; they win
+    timeout = 30
+    connect_timeout = 10
+    retries = 3
+    backoff = 1.0
+
     [archive]                                           # as DSREG_MAX_MEMBER / DSREG_MAX_EXPANDED
     max_member = "1GiB"
     max_expanded = "64GiB"
@@ -36,6 +47,7 @@ The config file is TOML::
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import sys
@@ -44,7 +56,7 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["offline", "retries", "config_path", "load_config", "user_mirrors", "parse_size", "archive_limit"]
+__all__ = ["offline", "retries", "timeout", "connect_timeout", "backoff", "config_path", "load_config", "user_mirrors", "parse_size", "archive_limit"]
 
 
 def _flag(name: str) -> bool:
@@ -57,6 +69,16 @@ def offline() -> bool:
 
 
 _LOCAL_SCHEMES = {"", "file", "local", "memory"}
+
+
+def _loopback_address(host: str) -> bool:
+    # An address, not a name: "127.example.org" is not this machine.
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def check_network(url: str) -> None:
@@ -72,19 +94,53 @@ def check_network(url: str) -> None:
     if scheme in _LOCAL_SCHEMES:
         return
     host = (urlsplit(url).hostname or "").lower()
-    if host == "localhost" or host == "::1" or host.startswith("127."):
+    if host == "localhost" or _loopback_address(host):
         return
     from .errors import FetchError
 
     raise FetchError("refused: not on this machine and DSREG_NETWORK=loopback is set")
 
 
-def retries() -> int:
-    value = os.environ.get("DSREG_RETRIES", "3")
+def _fetch_setting(key: str, default: float, example: str, *, whole: bool = False, zero: bool = False) -> float:
+    """Return the ``[fetch] key`` setting: DSREG_<KEY> first, then the config file, then ``default``."""
+    env = f"DSREG_{key.upper()}"
+    raw: Any = os.environ.get(env, "").strip()
+    where = env
+    if raw == "":
+        table = load_config().get("fetch", {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"[fetch] in {config_path()} must be a table (timeout = 30, retries = 3)")
+        if key not in table:
+            return default
+        raw, where = table[key], f"[fetch] {key} in {config_path()}"
     try:
-        return max(1, int(value))
-    except ValueError:
-        raise ConfigError(f"DSREG_RETRIES={value!r} is not a whole number; set it to e.g. 3") from None
+        value = float(raw) if not isinstance(raw, bool) else math.nan
+    except (TypeError, ValueError):
+        value = math.nan
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero) or (whole and value != int(value)):
+        kind = ("whole number" if whole else "number of seconds") + (", 0 or more" if zero else " above 0")
+        raise ConfigError(f"{where}={raw!r} is not a {kind}; set it to e.g. {example}")
+    return value
+
+
+def retries() -> int:
+    """Return how many attempts each URL gets (DSREG_RETRIES, ``[fetch] retries``; default 3)."""
+    return int(_fetch_setting("retries", 3, "3", whole=True))
+
+
+def timeout() -> float:
+    """Return the idle timeout in seconds: how long a request may go without receiving a byte."""
+    return _fetch_setting("timeout", 30.0, "30")
+
+
+def connect_timeout() -> float:
+    """Return the seconds allowed to open a connection (default 10, or the idle timeout if smaller)."""
+    return _fetch_setting("connect_timeout", min(10.0, timeout()), "10")
+
+
+def backoff() -> float:
+    """Return the seconds before the first retry of a URL (doubled after each failed attempt)."""
+    return _fetch_setting("backoff", 1.0, "1", zero=True)
 
 
 def config_path() -> Path:

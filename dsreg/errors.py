@@ -11,7 +11,9 @@
     └── ConfigError                 bad configuration, split expression or option
 
 Every message is one line that says what went wrong and what to do next; the CLI prints it and
-exits non-zero (``--debug`` shows the traceback).
+exits non-zero (``--debug`` shows the traceback). Advice is worded for whoever reads it: ``str(exc)``
+names the Python arguments (``mirrors=``, ``from_path=``) and ``exc.cli_message``, when set, the same
+advice as command-line flags (``--mirror``, ``--from``), which is what the CLI prints.
 """
 
 from __future__ import annotations
@@ -31,6 +33,20 @@ __all__ = [
 
 class DsregError(Exception):
     """Base class of every error dsreg raises on purpose."""
+
+    #: The message worded for the command line (flags, commands), when it differs from ``str(self)``.
+    cli_message: str | None = None
+
+    def __init__(self, *args: object, cli: str | None = None) -> None:
+        super().__init__(*args)
+        if cli is not None:
+            self.cli_message = cli
+
+    def add_advice(self, python: str, cli: str) -> None:
+        """Append advice to the message, worded for Python callers and for the command line."""
+        base = str(self)
+        self.cli_message = f"{self.cli_message or base}; {cli}"
+        self.args = (f"{base}; {python}", *self.args[1:])
 
 
 class UnknownDatasetError(DsregError, KeyError):
