@@ -10,7 +10,7 @@ from typing import Any, Callable, Sequence
 
 from .builder import Builder, File
 from .cache import Cache
-from .errors import CacheError
+from .errors import CacheError, DsregError
 from .features import ClassLabel, Feature
 from .plugins import get_registry
 
@@ -152,12 +152,40 @@ def _locked(cache: Cache, name: str, quiet: bool) -> Any:
 
     lock = cache.lock(name)
     try:
-        lock.acquire(timeout=0.5)
-    except filelock.Timeout:
-        if not quiet:
-            print(f"waiting for another process that is fetching {name} ({lock.lock_file})", file=sys.stderr)
-        lock.acquire()
+        try:
+            lock.acquire(timeout=0.5)
+        except filelock.Timeout:
+            if not quiet:
+                print(f"waiting for another process that is fetching {name} ({lock.lock_file})", file=sys.stderr)
+            lock.acquire()
+    except OSError as exc:  # a read-only or full cache: the lock file cannot be created
+        raise CacheError(
+            f"cannot lock {name} in the cache at {cache.root} ({exc.strerror or exc}); "
+            "set DSREG_CACHE to a writable folder to fetch or prepare it"
+        ) from exc
     return lock
+
+
+def _candidates(cache: Cache, name: str) -> list[str]:
+    """Return the files of ``name`` downloaded without a published checksum and not yet proved good."""
+    return sorted(f for f, record in cache.read_files(name).items() if record.get("status") == "candidate")
+
+
+def _pin(cache: Cache, name: str, quiet: bool) -> None:
+    """Pin every candidate file of ``name``: the dataset prepared from them, so their bytes are good."""
+    records = cache.read_files(name)
+    changed = False
+    for file, record in records.items():
+        if record.get("status") == "candidate":
+            record["status"] = "pinned"
+            record["pinned"] = record.get("fetched")
+            replaced = record.pop("replaces", None)
+            changed = True
+            if not quiet:
+                what = f" (replacing the pin {replaced})" if replaced and replaced != record["sha256"] else ""
+                print(f"{name}: {file} has no published checksum; pinned sha256 {record['sha256']}{what}", file=sys.stderr)
+    if changed:
+        cache.write_files(name, records)
 
 
 def fetch(
@@ -175,7 +203,11 @@ def fetch(
     """Download, verify and prepare dataset ``name``; return its info (with the manifest).
 
     Concurrent calls (other shells, every torchrun rank) wait on a per-dataset lock, so the work
-    happens once. ``force`` downloads and prepares again even when the cache is complete.
+    happens once; a dataset already prepared is returned without the lock, so a read-only cache
+    serves it. ``force`` downloads and prepares again even when the cache is complete, and replaces
+    the pin of a file that has no published checksum. Such a file is pinned (its sha256 recorded
+    and enforced on later downloads) only once the dataset prepared from it. Each failed attempt
+    prints one line on stderr unless ``quiet``.
     """
     from .download import Fetcher
     from .storage import prepare, read_manifest
@@ -183,15 +215,37 @@ def fetch(
     entry = get_registry().get(name)
     builder = entry.builder(**config)
     cache = Cache(cache_dir)
+    folder = cache.prepared_dir(builder.name, builder.config_id)
+
+    def fetcher() -> Fetcher:
+        return Fetcher(cache, builder.name, mirrors=mirrors, from_path=from_path, verify=verify, force=force, quiet=quiet)
+
+    if not force and fetcher().cached(builder.get_files()) is not None and not _candidates(cache, builder.name):
+        # Nothing to write: no lock, so a read-only cache (a shared or mounted one) still serves it.
+        manifest = read_manifest(folder, _sources(cache, builder) or {})
+        if manifest is not None:
+            return _make_info(entry, builder, cache, folder, manifest)
     lock = _locked(cache, builder.name, quiet)
     try:
-        fetcher = Fetcher(cache, builder.name, mirrors=mirrors, from_path=from_path, verify=verify, force=force, quiet=quiet)
-        paths = fetcher.fetch(builder.get_files())
+        paths = fetcher().fetch(builder.get_files())
         sources = _sources(cache, builder) or {}
-        folder = cache.prepared_dir(builder.name, builder.config_id)
         manifest = None if force else read_manifest(folder, sources)
         if manifest is None:
-            manifest = prepare(builder, paths, folder, sources, workers=workers)
+            # The manifest is written only if prepare succeeds, by when every candidate is pinned.
+            proved = {f: s | {"status": "pinned"} if s.get("status") == "candidate" else s for f, s in sources.items()}
+            try:
+                manifest = prepare(builder, paths, folder, proved, workers=workers)
+            except DsregError as exc:
+                unproven = _candidates(cache, builder.name)
+                if unproven:
+                    what = ", ".join(unproven)
+                    note = f"{what} has no published checksum, so it was not pinned"
+                    exc.add_advice(
+                        f"{note}: dsreg.fetch({builder.name!r}, force=True) downloads it again",
+                        f"{note}: `dsreg fetch {builder.name} --force` downloads it again",
+                    )
+                raise
+        _pin(cache, builder.name, quiet)
     finally:
         lock.release()
     return _make_info(entry, builder, cache, folder, manifest)

@@ -1,35 +1,63 @@
-"""Download: get each remote file of a dataset into the cache, verified, through fsspec.
+"""Download: get each remote file of a dataset into the cache, verified, whatever the network does.
 
 (Named download, not fetch, so that importing it never shadows the function ``dsreg.fetch``.)
 
 For each file, in order: a verified copy already in the cache; ``--from`` (a file or folder the user
 has); the user's mirrors (``--mirror``, DSREG_MIRRORS, the config file); the Builder's published
-URLs. Each URL is tried up to DSREG_RETRIES times with exponential backoff, resuming the ``.part``
-file where the last attempt stopped (HTTP Range, or seek for other filesystems). Bytes are hashed
-from the ``.part`` file as they stream in; the file is renamed into ``downloads/<sha256>`` only
-after its size and hash match. Bytes that do not match are kept aside under ``downloads/rejected``.
+URLs. Bytes stream into a ``.part`` file, hashed as they arrive; the file is renamed into
+``downloads/<sha256>`` only after its size and hash match. Bytes that do not match are kept aside
+under ``downloads/rejected``.
+
+http(s) is spoken here directly (``http.client``: one ``recv`` per read, so every byte that arrived
+before a cut is kept, and each status and header is seen as sent); every other scheme goes through
+fsspec. Every attempt ends in one of three decisions (``Then``), printed as one line on stderr:
+
+    RETRY    it may pass: HTTP 5xx and 429 (after Retry-After, up to MAX_WAIT), a stall in the body
+             (no byte for DSREG_TIMEOUT seconds), a dropped connection or a short body. The same URL
+             is tried again after a backoff (DSREG_BACKOFF, doubled each time), resuming the .part,
+             up to DSREG_RETRIES attempts.
+    RESTART  the .part cannot be resumed here (wrong Content-Range, HTTP 416): it is discarded and
+             the same URL is tried again at once from byte 0 (this counts as an attempt).
+    NEXT     this URL will not deliver: 404/410 and other 4xx, DNS failure, refused connection, TLS
+             error, no connection within the connect timeout, no response within DSREG_TIMEOUT, an
+             HTML page instead of the file, a Retry-After over MAX_WAIT. The next source is tried at
+             once; the .part is kept and resumed there.
+
+So a dead mirror costs at most the connect timeout plus DSREG_TIMEOUT (one attempt), and any URL at
+most DSREG_RETRIES × (connect timeout + DSREG_TIMEOUT + its transfer) plus the waits between
+attempts, each at most MAX_WAIT; docs/cache.md states the bound with the defaults.
 """
 
 from __future__ import annotations
 
+import base64
+import email.utils
+import enum
 import hashlib
+import http.client
 import os
+import socket
+import ssl
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
+from urllib.parse import unquote, urljoin, urlsplit
 
 from . import config
 from .builder import File
 from .cache import Cache
-from .errors import ChecksumError, DsregError, FetchError, OfflineError
+from .errors import CacheError, ChecksumError, DsregError, FetchError, OfflineError
 
-__all__ = ["Fetcher", "mirror_url"]
+__all__ = ["Fetcher", "mirror_url", "MAX_WAIT"]
 
 CHUNK = 1 << 20
-#: Seconds before the first retry; doubled after each failed attempt (DSREG_BACKOFF overrides).
-BACKOFF = 1.0
+#: The longest wait between two attempts at one URL, in seconds: a Retry-After above it sends the
+#: fetch to the next mirror at once, and the doubling backoff stops growing there.
+MAX_WAIT = 60.0
+MAX_REDIRECTS = 10
+_REDIRECTS = {301, 302, 303, 307, 308}
 
 
 def mirror_url(base: str, filename: str) -> str:
@@ -37,13 +65,6 @@ def mirror_url(base: str, filename: str) -> str:
     if "://" in base:
         return base.rstrip("/") + "/" + filename
     return os.path.join(os.path.expanduser(base), filename)
-
-
-def _backoff() -> float:
-    try:
-        return float(os.environ.get("DSREG_BACKOFF", BACKOFF))
-    except ValueError:
-        return BACKOFF
 
 
 def _is_http(url: str) -> bool:
@@ -62,8 +83,149 @@ class _Hashes:
         self.size += len(chunk)
 
 
-class _Cut(Exception):
-    """A source ended before the expected number of bytes (retried, resuming)."""
+class Then(enum.Enum):
+    """What a failed attempt leads to (see the module docstring)."""
+
+    RETRY = "retry"
+    RESTART = "restart"
+    NEXT = "next"
+
+
+class _Failure(Exception):
+    """One attempt at one URL failed: ``reason`` is the one-line truth, ``then`` the decision."""
+
+    def __init__(self, reason: str, then: Then, *, wait: float | None = None, unreachable: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.then = then
+        #: Seconds the server asked us to wait (Retry-After), if it did.
+        self.wait = wait
+        #: The network, not the server, failed (DNS, refused, no connection): shapes the final advice.
+        self.unreachable = unreachable
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g} s"
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Return the seconds a Retry-After header asks for (a number or an HTTP date), None if absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _status_failure(status: int, reason: str, retry_after: str | None) -> _Failure:
+    text = f"HTTP {status} {reason}".strip()
+    if status == 404:
+        return _Failure("not found (HTTP 404)", Then.NEXT)
+    if status == 410:
+        return _Failure("gone (HTTP 410)", Then.NEXT)
+    if status == 429 or 500 <= status < 600:
+        wait = _retry_after(retry_after)
+        if wait is not None and wait > MAX_WAIT:
+            return _Failure(f"{text}, asks to retry after {wait:.0f} s (more than {MAX_WAIT:.0f} s)", Then.NEXT)
+        return _Failure(text, Then.RETRY, wait=wait)
+    return _Failure(text, Then.NEXT)
+
+
+def _network_failure(exc: BaseException, stage: str, host: str, received: int = 0) -> _Failure:
+    """Name what went wrong with the connection at ``stage`` ("connect", "response" or "body")."""
+    detail = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    if isinstance(exc, socket.gaierror):
+        return _Failure(f"cannot resolve host {host} (DNS: {detail})", Then.NEXT, unreachable=True)
+    if isinstance(exc, ConnectionRefusedError):
+        return _Failure("connection refused", Then.NEXT, unreachable=True)
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return _Failure(f"TLS error: {exc.verify_message or detail}", Then.NEXT)
+    if isinstance(exc, ssl.SSLError) and stage != "body":
+        return _Failure(f"TLS error: {exc.reason or detail}", Then.NEXT)
+    if isinstance(exc, TimeoutError):
+        if stage == "connect":
+            return _Failure(f"no connection within {_seconds(config.connect_timeout())}", Then.NEXT, unreachable=True)
+        if stage == "response":
+            return _Failure(f"stalled: no response within {_seconds(config.timeout())}", Then.NEXT)
+        return _Failure(f"stalled: no byte for {_seconds(config.timeout())} after {received:,} bytes", Then.RETRY)
+    if stage == "connect":
+        return _Failure(f"cannot connect ({detail})", Then.NEXT, unreachable=True)
+    if stage == "response":
+        return _Failure(f"connection closed before a response ({detail})", Then.RETRY)
+    return _Failure(f"connection dropped after {received:,} bytes ({detail})", Then.RETRY)
+
+
+def _content_range(value: str | None) -> tuple[int, int | None] | None:
+    """Return (first byte, total or None) of ``bytes FIRST-LAST/TOTAL``; None if unreadable."""
+    if not value or not value.startswith("bytes "):
+        return None
+    span, _, total = value[6:].partition("/")
+    first = span.split("-", 1)[0]
+    if not first.strip().isdigit():
+        return None
+    return int(first), int(total) if total.strip().isdigit() else None
+
+
+def _user_agent() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"dsreg/{version('dsreg')}"
+    except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        return "dsreg"
+
+
+def _open_http(url: str, offset: int) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+    """Send ``GET url`` (from ``offset``), following redirects; return the connection and its response."""
+    connect_s, idle_s = config.connect_timeout(), config.timeout()
+    for _ in range(MAX_REDIRECTS + 1):
+        try:
+            config.check_network(url)  # every hop: a redirect must not leave a loopback-only machine
+        except FetchError as exc:
+            raise _Failure(str(exc), Then.NEXT) from None
+        parts = urlsplit(url)
+        https = parts.scheme.lower() == "https"
+        try:
+            host, port = parts.hostname or "", parts.port or (443 if https else 80)
+        except ValueError:
+            raise _Failure(f"not a valid URL ({parts.netloc!r})", Then.NEXT) from None
+        conn: http.client.HTTPConnection
+        if https:
+            conn = http.client.HTTPSConnection(host, port, timeout=connect_s, context=ssl.create_default_context())
+        else:
+            conn = http.client.HTTPConnection(host, port, timeout=connect_s)
+        try:
+            conn.connect()  # TCP and, for https, the TLS handshake, under the connect timeout
+        except Exception as exc:  # noqa: BLE001 - every reason is named by _network_failure
+            conn.close()
+            raise _network_failure(exc, "connect", host) from None
+        assert conn.sock is not None
+        conn.sock.settimeout(idle_s)  # from here on, a timeout means no byte for idle_s seconds
+        headers = {"User-Agent": _user_agent(), "Accept-Encoding": "identity"}
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
+        if parts.username:
+            login = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(login).decode()
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        try:
+            conn.request("GET", target, headers=headers)
+            response = conn.getresponse()
+        except Exception as exc:  # noqa: BLE001
+            conn.close()
+            raise _network_failure(exc, "response", host) from None
+        location = response.getheader("Location")
+        if response.status in _REDIRECTS and location:
+            conn.close()
+            url = urljoin(url, location)
+            continue
+        return conn, response
+    raise _Failure(f"more than {MAX_REDIRECTS} redirects", Then.NEXT)
 
 
 def _progress(name: str, total: int | None, initial: int, quiet: bool) -> Any:
@@ -99,7 +261,25 @@ class Fetcher:
         #: Bytes read from sources by this fetcher (resumed bytes not counted twice).
         self.bytes_transferred = 0
 
-    # -- the public step ---------------------------------------------------------------------
+    def _say(self, line: str) -> None:
+        if not self.quiet:
+            print(f"{self.dataset}: {line}", file=sys.stderr, flush=True)
+
+    # -- the public steps --------------------------------------------------------------------
+    def cached(self, files: Iterable[File]) -> dict[str, Path] | None:
+        """Return ``{file name: path}`` if the cache already holds every file as recorded; write nothing."""
+        records = self.cache.read_files(self.dataset)
+        paths = {}
+        for file in files:
+            record = records.get(file.name)
+            if not record or not self._record_matches(file, record):
+                return None
+            path = self.cache.download(record["sha256"])
+            if not path.exists() or path.stat().st_size != record["size"]:
+                return None
+            paths[file.name] = path
+        return paths
+
     def fetch(self, files: Iterable[File]) -> dict[str, Path]:
         """Return ``{file name: verified local path}``, fetching what the cache lacks."""
         files = list(files)
@@ -114,9 +294,10 @@ class Fetcher:
                 paths[file.name] = path
         if missing and self.from_path is None and config.offline():
             names = ", ".join(f.name for f in missing)
+            message = f"{self.dataset} needs {names}, not in the cache at {self.cache.root} and DSREG_OFFLINE=1 is set"
             raise OfflineError(
-                f"{self.dataset} needs {names}, not in the cache at {self.cache.root} and DSREG_OFFLINE=1 is set; "
-                f"fetch it online (`dsreg fetch {self.dataset}`) or hand it over with `dsreg fetch {self.dataset} --from PATH`"
+                f"{message}; unset DSREG_OFFLINE and call dsreg.fetch({self.dataset!r}), or pass from_path=PATH to hand it over",
+                cli=f"{message}; unset DSREG_OFFLINE and run `dsreg fetch {self.dataset}`, or hand it over with `dsreg fetch {self.dataset} --from PATH`",
             )
         for file in missing:
             paths[file.name] = self._fetch_one(file, records)
@@ -150,7 +331,9 @@ class Fetcher:
             return record.get("sha256") == file.sha256
         if file.md5:
             return record.get("md5") == file.md5
-        return record.get("status") == "pinned"
+        # A candidate's bytes are reused, so a prepare that failed for another reason is simply redone;
+        # `--force` downloads them again (the advice printed when the prepare fails).
+        return record.get("status") in ("pinned", "candidate")
 
     # -- one file ----------------------------------------------------------------------------
     def _sources(self, file: File) -> list[str]:
@@ -162,23 +345,30 @@ class Fetcher:
 
     def _fetch_one(self, file: File, records: dict[str, dict[str, Any]]) -> Path:
         part = self.cache.partial(self.dataset, file.name)
-        part.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            part.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CacheError(f"cannot write to the cache at {self.cache.root} ({exc.strerror}); set DSREG_CACHE to a writable folder") from exc
         sources = self._sources(file)
         if not sources:
-            raise FetchError(f"{self.dataset}: file {file.name} has no URL; pass --mirror URL or --from PATH")
+            message = f"{self.dataset}: file {file.name} has no URL"
+            raise FetchError(f"{message}; pass mirrors=[URL] or from_path=PATH", cli=f"{message}; pass --mirror URL or --from PATH")
         if self.from_path is not None and not Path(sources[0]).exists():
             raise FetchError(f"{self.dataset}: {file.name} is not at {sources[0]}; pass the folder that holds it or the file itself")
-        failures: list[str] = []
+        failures: list[_Failure] = []
+        tried: list[str] = []
         mismatches: list[str] = []
-        pinned = records.get(file.name) if file.checksum is None else None
-        for url in sources:
+        # A pin binds only while it stands: `force` is the user starting over, and replaces it.
+        previous = records.get(file.name) if file.checksum is None else None
+        pinned = previous if previous and previous.get("status") == "pinned" and not self.force else None
+        for index, url in enumerate(sources):
+            then = "trying the next source" if index + 1 < len(sources) else "no source left"
             try:
                 hashes = self._download(url, part, file)
-            except FileNotFoundError:
-                failures.append(f"{url}: not found")
-                continue
-            except Exception as exc:  # noqa: BLE001 - every reason is reported to the user
-                failures.append(f"{url}: {_reason(exc)}")
+            except _Failure as failure:
+                failures.append(failure)
+                tried.append(f"{url}: {failure.reason}")
+                self._say(f"{url}: {failure.reason}; {then}")
                 continue
             problem = self._check(file, hashes, pinned)
             if problem:
@@ -186,17 +376,27 @@ class Fetcher:
                 kept.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(part, kept)
                 mismatches.append(f"{url}: {problem}; the bytes are kept at {kept}")
+                self._say(f"{url}: {problem}; {then}")
                 continue
-            return self._install(file, part, hashes, url, records, pinned)
+            return self._install(file, part, hashes, url, records, previous)
         if mismatches:
-            raise ChecksumError(
-                f"{self.dataset}: {file.name} failed verification from every source ({'; '.join(mismatches + failures)}); "
-                "try another --mirror, or --no-verify if this is your own copy"
-            )
-        raise FetchError(
-            f"{self.dataset}: could not fetch {file.name} ({'; '.join(failures)}); "
-            "check the network, add a mirror with --mirror URL, or use --from PATH"
-        )
+            message = f"{self.dataset}: {file.name} failed verification from every source ({'; '.join(mismatches + tried)})"
+            python = "pass mirrors=[URL] to try another copy, or verify=False if this is your own copy"
+            cli = "try another copy with --mirror URL, or --no-verify if this is your own copy"
+            if pinned:
+                python += f"; if the file changed upstream on purpose, dsreg.fetch({self.dataset!r}, force=True) replaces the pin"
+                cli += f"; if the file changed upstream on purpose, `dsreg fetch {self.dataset} --force` replaces the pin"
+            raise ChecksumError(f"{message}; {python}", cli=f"{message}; {cli}")
+        message = f"{self.dataset}: could not fetch {file.name} ({'; '.join(tried)})"
+        if all(f.unreachable for f in failures):
+            python = cli = "the network looks unreachable: connect and try again, set DSREG_OFFLINE=1 to use only the cache"
+            python += ", or pass from_path=PATH to hand over a copy"
+            cli += ", or hand over a copy with --from PATH"
+        else:
+            later = "try again later, " if any(f.then is Then.RETRY for f in failures) else ""
+            python = f"{later}pass mirrors=[URL] to add a mirror, or from_path=PATH to hand over a copy"
+            cli = f"{later}add a mirror with --mirror URL, or hand over a copy with --from PATH"
+        raise FetchError(f"{message}; {python}", cli=f"{message}; {cli}")
 
     def _check(self, file: File, hashes: _Hashes, pinned: dict[str, Any] | None) -> str | None:
         if not self.verify:
@@ -208,11 +408,12 @@ class Fetcher:
             actual = getattr(hashes, algo).hexdigest()
             if actual != expected:
                 return f"{algo} {actual}, expected {expected}"
-        elif pinned and pinned.get("status") == "pinned" and pinned["sha256"] != hashes.sha256.hexdigest():
+        elif pinned and pinned["sha256"] != hashes.sha256.hexdigest():
             return f"sha256 {hashes.sha256.hexdigest()}, expected the pinned {pinned['sha256']} from the first download"
         return None
 
-    def _install(self, file: File, part: Path, hashes: _Hashes, url: str, records: dict[str, Any], pinned: Any) -> Path:
+    def _install(self, file: File, part: Path, hashes: _Hashes, url: str, records: dict[str, Any],
+                 previous: dict[str, Any] | None) -> Path:
         sha = hashes.sha256.hexdigest()
         target = self.cache.download(sha)
         if target.exists():
@@ -223,80 +424,186 @@ class Fetcher:
         index = self.cache.md5_index(md5)
         index.parent.mkdir(parents=True, exist_ok=True)
         index.write_text(sha + "\n")
-        if not self.verify:
-            status = "unverified"
-        elif file.checksum:
-            status = "verified"
-        else:
-            status = "pinned"
-        records[file.name] = {
-            "sha256": sha, "md5": md5, "size": hashes.size, "status": status,
-            "source": url, "fetched": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        record: dict[str, Any] = {
+            "sha256": sha, "md5": md5, "size": hashes.size, "source": url,
+            "fetched": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        if status == "pinned" and pinned and pinned.get("status") == "pinned":
-            records[file.name]["pinned"] = pinned.get("pinned", pinned.get("fetched"))
-        elif status == "pinned":
-            records[file.name]["pinned"] = records[file.name]["fetched"]
+        was_pinned = previous is not None and previous.get("status") == "pinned"
+        if not self.verify:
+            record["status"] = "unverified"
+        elif file.checksum:
+            record["status"] = "verified"
+        elif was_pinned and previous is not None and previous["sha256"] == sha:
+            record["status"] = "pinned"  # the same bytes the pin already proved good
+            record["pinned"] = previous.get("pinned", previous.get("fetched"))
+        else:
+            # No published checksum: these bytes become the pin only once the dataset prepares from
+            # them (api.fetch calls pin()), so an HTML error page or a truncated file is never pinned.
+            record["status"] = "candidate"
+            if was_pinned and previous is not None:
+                record["replaces"] = previous["sha256"]
+                self._say(f"{file.name}: --force replaces the pin sha256 {previous['sha256']} with {sha} once the dataset prepares")
+        records[file.name] = record
         return target
 
     # -- bytes -------------------------------------------------------------------------------
     def _download(self, url: str, part: Path, file: File) -> _Hashes:
         """Stream ``url`` into ``part``, resuming and retrying; return the hashes of the whole file."""
         attempts = config.retries()
-        delay = _backoff()
         for attempt in range(1, attempts + 1):
             try:
                 return self._attempt(url, part, file)
-            except FileNotFoundError:
-                raise
-            except PermissionError:
-                raise
-            except Exception:
-                if attempt == attempts:
+            except _Failure as failure:
+                if failure.then is Then.RESTART:
+                    part.unlink(missing_ok=True)
+                if failure.then is Then.NEXT or attempt == attempts:
                     raise
-                time.sleep(delay * 2 ** (attempt - 1))
+                if failure.then is Then.RESTART:
+                    wait, what = 0.0, "restarting from byte 0"
+                else:
+                    wait = max(min(config.backoff() * 2 ** (attempt - 1), MAX_WAIT), failure.wait or 0.0)
+                    what = f"retrying in {_seconds(round(wait, 2))}"
+                    if part.exists() and part.stat().st_size:
+                        what += f" from byte {part.stat().st_size:,}"
+                self._say(f"{url}: {failure.reason}; {what} (attempt {attempt + 1} of {attempts})")
+                time.sleep(wait)
         raise AssertionError("unreachable")
 
+    def _resume_offset(self, part: Path, file: File) -> int:
+        offset = part.stat().st_size if part.exists() else 0
+        return 0 if file.size is not None and offset > file.size else offset
+
     def _attempt(self, url: str, part: Path, file: File) -> _Hashes:
+        offset = self._resume_offset(part, file)
+        if file.size is not None and offset == file.size:
+            return self._hash_part(part, offset)  # a whole file left by an interrupted run: verify it as is
+        if _is_http(url):
+            return self._attempt_http(url, part, file, offset)
+        return self._attempt_fsspec(url, part, file, offset)
+
+    def _attempt_http(self, url: str, part: Path, file: File, offset: int) -> _Hashes:
+        conn, response = _open_http(url, offset)
+        host = urlsplit(url).hostname or url
+        try:
+            return self._receive_http(response, host, part, file, offset)
+        finally:
+            conn.close()
+
+    def _receive_http(self, response: http.client.HTTPResponse, host: str, part: Path, file: File, offset: int) -> _Hashes:
+        status = response.status
+        if status == 206:
+            header = response.getheader("Content-Range")
+            span = _content_range(header)
+            total_ok = span is None or span[1] is None or file.size is None or span[1] == file.size
+            if span is None or span[0] != offset or not total_ok:
+                raise _Failure(f"wrong Content-Range {header!r} for a resume from byte {offset:,}", Then.RESTART)
+        elif status == 200:
+            offset = 0  # a whole file: the server ignored Range (or none was asked), so start over
+        elif status == 416:
+            raise _Failure(f"HTTP 416: the server has no bytes from byte {offset:,}", Then.RESTART)
+        else:
+            raise _status_failure(status, response.reason, response.getheader("Retry-After"))
+        kind = (response.getheader("Content-Type") or "").split(";")[0].strip().lower()
+        if kind == "text/html" and self.verify and not file.name.lower().endswith((".html", ".htm")):
+            raise _Failure("served an HTML page (Content-Type text/html), not the file", Then.NEXT)
+        length = response.getheader("Content-Length")
+        expected = int(length) if length and length.isdigit() else None
+
+        def failed(exc: BaseException, received: int) -> _Failure:
+            return _network_failure(exc, "body", host, received)
+
+        hashes, received, full = self._stream(lambda: response.read1(CHUNK), part, offset, file, failed)
+        if expected is not None and received < expected and not full:
+            raise _Failure(f"connection closed after {received:,} of {expected:,} bytes", Then.RETRY)
+        return hashes
+
+    def _attempt_fsspec(self, url: str, part: Path, file: File, offset: int) -> _Hashes:
         import fsspec
 
-        offset = part.stat().st_size if part.exists() else 0
-        if file.size is not None and offset > file.size:
-            offset = 0
-        config.check_network(url)
-        fs, path = fsspec.core.url_to_fs(url)
-        if _is_http(url):
-            kwargs: dict[str, Any] = {"block_size": 0}
-            if file.size:
-                kwargs["size"] = file.size  # skips a HEAD request; streaming ignores it otherwise
-            if offset:
-                kwargs["headers"] = {"Range": f"bytes={offset}-"}
-            source = fs.open(path, "rb", **kwargs)
-            status = getattr(getattr(source, "r", None), "status", None)
-            if offset and status != 206:
-                offset = 0  # the server ignored Range: start over
-        else:
+        try:
+            config.check_network(url)
+        except FetchError as exc:
+            raise _Failure(str(exc), Then.NEXT) from None
+        try:
+            fs, path = fsspec.core.url_to_fs(url)
             source = fs.open(path, "rb")
+        except FileNotFoundError:
+            raise _Failure("not found", Then.NEXT) from None
+        except PermissionError:
+            raise _Failure("permission denied", Then.NEXT) from None
+        except IsADirectoryError:
+            raise _Failure("a folder, not a file", Then.NEXT) from None
+        except (ImportError, ValueError) as exc:  # no backend for the scheme, or a malformed URL
+            raise _Failure(_reason(exc), Then.NEXT) from None
+        except Exception as exc:  # noqa: BLE001 - a remote filesystem's transient error: retried
+            raise _Failure(_reason(exc), Then.RETRY) from None
+
+        def failed(exc: BaseException, received: int) -> _Failure:
+            return _Failure(f"read failed after {received:,} bytes ({_reason(exc)})", Then.RETRY)
+
+        with source:
             if offset:
-                source.seek(offset)
+                try:
+                    source.seek(offset)
+                except Exception as exc:  # noqa: BLE001
+                    raise _Failure(f"cannot resume at byte {offset:,} ({_reason(exc)})", Then.RESTART) from None
+            return self._stream(lambda: source.read(CHUNK), part, offset, file, failed)[0]
+
+    def _hash_part(self, part: Path, offset: int) -> _Hashes:
         hashes = _Hashes()
         if offset:
             with open(part, "rb") as done:
                 while chunk := done.read(CHUNK):
                     hashes.update(chunk)
             if hashes.size != offset:
-                raise _Cut(f"{part} changed while resuming")
-        with source, open(part, "r+b" if offset else "wb") as out, _progress(file.name, file.size, offset, self.quiet) as bar:
+                raise _Failure(f"{part} changed while resuming", Then.RESTART)
+        return hashes
+
+    def _stream(self, read: Callable[[], bytes], part: Path, offset: int, file: File,
+                failed: Callable[[BaseException, int], _Failure]) -> tuple[_Hashes, int, bool]:
+        """Append what ``read`` returns to ``part`` from ``offset``; return (hashes, bytes received, full).
+
+        Each chunk is written as soon as it is read, so a cut loses nothing that arrived before it.
+        ``full`` is True when the source sent more than the published size and reading stopped
+        there (the size check then rejects the file) rather than filling the disk.
+        """
+        hashes = self._hash_part(part, offset)
+        wanted = None if file.size is None else file.size - offset
+        received = 0
+        try:
+            out = open(part, "r+b" if offset else "wb")
+        except OSError as exc:
+            raise _disk_error(part, exc) from exc
+        with out, _progress(file.name, file.size, offset, self.quiet) as bar:
             out.seek(offset)
             out.truncate()
-            while chunk := source.read(CHUNK):
-                out.write(chunk)
+            while True:
+                try:
+                    chunk = read()
+                except Exception as exc:  # noqa: BLE001 - named by ``failed``; the bytes so far stay in the .part
+                    raise failed(exc, received) from None
+                if not chunk:
+                    break
+                try:
+                    out.write(chunk)
+                except OSError as exc:
+                    raise _disk_error(part, exc) from exc
                 hashes.update(chunk)
+                received += len(chunk)
                 self.bytes_transferred += len(chunk)
                 bar.update(len(chunk))
-            out.flush()
-            os.fsync(out.fileno())
-        return hashes
+                if wanted is not None and received > wanted:
+                    return hashes, received, True
+            try:
+                out.flush()
+                os.fsync(out.fileno())
+            except OSError as exc:
+                raise _disk_error(part, exc) from exc
+        return hashes, received, False
+
+
+def _disk_error(path: Path, exc: OSError) -> CacheError:
+    return CacheError(f"cannot write {path} ({exc.strerror or exc}); free some space or set DSREG_CACHE to another folder")
 
 
 def _reason(exc: BaseException) -> str:
@@ -304,4 +611,3 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, DsregError):  # already worded for the user
         return text
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-

@@ -4,7 +4,8 @@ Fixtures (no network needed):
 
     dsreg_cache      an isolated cache: DSREG_CACHE points at a tmp dir; returns its Path
     file_server      a loopback HTTP server: ``file_server.serve({"a.bin": b"..."})`` returns the
-                     base URL; Range support, injected failures and cut-short responses
+                     base URL; Range support and injected faults (``Faults``: error statuses with
+                     Retry-After, stalls, cuts, ignored or wrong ranges, trickles, content types)
     register         register Builder classes in a fresh in-process registry for one test:
                      ``register(MyBuilder, OtherBuilder)``
 
@@ -31,6 +32,7 @@ import math
 import os
 import random
 import struct
+import sys
 import tarfile
 import tempfile
 import threading
@@ -48,7 +50,7 @@ from .plugins import use_registry
 from .registry import Registry
 
 __all__ = [
-    "LoopbackServer", "registered", "write_tree", "pack", "dsreg_cache", "file_server", "register",
+    "LoopbackServer", "Faults", "registered", "write_tree", "pack", "dsreg_cache", "file_server", "register",
     "fake_png", "fake_jpeg", "fake_wav", "fake_flac", "fake_text", "fake_tree",
     "check_builder", "Conformance", "ConformanceError", "ConformanceWarning", "CHECKS",
 ]
@@ -56,16 +58,32 @@ __all__ = [
 
 @dataclass
 class Faults:
-    """Misbehaviour to inject, per file name."""
+    """Misbehaviour to inject, per file name; each ``*_times`` counts the responses it spoils."""
 
-    #: Answer this many requests with HTTP 500 before serving.
+    #: Answer this many requests with ``status`` (and Retry-After, if set) before serving.
     fail: int = 0
-    #: Send only this many bytes of the body (with the full Content-Length), then drop the connection.
+    status: int = 500
+    retry_after: str | None = None
+    #: Send only this many bytes of the body (with the full Content-Length), then drop the connection
+    #: after ``cut_pause`` seconds (0: the data and the close arrive together).
     cut_after: int | None = None
-    #: How many responses to cut short (then serve normally).
     cut_times: int = 1
+    cut_pause: float = 0.3
+    #: Stall for ``stall`` seconds (then drop the connection): before the headers, or after
+    #: ``stall_after`` bytes of the body.
+    stall: float = 0.0
+    stall_before_headers: bool = False
+    stall_after: int | None = None
+    stall_times: int = 1
     #: Ignore Range headers (answer 200 with the whole file).
     ignore_range: bool = False
+    #: Answer a Range request from the wrong place: this many bytes off the asked start (e.g.
+    #: ``-start`` for the whole file), with a Content-Range that says so.
+    range_shift: int = 0
+    #: Send the body in pieces of ``trickle`` bytes, ``trickle_pause`` seconds apart.
+    trickle: int = 0
+    trickle_pause: float = 0.0
+    content_type: str = "application/octet-stream"
 
 
 @dataclass
@@ -75,6 +93,16 @@ class _State:
     log: list[tuple[str, str | None, int]] = field(default_factory=list)
     bytes_sent: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Set on close: every stall ends at once, so no handler outlives the server.
+    closing: threading.Event = field(default_factory=threading.Event)
+
+    def take(self, fault: Faults, counter: str) -> bool:
+        """Use up one of ``fault``'s ``counter`` (e.g. "cut_times"); return whether one was left."""
+        with self.lock:
+            left = getattr(fault, counter)
+            if left > 0:
+                setattr(fault, counter, left - 1)
+            return left > 0
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -84,6 +112,28 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args: Any) -> None:  # keep test output clean
         pass
 
+    def _drop(self, pause: float) -> None:
+        """Wait ``pause`` seconds (or until the server closes), then drop the connection."""
+        self.wfile.flush()
+        if pause:
+            self.state.closing.wait(pause)
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(2)
+
+    def _send(self, payload: bytes) -> None:
+        self.wfile.write(payload)
+        with self.state.lock:
+            self.state.bytes_sent += len(payload)
+
+    def _empty(self, name: str, rng: str | None, status: int, retry_after: str | None = None) -> None:
+        self.state.log.append((name, rng, status))
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        if retry_after is not None:
+            self.send_header("Retry-After", retry_after)
+        self.end_headers()
+
     def _serve(self, body: bool) -> None:
         name = self.path.lstrip("/").split("?", 1)[0]
         state = self.state
@@ -91,53 +141,43 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         fault = state.faults.setdefault(name, Faults())
         rng = self.headers.get("Range")
         if data is None:
-            state.log.append((name, rng, 404))
-            self.send_response(404)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        with state.lock:
-            failing = fault.fail > 0
-            if failing:
-                fault.fail -= 1
-        if failing:
-            state.log.append((name, rng, 500))
-            self.send_response(500)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
+            return self._empty(name, rng, 404)
+        if state.take(fault, "fail"):
+            return self._empty(name, rng, fault.status, fault.retry_after)
+        stalling = (fault.stall_before_headers or fault.stall_after is not None) and state.take(fault, "stall_times")
+        if stalling and fault.stall_before_headers:
+            state.log.append((name, rng, 0))  # 0: no answer
+            return self._drop(fault.stall)
         start = 0
         if rng and not fault.ignore_range and rng.startswith("bytes=") and rng.endswith("-"):
-            start = int(rng[6:-1])
+            if int(rng[6:-1]) >= len(data):
+                return self._empty(name, rng, 416)  # nothing from there on: the .part is longer than the file
+            start = max(0, min(len(data), int(rng[6:-1]) + fault.range_shift))
         payload = data[start:]
-        status = 206 if start else 200
+        status = 206 if rng and not fault.ignore_range else 200
         state.log.append((name, rng, status))
         self.send_response(status)
         self.send_header("Content-Length", str(len(payload)))
+        self.send_header("Content-Type", fault.content_type)
         self.send_header("Accept-Ranges", "none" if fault.ignore_range else "bytes")
         if status == 206:
             self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
         self.end_headers()
         if not body:
             return
-        with state.lock:
-            cut = fault.cut_after is not None and fault.cut_times > 0
-            if cut:
-                fault.cut_times -= 1
-        if cut:
-            part = payload[: fault.cut_after]
-            self.wfile.write(part)
-            state.bytes_sent += len(part)
-            self.wfile.flush()
-            # Stall, then drop: the client has read what was sent, as on a real dropped link
-            # (aiohttp discards bytes still buffered when the connection error arrives).
-            time.sleep(0.3)
-            self.close_connection = True
-            with contextlib.suppress(OSError):
-                self.connection.shutdown(2)
-            return
-        self.wfile.write(payload)
-        state.bytes_sent += len(payload)
+        if stalling:
+            self._send(payload[: fault.stall_after])
+            return self._drop(fault.stall)
+        if fault.cut_after is not None and state.take(fault, "cut_times"):
+            self._send(payload[: fault.cut_after])
+            return self._drop(fault.cut_pause)
+        step = fault.trickle or len(payload) or 1
+        for at in range(0, len(payload), step):
+            if at and fault.trickle_pause:
+                self.wfile.flush()
+                if state.closing.wait(fault.trickle_pause):
+                    return self._drop(0)
+            self._send(payload[at:at + step])
 
     def do_GET(self) -> None:  # noqa: N802
         self._serve(body=True)
@@ -146,14 +186,23 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self._serve(body=False)
 
 
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up (it gave up on a stall, or dropped a body it did not want) is part
+        # of the tests, not a server error worth a traceback.
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+
 class LoopbackServer:
-    """An HTTP server on 127.0.0.1 serving in-memory files, with injectable faults."""
+    """An HTTP server on 127.0.0.1 serving in-memory files, with injectable faults (see ``Faults``)."""
 
     def __init__(self) -> None:
         self.state = _State()
         handler = type("Handler", (_Handler,), {"state": self.state})
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.httpd.daemon_threads = True
+        self.httpd = _Server(("127.0.0.1", 0), handler)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
@@ -175,7 +224,7 @@ class LoopbackServer:
 
     @property
     def requests(self) -> list[tuple[str, str | None, int]]:
-        """``(file name, Range header, status)`` of every request so far."""
+        """``(file name, Range header, status)`` of every request so far (status 0: stalled, no answer)."""
         return list(self.state.log)
 
     @property
@@ -183,6 +232,7 @@ class LoopbackServer:
         return self.state.bytes_sent
 
     def close(self) -> None:
+        self.state.closing.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 
@@ -1058,7 +1108,7 @@ if pytest is not None:
         monkeypatch.setenv("DSREG_NETWORK", "loopback")  # a test never reaches a published URL
         monkeypatch.setenv("DSREG_CONFIG", str(tmp_path / "no-config.toml"))
         monkeypatch.setenv("DSREG_BACKOFF", "0")
-        for name in ("DSREG_OFFLINE", "DSREG_MIRRORS"):
+        for name in ("DSREG_OFFLINE", "DSREG_MIRRORS", "DSREG_TIMEOUT", "DSREG_CONNECT_TIMEOUT", "DSREG_RETRIES"):
             monkeypatch.delenv(name, raising=False)
         return root
 

@@ -74,7 +74,8 @@ def test_mirrors_are_tried_in_order_and_every_failure_is_named(dsreg_cache, file
     with pytest.raises(dsreg.FetchError) as err:
         dsreg.fetch("gone", quiet=True)
     assert "a/toy.bin: not found" in str(err.value) and "b/toy.bin: not found" in str(err.value)
-    assert "--mirror" in str(err.value)
+    assert "mirrors=[URL]" in str(err.value) and "--mirror" not in str(err.value)  # Python callers get arguments
+    assert "--mirror URL" in err.value.cli_message and "mirrors=" not in err.value.cli_message  # the CLI, flags
 
 
 def test_checksum_mismatch_keeps_the_bytes_aside_and_caches_nothing(dsreg_cache, file_server, register, data):
@@ -158,10 +159,11 @@ def test_unpublished_checksum_is_pinned_then_enforced(dsreg_cache, file_server, 
     info = dsreg.fetch("toy", quiet=True)
     assert info.fetched["toy.bin"]["status"] == "pinned"
     pinned = info.fetched["toy.bin"]["sha256"]
-    # A later copy with other bytes is refused against the pin.
+    # A later copy with other bytes (the download lost, the mirror changed) is refused against the pin.
     file_server.serve({"toy.bin": blob(300_000, seed=3)})
-    with pytest.raises(dsreg.ChecksumError, match=f"expected the pinned {pinned}"):
-        dsreg.fetch("toy", force=True, quiet=True)
+    (dsreg_cache / "downloads" / pinned).unlink()
+    with pytest.raises(dsreg.ChecksumError, match=f"expected the pinned {pinned}.*force=True\\) replaces the pin"):
+        dsreg.fetch("toy", quiet=True)
     assert dsreg.info("toy").fetched["toy.bin"]["sha256"] == pinned
 
 
