@@ -1,13 +1,16 @@
 """The ``dsreg`` command line: thin click commands over the Python API.
 
-Errors print one line and exit 1; ``--debug`` shows the traceback. Nothing here imports torch,
+Errors print one line and exit 1 (DsregError, and OSError such as a full disk or a folder that may not be
+written); a bad option value prints one line and exits 2; ``--debug`` shows the traceback. Nothing here imports torch,
 numpy or datasets unless a command needs them, so ``dsreg list`` starts fast.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -83,19 +86,48 @@ class DsregGroup(click.Group):
         return super().get_command(ctx, name)
 
 
+def os_error_line(exc: OSError, command: str) -> str:
+    """One line for an OSError no layer below turned into a DsregError: what failed, where, and what to do."""
+    from .storage import disk_error
+
+    if exc.filename is not None:
+        told = disk_error(exc, Path(exc.filename).parent, command)
+        if told is not None:
+            return str(told)
+        return f"{command} stopped: {exc.strerror or exc}: {exc.filename} (`dsreg --debug ...` shows where)"
+    if exc.errno in (errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        # A write that names no file (a full disk met while flushing) is the cache's: dsreg writes nowhere else.
+        return str(disk_error(exc, Cache().root, command))
+    return f"{command} stopped: {exc} (`dsreg --debug ...` shows where)"
+
+
 class RootGroup(DsregGroup):
     """The ``dsreg`` group: also offers the lazily imported built-in commands."""
 
     lazy = LAZY_COMMANDS
 
     def invoke(self, ctx: click.Context) -> Any:
+        debug = ctx.find_root().params.get("debug")
         try:
             return super().invoke(ctx)
         except DsregError as exc:
-            if ctx.find_root().params.get("debug"):
+            if debug:
                 raise
             click.echo(f"error: {exc.cli_message or exc}", err=True)  # advice worded as flags, not arguments
             ctx.exit(1)
+        except OSError as exc:
+            if debug:
+                raise
+            click.echo(f"error: {os_error_line(exc, f'dsreg {ctx.invoked_subcommand}')}", err=True)
+            ctx.exit(1)
+        except click.UsageError as exc:  # a bad option value: one line, not click's usage block
+            if debug:
+                raise
+            # Named "dsreg" whatever the program was called (click's test runner calls it "cli").
+            where = " ".join(["dsreg", *(exc.ctx.command_path.split()[1:] if exc.ctx is not None else [])])
+            listed = "commands" if type(exc).__name__ == "NoSuchCommand" else "options"  # NoSuchCommand: click >= 8.2
+            click.echo(f"error: {exc.format_message()} (`{where} -h` lists the {listed})", err=True)
+            ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted; partial downloads are kept and resume next time", err=True)
             ctx.exit(130)
@@ -218,7 +250,7 @@ def info_cmd(name: str, config: tuple[str, ...], as_json: bool) -> None:
 @click.option("--no-verify", is_flag=True, help="Accept files whose size or hash differ (recorded and shown by `dsreg info`).")
 @click.option("--force", is_flag=True, help="Download and prepare again even if cached.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
-@click.option("--workers", type=int, default=None, help="Processes for decoding while preparing (default: all cores).")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Processes for decoding while preparing (default: all cores).")
 def fetch_cmd(names: tuple[str, ...], config: tuple[str, ...], mirrors: tuple[str, ...], from_path: str | None,
               no_verify: bool, force: bool, quiet: bool, workers: int | None) -> None:
     """Download, verify and prepare datasets (mirrors, resume, checksums, a lock against doing it twice)."""

@@ -21,7 +21,7 @@ import click
 from .errors import ConfigError
 from .features import ClassLabel, Value
 
-__all__ = ["Preview", "preview", "preview_cmd", "log_mel"]
+__all__ = ["Preview", "preview", "preview_cmd", "log_mel", "check_output"]
 
 MAX_CLASSES = 16  # rows beyond this make the picture unreadable; the rest are counted in the title
 
@@ -43,6 +43,45 @@ def _figure(width: float, height: float) -> Any:
     except ImportError:
         raise ConfigError("dsreg preview draws with matplotlib: pip install 'dsreg[preview]' (or matplotlib)") from None
     return Figure(figsize=(width, height), dpi=110, layout="constrained")
+
+
+def _formats() -> list[str]:
+    """The file extensions matplotlib can write (``png``, ``pdf``, ``svg``, ...)."""
+    try:
+        from matplotlib.backend_bases import FigureCanvasBase
+    except ImportError:
+        raise ConfigError("dsreg preview draws with matplotlib: pip install 'dsreg[preview]' (or matplotlib)") from None
+    return sorted(FigureCanvasBase.get_supported_filetypes())
+
+
+def check_output(output: str | os.PathLike[str]) -> Path:
+    """Return ``output`` as a Path once it is sure a picture can be written there, before any work starts."""
+    path = Path(output).expanduser()
+    formats = _formats()
+    suffix = path.suffix.lower().lstrip(".")
+    if suffix not in formats:
+        given = f"'.{suffix}' is not a picture format" if suffix else "it has no extension"
+        raise ConfigError(f"cannot write a picture to {path}: {given}; end the name in .png "
+                          f"(or {', '.join('.' + f for f in formats if f != 'png')})")
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder; name a file in it, e.g. {path / 'preview.png'}")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:  # savefig makes the missing folders
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ConfigError(f"cannot write {path}: {folder} is a file, not a folder; pick another path")
+    # Try it: permissions, read-only filesystems and ACLs all answer the same way, even for root.
+    probe = folder / f".dsreg-preview-{os.getpid()}.probe"
+    try:
+        if path.exists():
+            with open(path, "ab"):
+                pass
+        else:
+            probe.touch(exist_ok=False)
+            probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path} ({exc.strerror}); pick a path in a folder you can write") from None
+    return path
 
 
 def _labels(ds: Any, column: str) -> Any:
@@ -269,6 +308,8 @@ def preview(name: str, split: str | None = None, *, n: int = 4, output: str | os
     """Draw ``n`` examples per class of ``name``'s ``split`` into the PNG ``output`` (None: no file)."""
     from . import api
 
+    if output is not None:
+        output = check_output(output)
     datasets = api.load(name, **config) if split is None else None
     ds = next(iter(datasets.values())) if datasets is not None else api.load(name, split=split, **config)
     if len(ds) == 0:
@@ -296,11 +337,19 @@ def preview(name: str, split: str | None = None, *, n: int = 4, output: str | os
     return result
 
 
+def _output_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    try:
+        return None if value is None else str(check_output(value))
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+
+
 @click.command("preview")
 @click.argument("name")
 @click.option("--split", default=None, help="Split (or split expression) to draw from (default: the first).")
-@click.option("-n", "per_class", type=int, default=4, show_default=True, help="Examples per class.")
-@click.option("-o", "--output", default=None, metavar="FILE.png", help="Where to write the picture (default: NAME-SPLIT.png).")
+@click.option("-n", "per_class", type=click.IntRange(min=1), default=4, show_default=True, help="Examples per class.")
+@click.option("-o", "--output", default=None, metavar="FILE.png", callback=_output_option,
+              help="Where to write the picture (default: NAME-SPLIT.png); .pdf, .svg, .jpg also work.")
 @click.option("-c", "--config", "config", multiple=True, metavar="KEY=VALUE", help="Dataset config (repeatable).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the example picker.")
 def preview_cmd(name: str, split: str | None, per_class: int, output: str | None, config: tuple[str, ...], seed: int) -> None:

@@ -121,3 +121,29 @@ def test_info_cuts_long_notes_to_one_line(runner, dsreg_cache, register):
     assert len(line) < 260
     full = json.loads(runner.invoke(cli, ["info", "noted", "--json"]).output)
     assert len(full["manifest"]["notes"]["vocab"]) == 5000
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["fetch"], "error: Missing argument 'NAMES...'. (`dsreg fetch -h` lists the options)"),
+        (["fetch", "toy", "--workers", "x"], "error: Invalid value for '--workers': 'x' is not a valid integer range. (`dsreg fetch -h` lists the options)"),
+        (["fetch", "toy", "--workers", "0"], "error: Invalid value for '--workers': 0 is not in the range x>=1. (`dsreg fetch -h` lists the options)"),
+        (["cache", "rm"], "error: Missing argument 'NAMES...'. (`dsreg cache rm -h` lists the options)"),
+    ],
+)
+def test_bad_option_values_are_one_line_before_any_work(runner, toy, dsreg_cache, args, says):
+    out = runner.invoke(cli, args)
+    assert (out.exit_code, out.output) == (2, says + "\n")
+    assert not (dsreg_cache / "datasets").exists()  # nothing was fetched
+
+
+def test_an_unknown_command_is_one_line(runner):
+    out = runner.invoke(cli, ["fetchh"])
+    assert out.exit_code == 2 and out.output.count("\n") == 1
+    assert out.output.startswith("error: No such command 'fetchh'.")  # click >= 8.2 adds "Did you mean 'fetch'?"
+
+
+def test_debug_shows_click_usage_for_a_bad_option(runner, toy):
+    out = runner.invoke(cli, ["--debug", "fetch", "toy", "--workers", "x"])
+    assert out.exit_code == 2 and "Usage: " in out.output and "Error: Invalid value for '--workers'" in out.output

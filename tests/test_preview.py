@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -108,3 +110,61 @@ def test_dsreg_list_does_not_import_matplotlib() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "False False"
+
+
+def unwritable_folder(tmp_path: Path) -> Path:
+    """A folder this process may not write in (root writes through permissions; sysfs refuses even root)."""
+    if os.geteuid() == 0:
+        return Path("/sys")
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o500)
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("output", "says"),
+    [
+        ("{tmp}/grid.jgp", "cannot write a picture to {tmp}/grid.jgp: '.jgp' is not a picture format; end the name in .png (or "),
+        ("{tmp}/grid", "cannot write a picture to {tmp}/grid: it has no extension; end the name in .png (or "),
+        ("{tmp}", "cannot write a picture to {tmp}: it has no extension"),
+        ("{tmp}/a-folder.png", "{tmp}/a-folder.png is a folder; name a file in it, e.g. {tmp}/a-folder.png/preview.png"),
+        ("{tmp}/a-file.txt/grid.png", "cannot write {tmp}/a-file.txt/grid.png: {tmp}/a-file.txt is a file, not a folder; pick another path"),
+        ("{ro}/deeper/grid.png", "cannot write {ro}/deeper/grid.png (Permission denied); pick a path in a folder you can write"),
+    ],
+    ids=["unknown extension", "no extension", "a folder without extension", "a folder", "under a file", "unwritable"],
+)
+def test_a_bad_output_is_one_line_before_any_work(dsreg_cache: Path, register, tmp_path: Path, output: str, says: str) -> None:
+    ran = []
+
+    class Watched(builder("image")):  # type: ignore[misc, valid-type]
+        def generate(self, split, files, sample_rate):
+            ran.append(split)
+            yield from super().generate(split, files, sample_rate)
+
+    register(Watched)
+    (tmp_path / "a-folder.png").mkdir()
+    (tmp_path / "a-file.txt").write_text("x")
+    ro = unwritable_folder(tmp_path)
+    target = output.format(tmp=tmp_path, ro=ro)
+    res = CliRunner().invoke(cli, ["preview", "gen-image", "-o", target])
+    assert res.exit_code == 2
+    assert res.output.startswith(f"error: Invalid value for '-o' / '--output': {says.format(tmp=tmp_path, ro=ro)}")
+    assert res.output.endswith(" (`dsreg preview -h` lists the options)\n") and res.output.count("\n") == 1
+    with pytest.raises(dsreg.ConfigError, match="^" + re.escape(says.format(tmp=tmp_path, ro=ro))):
+        preview("gen-image", output=target)  # the Python API checks first too
+    assert ran == [] and not dsreg.info("gen-image").cached
+
+
+def test_other_picture_formats_are_written(dsreg_cache: Path, register, tmp_path: Path) -> None:
+    register(builder("image"))
+    res = CliRunner().invoke(cli, ["preview", "gen-image", "-n", "1", "-o", str(tmp_path / "new" / "grid.svg")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "new" / "grid.svg").read_text().lstrip().startswith("<?xml")
+
+
+def test_a_count_below_one_is_refused(dsreg_cache: Path, register) -> None:
+    register(builder("image"))
+    res = CliRunner().invoke(cli, ["preview", "gen-image", "-n", "0"])
+    assert res.exit_code == 2
+    assert res.output == "error: Invalid value for '-n': 0 is not in the range x>=1. (`dsreg preview -h` lists the options)\n"
