@@ -33,6 +33,7 @@ from __future__ import annotations
 import base64
 import email.utils
 import enum
+import errno
 import hashlib
 import http.client
 import os
@@ -269,16 +270,8 @@ class Fetcher:
     def cached(self, files: Iterable[File]) -> dict[str, Path] | None:
         """Return ``{file name: path}`` if the cache already holds every file as recorded; write nothing."""
         records = self.cache.read_files(self.dataset)
-        paths = {}
-        for file in files:
-            record = records.get(file.name)
-            if not record or not self._record_matches(file, record):
-                return None
-            path = self.cache.download(record["sha256"])
-            if not path.exists() or path.stat().st_size != record["size"]:
-                return None
-            paths[file.name] = path
-        return paths
+        paths = {file.name: self._recorded(file, records.get(file.name)) for file in files}
+        return None if None in paths.values() else paths  # type: ignore[return-value] # no None left
 
     def fetch(self, files: Iterable[File]) -> dict[str, Path]:
         """Return ``{file name: verified local path}``, fetching what the cache lacks."""
@@ -304,12 +297,18 @@ class Fetcher:
             self.cache.write_files(self.dataset, records)
         return paths
 
-    def _cached(self, file: File, records: dict[str, dict[str, Any]]) -> Path | None:
-        record = records.get(file.name)
+    def _recorded(self, file: File, record: dict[str, Any] | None) -> Path | None:
+        """Return the download ``record`` names if it is still there and still what ``file`` declares."""
         if record and self._record_matches(file, record):
             path = self.cache.download(record["sha256"])
             if path.exists() and path.stat().st_size == record["size"]:
                 return path
+        return None
+
+    def _cached(self, file: File, records: dict[str, dict[str, Any]]) -> Path | None:
+        path = self._recorded(file, records.get(file.name))
+        if path is not None:
+            return path
         # The same bytes may already be here for another dataset (content addressing).
         sha = file.sha256
         if sha is None and file.md5 and self.cache.md5_index(file.md5).exists():
@@ -372,6 +371,8 @@ class Fetcher:
                 continue
             problem = self._check(file, hashes, pinned)
             if problem:
+                if _html(part):
+                    problem += " (an HTML page, not the file)"
                 kept = self.cache.rejected(self.dataset, file.name, hashes.sha256.hexdigest())
                 kept.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(part, kept)
@@ -602,8 +603,17 @@ class Fetcher:
         return hashes, received, False
 
 
+def _html(path: Path) -> bool:
+    """Return True if ``path`` starts like an HTML page (an error or login page served as the file)."""
+    with open(path, "rb") as fh:
+        head = fh.read(512).lstrip().lower()
+    return head.startswith((b"<!doctype html", b"<html", b"<head", b"<body"))
+
+
 def _disk_error(path: Path, exc: OSError) -> CacheError:
-    return CacheError(f"cannot write {path} ({exc.strerror or exc}); free some space or set DSREG_CACHE to another folder")
+    full = exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+    advice = "free some space or set DSREG_CACHE to another disk" if full else "set DSREG_CACHE to a writable folder"
+    return CacheError(f"cannot write {path} ({exc.strerror or exc}); {advice}")
 
 
 def _reason(exc: BaseException) -> str:

@@ -221,6 +221,15 @@ def test_an_html_page_instead_of_the_file_is_named_and_skipped(fast, file_server
     assert lines(capsys)[0] == (
         f"toy: {url}portal/toy.bin: served an HTML page (Content-Type text/html), not the file; trying the next source"
     )
+    # The same page labelled as binary: downloaded, then rejected by its size and named for what it is.
+    page = b"<!DOCTYPE html><html><body>Quota exceeded</body></html>"
+    file_server.serve({"quota/toy.bin": page})
+    register(make_builder(data, name="quota", urls=(url + "quota/toy.bin",)))
+    Cache(fast).remove("toy")  # else "quota" would reuse toy's bytes from the cache
+    with pytest.raises(dsreg.ChecksumError, match=r"size 55 bytes, expected 300,000 \(an HTML page, not the file\)"):
+        dsreg.fetch("quota", quiet=True)
+    assert_nothing_complete(fast, "quota")
+    assert [p.read_bytes() for p in (fast / "downloads" / "rejected" / "quota").iterdir()] == [page]
 
 
 # -- connections -------------------------------------------------------------------------------
@@ -314,3 +323,32 @@ def test_timeout_settings_come_from_the_config_file_and_bad_values_say_how_to_fi
     monkeypatch.setenv("DSREG_TIMEOUT", "soon")
     with pytest.raises(dsreg.ConfigError, match="DSREG_TIMEOUT='soon' is not a number of seconds above 0; set it to e.g. 30"):
         config.timeout()
+
+
+_FULL_DISK = """
+import resource, signal, sys
+sys.path.insert(0, {tests!r})
+import dsreg
+from dsreg.testing import registered
+from toydata import blob, make_builder
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead of killing
+resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+with registered(make_builder(blob(), urls=({url!r},))):
+    try:
+        dsreg.fetch("toy", quiet=True)
+    except dsreg.DsregError as exc:
+        print(type(exc).__name__, exc)
+"""
+
+
+def test_a_full_disk_while_downloading_is_one_line_not_a_retry(fast, file_server, data):
+    import subprocess
+    import sys
+
+    url = file_server.serve({"toy.bin": data})
+    script = _FULL_DISK.format(tests=str(Path(__file__).parent), url=url + "toy.bin")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    part = part_of(fast)
+    assert done.stdout.strip() == f"CacheError cannot write {part} (File too large); free some space or set DSREG_CACHE to another disk"
+    assert done.stderr == "" and len(file_server.requests) == 1  # not blamed on the server, not retried
+    assert part.stat().st_size == 100_000  # what fitted is kept for the next try
