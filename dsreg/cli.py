@@ -221,6 +221,7 @@ def info_cmd(name: str, config: tuple[str, ...], as_json: bool) -> None:
                 "verified": "verified",
                 "pinned": f"pinned sha256 {record['sha256']} on {record.get('pinned', '?')}",
                 "unverified": "NOT VERIFIED (fetched with --no-verify)",
+                "candidate": f"not pinned yet: pinned once the dataset prepares from it (`dsreg fetch {inf.name} --force` downloads it again)",
             }.get(record.get("status"), record.get("status"))
             lines.append(f"    fetched from {record.get('source')}: {status}; sha256 {record['sha256']}")
         for url in f.urls:
@@ -248,7 +249,7 @@ def info_cmd(name: str, config: tuple[str, ...], as_json: bool) -> None:
 @click.option("--mirror", "mirrors", multiple=True, metavar="URL", help="Try this base URL or folder first (repeatable).")
 @click.option("--from", "from_path", metavar="PATH", help="Take the files from this file or folder instead of downloading.")
 @click.option("--no-verify", is_flag=True, help="Accept files whose size or hash differ (recorded and shown by `dsreg info`).")
-@click.option("--force", is_flag=True, help="Download and prepare again even if cached.")
+@click.option("--force", is_flag=True, help="Download and prepare again even if cached (replaces the pin of a file with no published checksum).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Processes for decoding while preparing (default: all cores).")
 def fetch_cmd(names: tuple[str, ...], config: tuple[str, ...], mirrors: tuple[str, ...], from_path: str | None,
