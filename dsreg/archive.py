@@ -314,8 +314,12 @@ def _tar_stream(path: str | Path, kind: str, label: str, budget: _Budget) -> Ite
 
         long_name: str | None = None
         pax: dict[str, str] = {}
+        empty = True
         while True:
             header = read(_BLOCK)
+            if not header and empty:  # not even an end-of-archive block: no tar at all (as tarfile says)
+                raise tarfile.ReadError("empty file")
+            empty = False
             if not header or header == _ZEROS:
                 return
             if len(header) < _BLOCK:
@@ -353,11 +357,13 @@ def _tar_stream(path: str | Path, kind: str, label: str, budget: _Budget) -> Ite
                 name = _text(header[345:500]) + "/" + name
             name = pax.get("path") or long_name or name
             long_name, pax = None, {}
-            checked = check_member_name(name, label)
-            # tarfile's rule: an old-style regular file whose own name ends in "/" is a folder; a
-            # folder's size is not skipped (nor a link's or a device's, which are refused anyway).
+            # tarfile's rules: an old-style regular file whose own name ends in "/" is a folder; a
+            # folder's name loses its trailing "/" (so "/" is no absolute path); a folder's size is
+            # not skipped (nor a link's or a device's, which are refused anyway).
             if type_ == b"5" or (type_ == b"\0" and short.endswith("/")):
+                check_member_name(name.rstrip("/"), label)
                 continue
+            checked = check_member_name(name, label)
             if type_ in (b"1", b"2"):
                 raise ArchiveError(f"{label}: member {name!r} is a link; refusing to read this archive")
             if type_ in (b"3", b"4", b"6"):
