@@ -30,7 +30,7 @@ import dsreg
 from dsreg.errors import ArchiveError, ConfigError
 
 from .codec import decode_png, normalize
-from .synth import LETTERS, fonts_fingerprint
+from .synth import BUILTIN, LETTERS
 
 __all__ = ["NotMNIST", "NotMNISTSmall", "NotMNISTIdx", "NotMNISTSynth", "rank", "parse_member"]
 
@@ -57,6 +57,12 @@ CITATION = """\
   year = {2011},
   howpublished = {\\url{http://yaroslavvb.blogspot.com/2011/09/notmnist-dataset.html}}
 }"""
+
+#: notmnist-synth's default sizes: see the plugin README ("Faithfulness") for how they were chosen.
+TRAIN_SIZE = 10_000
+TEST_SIZE = 2_000
+#: What `dsreg train notmnist-synth` uses when no option is given (Builder.train_defaults).
+TRAIN_DEFAULTS = {"model": "image-cnn", "epochs": 2, "batch_size": 128, "lr": 3e-3}
 
 #: Validation candidates kept per class beyond the quota, so an unreadable one never leaves a class short.
 SPARES = 16
@@ -378,20 +384,24 @@ class NotMNISTIdx(_Reviewed):
 
 
 class NotMNISTSynth(_Letters):
-    """The notMNIST recipe reproduced offline: letters A-J rendered from the fonts on this machine."""
+    """The notMNIST recipe reproduced offline: letters A-J from vetted system fonts, stretched to fill 28x28."""
 
     name = "notmnist-synth"
+    version = "2.0.0"  # 2.0: vetted fonts from system folders + Pillow's own, glyphs stretched to fill the box
     description = (
-        "Letters A-J rendered from every TrueType/OpenType font found on this machine (Pillow's built-in "
-        "font when there is none), with seeded jitter in scale, shift, rotation and stroke; 28x28, white "
-        "on black, balanced classes. No download. Default 5,000 train and 1,000 test images."
+        "Letters A-J rendered offline as notMNIST was made: each glyph cropped to its ink and stretched to "
+        "fill 28x28 (white on black), from every system font that really draws A-J as ten letters plus "
+        "the font Pillow embeds (never a Python package's fonts), with seeded variation in weight, slant "
+        "and outline. The fonts used (names, sha256) are in the manifest notes. No download. Default "
+        f"{TRAIN_SIZE:,} train and {TEST_SIZE:,} test images, balanced classes."
     )
     homepage = "https://github.com/dsreg/dsreg/tree/main/plugins/notmnist"
-    license = "CC0-1.0 (generated); glyphs follow the licenses of the local fonts"
+    license = "CC0-1.0 (generated); glyphs follow the licenses of the fonts listed in the manifest notes"
     citation = CITATION
     splits = ("train", "test")
     files = ()
-    config = {"train_size": 5_000, "test_size": 1_000, "seed": 0, "fonts": None, "normalize": True}
+    config = {"train_size": TRAIN_SIZE, "test_size": TEST_SIZE, "seed": 0, "fonts": None, "normalize": True}
+    train_defaults = TRAIN_DEFAULTS
 
     def __init__(self, **config: Any) -> None:
         super().__init__(**config)
@@ -400,37 +410,47 @@ class NotMNISTSynth(_Letters):
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ConfigError(f"notmnist-synth: {param} must be a whole number >= 0, got {value!r}")
         fonts = self.params["fonts"]
-        if fonts is not None and (isinstance(fonts, str) or not all(isinstance(f, str) for f in fonts)):
-            raise ConfigError("notmnist-synth: fonts must be a list of font file paths (or null to find them)")
+        if fonts is not None and (isinstance(fonts, str) or not fonts or not all(isinstance(f, str) for f in fonts)):
+            raise ConfigError(
+                f"notmnist-synth: fonts must be a non-empty list of font files (or {BUILTIN!r} for Pillow's own font), "
+                "or null to use the system fonts and Pillow's"
+            )
+        if fonts is not None:  # one canonical form, so the same fonts in another order share a prepared store
+            self.params["fonts"] = sorted({f if f == BUILTIN else os.path.abspath(os.path.expanduser(f)) for f in fonts})
 
-    def _fonts(self) -> tuple[str, ...]:
-        from .synth import find_fonts
-
-        chosen = self.params["fonts"]
-        return find_fonts() if chosen is None else tuple(os.path.abspath(os.path.expanduser(f)) for f in chosen)
+    def _sources(self) -> tuple[str, ...] | None:
+        return None if self.params["fonts"] is None else tuple(self.params["fonts"])
 
     def fingerprint(self) -> str:
-        """Digest of the font files and Pillow version: new fonts give a new prepared store."""
-        from importlib.metadata import PackageNotFoundError, version
+        """Digest of the fonts actually used (content sha256s) and the Pillow/FreeType that draw them."""
+        from .synth import NoFontError, find_fonts, fonts_fingerprint
 
         try:
-            pillow = version("Pillow")
-        except PackageNotFoundError:
-            pillow = "?"
-        return f"{fonts_fingerprint(self._fonts())}-pillow{pillow}"
+            return fonts_fingerprint(find_fonts(self._sources()))
+        except NoFontError:
+            return "no-usable-font"  # generate() raises the error that says what to install
+        except OSError as exc:  # a font file named in the config cannot be read
+            raise ConfigError(f"notmnist-synth: cannot read a font named in fonts: {exc}") from None
 
     def generate(self, split: str, files: Mapping[str, Path], **config: Any) -> Iterator[tuple[str, Any]]:
-        from .synth import Renderer
+        import PIL
+        from PIL import features
 
-        renderer = getattr(self, "_renderer", None) or Renderer(self._fonts())
-        self._renderer = renderer
-        self.note("fonts", [os.path.basename(name) for name, _ in renderer.fonts])
-        self.note("fonts_unusable", [os.path.basename(name) for name in renderer.unusable])
+        from .synth import Renderer, candidates, find_fonts, vet
+
+        renderer = getattr(self, "_renderer", None)
+        if renderer is None:
+            used = find_fonts(self._sources())  # raises, saying what to install, when no font is usable
+            rejected = vet(candidates(self._sources()))[1]
+            renderer = self._renderer = Renderer(used)
+            self.note("fonts", [font.record() for font in used])
+            self.note("fonts_rejected", [r.record() for r in rejected])
+            self.note("renderer", f"Pillow {PIL.__version__}, FreeType {features.version('freetype2')}")
         size = self.params[f"{split}_size"]
         rng = random.Random(f"notmnist-synth/{self.params['seed']}/{split}")
         count = len(renderer.fonts)
         for i in range(size):
             label = i % 10
-            # Fonts take turns per round of ten letters; the jitter comes from the seeded stream.
+            # Fonts take turns per round of ten letters, so every font draws every letter equally often.
             pixels = renderer.render(LETTERS[label], (i // 10) % count, rng)
             yield f"{LETTERS[label]}/{i:06d}", {"image": pixels.reshape(1, 28, 28), "label": label}

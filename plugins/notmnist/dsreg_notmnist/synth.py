@@ -1,25 +1,48 @@
-"""The notMNIST recipe offline: letters A–J rendered from the fonts on this machine, with seeded jitter.
+"""The notMNIST recipe offline: letters A–J from vetted fonts, each glyph stretched to fill 28×28.
 
-``find_fonts()`` lists every TrueType/OpenType file in the usual font folders (and matplotlib's
-bundled DejaVu when matplotlib is installed); ``Renderer`` draws one 28×28 white-on-black glyph
-per call. Pillow and numpy are imported only when rendering starts.
+Where the fonts come from (``candidates()``): the operating system's font folders and the font
+Pillow embeds (Aileron Regular, CC0, in every Pillow >= 10.1 built with FreeType). Never a Python
+package's private font folder (matplotlib's, for one): installing an optional package must not
+change the data. A font is used only if it really draws A–J as ten letters (``check()``):
+
+1. its character map covers A–J in a Unicode subtable (a symbol-encoded font does not count);
+2. each of the ten glyphs has ink and is not a filled block;
+3. the ten glyphs are pairwise distinct (a placeholder-box font draws one shape for all);
+4. a reference classifier — nearest template among the ten letters of the embedded Aileron, all
+   stretched to the box as notMNIST does — recognises at least ``RECOGNISED`` of the ten, so
+   brackets, arrows or pictures under the letters' code points are refused too.
+
+Fonts are identified by the sha256 of their bytes, so two paths to one file count once and the
+prepared store's id follows the fonts' content. The checks need Pillow only (no numpy): they run
+when a notmnist-synth config id is computed, which ``dsreg list`` does.
+
+``Renderer.render`` draws one 28×28 white-on-black image: the glyph drawn at ``RENDER_SIZE``
+pixels, thickened or thinned, sometimes slanted or hollow, cropped to its ink and resized to fill
+the whole box on both axes — what the real notMNIST images measure (see the plugin README).
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
-import importlib.util
+import io
 import os
-import random
+import re
+import struct
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
-__all__ = ["LETTERS", "FONT_DIRS", "find_fonts", "fonts_fingerprint", "Renderer", "BUILTIN"]
+from dsreg.errors import ConfigError
+
+__all__ = [
+    "LETTERS", "FONT_DIRS", "BUILTIN", "RECOGNISED", "Font", "Rejected", "candidates", "check", "vet",
+    "find_fonts", "fonts_fingerprint", "cmap_covers", "glyph_problem", "Renderer", "NoFontError",
+]
 
 LETTERS = "ABCDEFGHIJ"
-#: Where fonts usually live; missing folders are ignored.
+#: System font folders (missing ones are ignored). No Python package's folder, on purpose.
 FONT_DIRS: tuple[str, ...] = (
     "/usr/share/fonts",
     "/usr/local/share/fonts",
@@ -31,29 +54,104 @@ FONT_DIRS: tuple[str, ...] = (
     os.path.join(os.environ.get("WINDIR", r"C:\Windows"), "Fonts") if sys.platform == "win32" else "",
 )
 _SUFFIXES = (".ttf", ".otf", ".ttc", ".otc")
-#: The name recorded for Pillow's built-in font, used when no font file is usable.
-BUILTIN = "<pillow built-in>"
-_RENDER_SIZE = 64  # glyphs are drawn large, then fitted into 28×28, as the original recipe did
+#: The source name of the font Pillow embeds; also accepted in the ``fonts`` config list.
+BUILTIN = "pillow:default"
+#: How many of the ten letters the reference classifier must recognise for a font to be used.
+#: Real fonts score 10/10 here (DejaVu's 22 faces, Aileron; matplotlib's STIX and Computer Modern
+#: text faces when present); a placeholder-box or delimiter font scores 1–3.
+RECOGNISED = 8
+RENDER_SIZE = 64  # glyphs are drawn large and scaled down, so edges are anti-aliased like the real set
+_CHECK_SIZE = 20  # side of the stretched glyphs the checks compare (coarse enough to ignore serifs)
+_MIN_DIFFERENCE = 10.0  # least mean absolute pixel difference (0..255) between two letters of one font
 
 
-def _font_dirs() -> list[Path]:
-    dirs = [Path(d).expanduser() for d in FONT_DIRS if d]
-    spec = importlib.util.find_spec("matplotlib")  # found without importing matplotlib
-    if spec is not None and spec.origin:
-        dirs.append(Path(spec.origin).parent / "mpl-data" / "fonts" / "ttf")
-    return dirs
+class NoFontError(ConfigError):
+    """No usable font was found (the message says what to install)."""
 
 
+@dataclass(frozen=True)
+class Font:
+    """One font face: where it is read from, the sha256 of its file's bytes, and its name."""
+
+    source: str  # a file path, or BUILTIN
+    sha256: str
+    index: int = 0  # face index in a font collection (.ttc/.otc)
+    name: str = ""  # family and style, e.g. "DejaVu Sans Bold"
+
+    @property
+    def file(self) -> str:
+        """The file name (or BUILTIN), with the face index for collections."""
+        base = self.source if self.source == BUILTIN else os.path.basename(self.source)
+        return f"{base}#{self.index}" if self.source.lower().endswith((".ttc", ".otc")) else base
+
+    def data(self) -> bytes:
+        """Return the font file's bytes."""
+        if self.source == BUILTIN:
+            return _builtin_bytes()
+        with open(self.source, "rb") as fh:
+            return fh.read()
+
+    def load(self, size: int) -> Any:
+        """Return a Pillow FreeTypeFont of this face at ``size`` pixels."""
+        from PIL import ImageFont
+
+        if self.source == BUILTIN:
+            return ImageFont.load_default(size)
+        return ImageFont.truetype(self.source, size, index=self.index)
+
+    def record(self) -> dict[str, str]:
+        """What the manifest notes say about this font."""
+        return {"name": self.name, "file": self.file, "sha256": self.sha256}
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A font that was found but is not used, and why."""
+
+    font: Font
+    reason: str
+
+    def record(self) -> dict[str, str]:
+        return {"file": self.font.file, "sha256": self.font.sha256, "reason": self.reason}
+
+
+# -- finding fonts -----------------------------------------------------------------------------
 @functools.lru_cache(maxsize=1)
-def find_fonts() -> tuple[str, ...]:
-    """Return the sorted paths of every TrueType/OpenType font file found (symlinks resolved, no repeats).
+def _builtin_bytes() -> bytes:
+    """The bytes of the font ``ImageFont.load_default(size)`` embeds (Pillow >= 10.1 with FreeType)."""
+    from PIL import ImageFont, features
 
-    A file named like one already found (e.g. matplotlib's copy of a system DejaVu font) is
-    taken to be the same font: only the first path in sorted order is kept, so no font counts twice.
-    """
+    if not features.check("freetype2"):
+        raise NoFontError("notmnist-synth: this Pillow has no FreeType support; reinstall Pillow from its wheels (pip install --force-reinstall Pillow)")
+    font = ImageFont.load_default(RENDER_SIZE)
+    data = getattr(font, "font_bytes", None)
+    if not isinstance(font, ImageFont.FreeTypeFont) or not data:
+        raise NoFontError("notmnist-synth: this Pillow has no scalable built-in font; install Pillow >= 10.1 (pip install -U Pillow)")
+    return bytes(data)
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _faces(path: str) -> int:
+    """Return how many faces a font file holds (a TrueType collection names its count)."""
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+    if head[:4] == b"ttcf" and len(head) == 12:
+        return struct.unpack(">I", head[8:12])[0]
+    return 1
+
+
+def _system_files(dirs: Iterable[str]) -> list[str]:
     found: set[str] = set()
-    for root in _font_dirs():
-        if not root.is_dir():
+    for folder in dirs:
+        root = Path(folder).expanduser() if folder else None
+        if root is None or not root.is_dir():
             continue
         for dirpath, _dirs, names in os.walk(root, followlinks=False):
             for name in names:
@@ -61,90 +159,335 @@ def find_fonts() -> tuple[str, ...]:
                     path = os.path.realpath(os.path.join(dirpath, name))
                     if os.path.isfile(path):
                         found.add(path)
-    unique: dict[str, str] = {}
-    for path in sorted(found):
-        unique.setdefault(os.path.basename(path).lower(), path)
-    return tuple(sorted(unique.values()))
+    return sorted(found)
 
 
-def fonts_fingerprint(fonts: Sequence[str]) -> str:
-    """Return a digest of the font files (path and size), so new fonts mean a new prepared store."""
-    digest = hashlib.sha256()
-    for path in fonts:
+def candidates(sources: Sequence[str] | None = None) -> tuple[Font, ...]:
+    """Return the font faces of ``sources`` (files, or BUILTIN), or of the system folders and BUILTIN.
+
+    Faces with the same bytes count once (the first path in sorted order is kept); the result is
+    sorted by sha256 and face index, so it does not depend on folder order or install paths.
+    """
+    paths = [*_system_files(FONT_DIRS), BUILTIN] if sources is None else list(sources)
+    seen: dict[tuple[str, int], Font] = {}
+    for source in paths:
+        if source == BUILTIN:
+            try:
+                digest = hashlib.sha256(_builtin_bytes()).hexdigest()
+            except NoFontError:
+                if sources is not None:
+                    raise
+                continue
+            seen.setdefault((digest, 0), Font(BUILTIN, digest))
+            continue
         try:
-            size = os.path.getsize(path)
+            digest, faces = _sha256(source), _faces(source)
         except OSError:
-            size = -1
-        digest.update(f"{path}\0{size}\n".encode())
+            if sources is not None:
+                raise
+            continue
+        for index in range(faces):
+            seen.setdefault((digest, index), Font(source, digest, index))
+    return tuple(seen[key] for key in sorted(seen))
+
+
+# -- checking a font ---------------------------------------------------------------------------
+_UNICODE_SUBTABLES = {(0, e) for e in range(7)} | {(3, 1), (3, 10)}
+
+
+def _sfnt_offset(data: bytes, index: int) -> int:
+    if data[:4] == b"ttcf":
+        count = struct.unpack_from(">I", data, 8)[0]
+        if index >= count:
+            raise ValueError(f"face {index} of a {count}-face collection")
+        return struct.unpack_from(">I", data, 12 + 4 * index)[0]
+    return 0
+
+
+def _cmap_lookup(data: bytes, at: int, codes: Sequence[int]) -> list[int]:
+    """Return the glyph id of each code in the cmap subtable at ``at`` (0: not mapped)."""
+    fmt = struct.unpack_from(">H", data, at)[0]
+    if fmt == 4:
+        seg2 = struct.unpack_from(">H", data, at + 6)[0]
+        ends, starts, deltas, ranges = (at + 14, at + 16 + seg2, at + 16 + 2 * seg2, at + 16 + 3 * seg2)
+        out = []
+        for code in codes:
+            gid = 0
+            for i in range(0, seg2, 2):
+                if struct.unpack_from(">H", data, ends + i)[0] >= code:
+                    start = struct.unpack_from(">H", data, starts + i)[0]
+                    if start <= code:
+                        delta = struct.unpack_from(">H", data, deltas + i)[0]
+                        offset = struct.unpack_from(">H", data, ranges + i)[0]
+                        if offset == 0:
+                            gid = (code + delta) & 0xFFFF
+                        else:
+                            gid = struct.unpack_from(">H", data, ranges + i + offset + 2 * (code - start))[0]
+                            gid = (gid + delta) & 0xFFFF if gid else 0
+                    break
+            out.append(gid)
+        return out
+    if fmt in (12, 13):
+        groups = struct.unpack_from(">I", data, at + 12)[0]
+        out = []
+        for code in codes:
+            gid = 0
+            for g in range(groups):
+                start, end, first = struct.unpack_from(">III", data, at + 16 + 12 * g)
+                if start <= code <= end:
+                    gid = first if fmt == 13 else first + code - start
+                    break
+            out.append(gid)
+        return out
+    if fmt == 6:
+        first, count = struct.unpack_from(">HH", data, at + 6)
+        return [struct.unpack_from(">H", data, at + 10 + 2 * (c - first))[0] if first <= c < first + count else 0 for c in codes]
+    if fmt == 0:
+        return [data[at + 6 + c] if c < 256 else 0 for c in codes]
+    return [0] * len(codes)
+
+
+def cmap_covers(data: bytes, text: str = LETTERS, index: int = 0) -> bool:
+    """True if the font's character map maps every character of ``text`` in a Unicode subtable.
+
+    Reads the sfnt ``cmap`` table directly (formats 0, 4, 6, 12, 13), so a font whose letters sit
+    only in a symbol (3, 0) or Macintosh subtable does not count, whatever FreeType would make of it.
+    """
+    try:
+        base = _sfnt_offset(data, index)
+        tables = struct.unpack_from(">H", data, base + 4)[0]
+        cmap = None
+        for t in range(tables):
+            tag, _check, offset, _length = struct.unpack_from(">4sIII", data, base + 12 + 16 * t)
+            if tag == b"cmap":
+                cmap = offset
+        if cmap is None:
+            return False
+        codes = [ord(c) for c in text]
+        for s in range(struct.unpack_from(">H", data, cmap + 2)[0]):
+            platform, encoding, offset = struct.unpack_from(">HHI", data, cmap + 4 + 8 * s)
+            if (platform, encoding) in _UNICODE_SUBTABLES and all(_cmap_lookup(data, cmap + offset, codes)):
+                return True
+    except (struct.error, IndexError, ValueError):
+        return False
+    return False
+
+
+_CROP = bytes(255 if v >= 48 else 0 for v in range(256))  # the faintest edge pixels do not widen the box
+RESAMPLE = 4  # PIL.Image.Resampling.BOX: each output pixel averages the glyph pixels it covers
+
+
+def stretch(glyph: Any, side: int) -> Any:
+    """Crop a white-on-black 'L' image to its ink and resize it to ``side``×``side`` (None if blank)."""
+    from PIL import Image
+
+    box = glyph.point(_CROP).getbbox()
+    if box is None:
+        return None
+    return glyph.crop(box).resize((side, side), RESAMPLE)
+
+
+def _draw(font: Any, letter: str, stroke: int = 0) -> Any:
+    from PIL import Image, ImageDraw
+
+    left, top, right, bottom = font.getbbox(letter, stroke_width=stroke)
+    pad = 2 + stroke
+    canvas = Image.new("L", (max(1, right - left) + 2 * pad, max(1, bottom - top) + 2 * pad), 0)
+    ImageDraw.Draw(canvas).text((pad - left, pad - top), letter, fill=255, font=font, stroke_width=stroke, stroke_fill=255)
+    return canvas
+
+
+def _difference(a: Any, b: Any) -> float:
+    from PIL import ImageChops, ImageStat
+
+    return float(ImageStat.Stat(ImageChops.difference(a, b)).mean[0])
+
+
+_INK = bytes(0 if v < 128 else 1 for v in range(256))  # threshold table: ink is >= 128
+_RUN = {1: re.compile(b"\x01+"), 0: re.compile(b"\x00+")}
+
+
+def _regions(rows: Sequence[bytes], value: int, diagonal: bool) -> int:
+    """Count the connected regions of pixels equal to ``value`` (0/1) in a binary image given by rows.
+
+    Works on runs (one union-find node per horizontal run), so a 64-pixel glyph costs a few hundred
+    steps; ``diagonal`` joins runs that touch only at a corner (8-connectivity).
+    """
+    parent: list[int] = []
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    above: list[tuple[int, int, int]] = []
+    reach = 1 if diagonal else 0
+    for row in rows:
+        here = []
+        for match in _RUN[value].finditer(row):
+            node = len(parent)
+            parent.append(node)
+            start, end = match.start(), match.end()  # end is exclusive
+            for a_start, a_end, a_node in above:
+                if a_start < end + reach and start < a_end + reach:
+                    parent[root(a_node)] = root(node)
+            here.append((start, end, node))
+        above = here
+    return sum(1 for i in range(len(parent)) if root(i) == i)
+
+
+def topology(glyph: Any) -> tuple[int, int]:
+    """Return ``(pieces, holes)`` of a white-on-black glyph: its ink's connected parts and enclosed gaps.
+
+    Ink is pixels >= 128, 8-connected; holes are the 4-connected background regions that the
+    border cannot reach (the usual pairing, under which the two counts agree).
+    """
+    width, height = glyph.size
+    data = glyph.tobytes().translate(_INK)
+    blank = bytes(width + 2)
+    rows = [blank, *(b"\0" + data[y * width:(y + 1) * width] + b"\0" for y in range(height)), blank]
+    return _regions(rows, 1, diagonal=True), _regions(rows, 0, diagonal=False) - 1
+
+
+#: (pieces, holes) of the capital Latin letters A–J as almost every text face draws them.
+SHAPES = ((1, 1), (1, 2), (1, 0), (1, 1), (1, 0), (1, 0), (1, 0), (1, 0), (1, 0), (1, 0))
+
+
+def glyph_problem(glyphs: Sequence[Any]) -> str | None:
+    """Return why ten drawn glyphs (white-on-black 'L' images of A..J) are not ten letters, or None.
+
+    Checks: every glyph has ink and is not a filled block; the ten are pairwise distinct once
+    stretched to a common box; and at least ``RECOGNISED`` of them have their letter's topology
+    (``SHAPES``: one piece; A and D enclose one hole, B two, the others none). A placeholder box
+    encloses one hole under every code point, a bracket none, so neither passes for A–J.
+    """
+    from PIL import ImageStat
+
+    if len(glyphs) != len(LETTERS):
+        raise ValueError(f"expected {len(LETTERS)} glyphs, got {len(glyphs)}")
+    fitted = []
+    for letter, glyph in zip(LETTERS, glyphs):
+        box = glyph.getbbox()
+        if box is None or min(box[2] - box[0], box[3] - box[1]) < 2:
+            return f"draws nothing for {letter}"
+        if letter != "I" and ImageStat.Stat(glyph.crop(box)).mean[0] > 0.97 * 255:
+            return f"draws a filled block for {letter}"  # (a sans-serif I may well be a solid bar)
+        fitted.append(stretch(glyph, _CHECK_SIZE))
+    for i in range(len(fitted)):
+        for j in range(i + 1, len(fitted)):
+            if _difference(fitted[i], fitted[j]) < _MIN_DIFFERENCE:
+                return f"draws {LETTERS[i]} and {LETTERS[j]} alike"
+    shapes = [topology(glyph) for glyph in glyphs]
+    wrong = [f"{letter} {shape[0]} piece(s) {shape[1]} hole(s)" for letter, shape, want in zip(LETTERS, shapes, SHAPES) if shape != want]
+    if len(LETTERS) - len(wrong) < RECOGNISED:
+        return f"its glyphs are not shaped like the letters ({', '.join(wrong)})"
+    return None
+
+
+def check(font: Font) -> str | None:
+    """Return why ``font`` cannot stand for the letters A–J, or None if it can."""
+    try:
+        data = font.data()
+    except (OSError, NoFontError) as exc:
+        return f"unreadable: {exc}"
+    if not cmap_covers(data, LETTERS, font.index):
+        return "its character map has no Unicode entries for all of A-J"
+    try:
+        face = font.load(RENDER_SIZE)
+        glyphs = [_draw(face, letter) for letter in LETTERS]
+    except (OSError, ValueError) as exc:
+        return f"Pillow cannot draw it: {exc}"
+    return glyph_problem(glyphs)
+
+
+@functools.lru_cache(maxsize=64)
+def _vet_one(font: Font) -> tuple[Font, str | None]:
+    problem = check(font)
+    if problem is not None:
+        return font, problem
+    family, style = font.load(RENDER_SIZE).getname()
+    return Font(font.source, font.sha256, font.index, f"{family} {style}".strip()), None
+
+
+def vet(fonts: Iterable[Font]) -> tuple[tuple[Font, ...], tuple[Rejected, ...]]:
+    """Split ``fonts`` into the usable ones (named) and the rejected ones (with reasons)."""
+    used, rejected = [], []
+    for font in fonts:
+        named, problem = _vet_one(font)
+        if problem is None:
+            used.append(named)
+        else:
+            rejected.append(Rejected(font, problem))
+    return tuple(used), tuple(rejected)
+
+
+def find_fonts(sources: Sequence[str] | None = None) -> tuple[Font, ...]:
+    """Return the usable fonts of ``sources`` (default: the system folders and Pillow's font).
+
+    Raise NoFontError, saying what to install, when none is usable.
+    """
+    used, rejected = vet(candidates(None if sources is None else tuple(sources)))
+    if not used:
+        why = "; ".join(f"{r.font.file}: {r.reason}" for r in rejected[:3]) or "none found"
+        raise NoFontError(
+            "notmnist-synth: no font draws the letters A-J "
+            f"({why}); install one (e.g. apt-get install fonts-dejavu-core) or Pillow >= 10.1 with FreeType"
+        )
+    return used
+
+
+def fonts_fingerprint(fonts: Sequence[Font]) -> str:
+    """Return a digest of the fonts' content hashes, Pillow's and FreeType's versions: what decides the pixels."""
+    import PIL
+    from PIL import features
+
+    digest = hashlib.sha256(f"Pillow {PIL.__version__}; FreeType {features.version('freetype2')}\n".encode())
+    for font in fonts:
+        digest.update(f"{font.sha256}#{font.index}\n".encode())
     return digest.hexdigest()[:16]
 
 
+# -- rendering ---------------------------------------------------------------------------------
 class Renderer:
-    """Draw letters with jitter (scale, shift, small rotation, stroke) from a list of fonts."""
+    """Draw letters A–J from a list of fonts (``Font``s, or file paths), with seeded variation."""
 
-    def __init__(self, fonts: Sequence[str]) -> None:
-        from PIL import ImageFont
-
-        self._ImageFont = ImageFont
-        #: (name, font) of every font that can draw all ten letters; unusable ones are listed apart.
-        self.fonts: list[tuple[str, Any]] = []
-        self.unusable: list[str] = []
-        for path in fonts:
-            font = self._load(path)
-            if font is None:
-                self.unusable.append(path)
-            else:
-                self.fonts.append((path, font))
+    def __init__(self, fonts: Sequence[Font | str]) -> None:
+        self.fonts: list[tuple[Font, Any]] = []
+        for font in fonts:
+            if isinstance(font, str):
+                font = candidates([font])[0]
+            self.fonts.append((font, font.load(RENDER_SIZE)))
         if not self.fonts:
-            self.fonts.append((BUILTIN, self._builtin()))
+            raise NoFontError("notmnist-synth: Renderer needs at least one font")
 
-    def _builtin(self) -> Any:
-        try:  # Pillow >= 10.1 with FreeType: a scalable font
-            return self._ImageFont.load_default(size=_RENDER_SIZE)
-        except TypeError:  # older Pillow: a small bitmap font, scaled up when fitted
-            return self._ImageFont.load_default()
+    #: Stroke widths (pixels at RENDER_SIZE) drawn with equal chance: mostly the face's own weight.
+    STROKES: tuple[int, ...] = (0, 0, 0, 0, 0, 1, 2)
+    SLANT = 0.3  # chance of an extra slant; shear drawn from SHEAR
+    SHEAR = (-0.1, 0.4)
+    HOLLOW = 0.05  # chance of an outline face (where the strokes are thick enough to hollow)
+    BLUR = (0.2, 0.6)  # range of the Gaussian blur radius (pixels of the 28×28 image): the real edges are soft
 
-    def _load(self, path: str) -> Any:
-        try:
-            font = self._ImageFont.truetype(path, _RENDER_SIZE)
-        except (OSError, ValueError):
-            return None
-        try:
-            for letter in LETTERS:
-                left, top, right, bottom = font.getbbox(letter)
-                if right - left < 2 or bottom - top < 2:
-                    return None
-        except (OSError, ValueError):
-            return None
-        return font
-
-    def render(self, letter: str, font_index: int, rng: random.Random) -> Any:
-        """Return one 28×28 uint8 numpy array: ``letter`` in font ``font_index``, jittered by ``rng``."""
+    def render(self, letter: str, font_index: int, rng: Any) -> Any:
+        """Return one 28×28 uint8 numpy array: ``letter`` in font ``font_index``, varied by ``rng``."""
         import numpy as np
-        from PIL import Image, ImageDraw
+        from PIL import Image, ImageChops, ImageFilter
 
         font = self.fonts[font_index % len(self.fonts)][1]
-        stroke = rng.choice((0, 0, 1, 2))
-        angle = rng.uniform(-10.0, 10.0)
-        fill = rng.uniform(0.70, 1.0)  # share of the 28-pixel box the longer side of the glyph spans
-        dx, dy = rng.randint(-2, 2), rng.randint(-2, 2)
-
-        probe = ImageDraw.Draw(Image.new("L", (1, 1)))
-        left, top, right, bottom = probe.textbbox((0, 0), letter, font=font, stroke_width=stroke)
-        pad = 4
-        canvas = Image.new("L", (right - left + 2 * pad, bottom - top + 2 * pad), 0)
-        ImageDraw.Draw(canvas).text((pad - left, pad - top), letter, fill=255, font=font,
-                                    stroke_width=stroke, stroke_fill=255)
-        canvas = canvas.rotate(angle, resample=Image.Resampling.BILINEAR, expand=True, fillcolor=0)
-        box = canvas.getbbox()
-        if box is not None:
-            canvas = canvas.crop(box)
-        w, h = canvas.size
-        scale = fill * 28 / max(w, h)
-        size = (max(1, min(28, round(w * scale))), max(1, min(28, round(h * scale))))
-        glyph = canvas.resize(size, Image.Resampling.LANCZOS)
-        out = Image.new("L", (28, 28), 0)
-        x = min(max(0, (28 - size[0]) // 2 + dx), 28 - size[0])
-        y = min(max(0, (28 - size[1]) // 2 + dy), 28 - size[1])
-        out.paste(glyph, (x, y))
-        return np.asarray(out, dtype=np.uint8)
+        glyph = _draw(font, letter, rng.choice(self.STROKES))
+        if rng.random() < self.SLANT:  # slant (italic / oblique), mostly to the right
+            shear = rng.uniform(*self.SHEAR)
+            w, h = glyph.size
+            extra = int(abs(shear) * h) + 1
+            glyph = glyph.transform((w + extra, h), Image.Transform.AFFINE,
+                                    (1, shear, -extra if shear > 0 else 0, 0, 1, 0),
+                                    resample=Image.Resampling.BILINEAR, fillcolor=0)
+        if rng.random() < self.HOLLOW:
+            inner = glyph.filter(ImageFilter.MinFilter(7))
+            if inner.getbbox() is not None:
+                glyph = ImageChops.subtract(glyph, inner)
+        image = stretch(glyph, 28)
+        if image is None:
+            return np.zeros((28, 28), dtype=np.uint8)
+        image = image.filter(ImageFilter.GaussianBlur(rng.uniform(*self.BLUR)))
+        return np.asarray(image, dtype=np.uint8)

@@ -53,11 +53,27 @@ def corrupt_bytes(kind: str, good: bytes) -> bytes:
     raise ValueError(f"corrupt kind {kind!r} is not one of {CORRUPT_KINDS}")
 
 
-def render_letters(per_class: int, seed: int, renderer: Renderer | None = None) -> dict[str, list[Any]]:
-    """Return ``{letter: [28×28 uint8 arrays]}``, ``per_class`` seeded renders of each letter."""
+def render_letters(per_class: int, seed: int, renderer: Renderer | None = None, seen: set[bytes] | None = None) -> dict[str, list[Any]]:
+    """Return ``{letter: [28×28 uint8 arrays]}``, ``per_class`` seeded renders of each letter, all different.
+
+    A render equal to an earlier one (the recipe can repeat itself, e.g. a sans-serif I stretched to
+    an all-white box, as in the real set) is drawn again, so the only twins are the ones asked for;
+    ``seen`` (pixel bytes, updated) extends that to renders of earlier calls.
+    """
     renderer = renderer or Renderer(find_fonts())
     rng = random.Random(f"dsreg-notmnist-testing/{seed}")
-    return {letter: [renderer.render(letter, i, rng) for i in range(per_class)] for letter in LETTERS}
+    seen = set() if seen is None else seen
+    out: dict[str, list[Any]] = {}
+    for letter in LETTERS:
+        out[letter] = []
+        i = 0
+        while len(out[letter]) < per_class:
+            image = renderer.render(letter, i, rng)
+            i += 1
+            if image.tobytes() not in seen:
+                seen.add(image.tobytes())
+                out[letter].append(image)
+    return out
 
 
 def write_archive(path: str | Path, root: str, members: Iterable[tuple[str, str, bytes]]) -> Path:
@@ -126,8 +142,9 @@ def make_pair(
     fresh = large_per_class - overlap - twins
     if fresh < twins or small_per_class < overlap:
         raise ValueError("make_pair: too few images per class for the overlap and twins asked for")
-    small = render_letters(small_per_class, seed, renderer)
-    large = render_letters(fresh, seed + 1, renderer)
+    seen: set[bytes] = set()
+    small = render_letters(small_per_class, seed, renderer, seen)
+    large = render_letters(fresh, seed + 1, renderer, seen)
     out: dict[str, list[tuple[str, str, bytes]]] = {"small": [], "large": []}
     content: dict[str, dict[str, str | None]] = {"small": {}, "large": {}}
     for letter in LETTERS:

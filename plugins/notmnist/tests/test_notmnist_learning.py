@@ -1,0 +1,25 @@
+"""`dsreg train notmnist-synth` with no options learns: the issue's bar is 92 % test accuracy in under 90 s."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from dsreg.cli import cli
+from dsreg_notmnist import NotMNISTSynth
+
+
+def test_dsreg_train_with_no_options_passes_92_percent(dsreg_cache: Path, tmp_path: Path) -> None:
+    # Exactly what a newcomer runs (the default config, the dataset's train_defaults, seed 0), with a
+    # fresh cache, so rendering the 12,000 images is part of it. Measured: 99.9 %, about 45 s on 2 busy cores.
+    start = time.perf_counter()
+    result = CliRunner().invoke(cli, ["train", "notmnist-synth", "--out", str(tmp_path / "run"), "--json"])
+    seconds = time.perf_counter() - start
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout[result.stdout.index("{"):])
+    assert metrics["test"]["accuracy"] >= 0.95, metrics["test"]  # the bar is 0.92; a margin for other machines
+    assert len(metrics["history"]) == NotMNISTSynth.train_defaults["epochs"]
+    assert seconds < 180, f"{seconds:.0f} s (the bar is 90 s on an idle 2-core CPU; this allows for a shared one)"
