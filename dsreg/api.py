@@ -209,16 +209,18 @@ def fetch(
     and enforced on later downloads) only once the dataset prepared from it. Each failed attempt
     prints one line on stderr unless ``quiet``.
     """
-    from .download import Fetcher
+    from .download import Fetcher, Rerun
     from .storage import prepare, read_manifest
 
     entry = get_registry().get(name)
     builder = entry.builder(**config)
     cache = Cache(cache_dir)
     folder = cache.prepared_dir(builder.name, builder.config_id)
+    rerun = Rerun(builder.name, config, tuple(mirrors), None if from_path is None else str(from_path), verify,
+                  None if cache_dir is None else str(cache_dir))
 
     def fetcher() -> Fetcher:
-        return Fetcher(cache, builder.name, mirrors=mirrors, from_path=from_path, verify=verify, force=force, quiet=quiet)
+        return Fetcher(cache, builder.name, mirrors=mirrors, from_path=from_path, verify=verify, force=force, quiet=quiet, rerun=rerun)
 
     if not force and fetcher().cached(builder.get_files()) is not None and not _candidates(cache, builder.name):
         # Nothing to write: no lock, so a read-only cache (a shared or mounted one) still serves it.
@@ -240,10 +242,8 @@ def fetch(
                 if unproven:
                     what = ", ".join(unproven)
                     note = f"{what} has no published checksum, so it was not pinned"
-                    exc.add_advice(
-                        f"{note}: dsreg.fetch({builder.name!r}, force=True) downloads it again",
-                        f"{note}: `dsreg fetch {builder.name} --force` downloads it again",
-                    )
+                    exc.add_advice(f"{note}: {rerun.python(force=True)} downloads it again",
+                                   f"{note}: `{rerun.cli(force=True)}` downloads it again")
                 raise
         _pin(cache, builder.name, quiet)
     finally:

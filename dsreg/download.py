@@ -43,7 +43,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 from urllib.parse import unquote, urljoin, urlsplit
 
 from . import config
@@ -51,7 +51,7 @@ from .builder import File
 from .cache import Cache
 from .errors import CacheError, ChecksumError, DsregError, FetchError, OfflineError
 
-__all__ = ["Fetcher", "mirror_url", "MAX_WAIT"]
+__all__ = ["Fetcher", "Rerun", "mirror_url", "MAX_WAIT"]
 
 CHUNK = 1 << 20
 #: The longest wait between two attempts at one URL, in seconds: a Retry-After above it sends the
@@ -59,6 +59,65 @@ CHUNK = 1 << 20
 MAX_WAIT = 60.0
 MAX_REDIRECTS = 10
 _REDIRECTS = {301, 302, 303, 307, 308}
+
+
+@dataclass(frozen=True)
+class Rerun:
+    """The fetch the user asked for, to word advice as the call or command that repeats it with one change.
+
+    Advice that drops the user's config or mirrors would not work when followed literally.
+    """
+
+    name: str
+    config: Mapping[str, Any] = field(default_factory=dict)
+    mirrors: Sequence[str] = ()
+    from_path: str | None = None
+    verify: bool = True
+    cache_dir: str | None = None  # Python only: the command line reads DSREG_CACHE
+
+    def _settings(self, change: dict[str, Any]) -> dict[str, Any]:
+        settings: dict[str, Any] = {"mirrors": list(self.mirrors), "from_path": self.from_path, "verify": self.verify}
+        return settings | change
+
+    def python(self, **change: Any) -> str:
+        """Return ``dsreg.fetch(...)`` with the user's arguments and ``change``."""
+        settings = self._settings(change)
+        args = [repr(self.name)]
+        args += [f"mirrors={settings['mirrors']!r}"] if settings["mirrors"] else []
+        args += [f"from_path={str(settings['from_path'])!r}"] if settings["from_path"] is not None else []
+        args += [] if settings["verify"] else ["verify=False"]
+        args += [f"cache_dir={self.cache_dir!r}"] if self.cache_dir is not None else []
+        args += [f"{key}={value!r}" for key, value in self.config.items()]
+        args += ["force=True"] if settings.get("force") else []
+        return f"dsreg.fetch({', '.join(args)})"
+
+    def cli(self, **change: Any) -> str:
+        """Return ``dsreg fetch ...`` with the user's options and ``change`` (the same keywords as ``python``)."""
+        import json
+        import shlex
+
+        settings = self._settings(change)
+        words = ["dsreg", "fetch", self.name]
+        for key, value in self.config.items():
+            # -c reads a value as JSON when it parses, so only a string that would not round-trip is quoted.
+            plain = isinstance(value, str) and _json_or_none(value) in (None, value)
+            words += ["-c", f"{key}={value if plain else json.dumps(value)}"]
+        for mirror in settings["mirrors"]:
+            words += ["--mirror", mirror]
+        if settings["from_path"] is not None:
+            words += ["--from", str(settings["from_path"])]
+        words += [] if settings["verify"] else ["--no-verify"]
+        words += ["--force"] if settings.get("force") else []
+        return shlex.join(words)
+
+
+def _json_or_none(text: str) -> Any:
+    import json
+
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
 
 
 def mirror_url(base: str, filename: str) -> str:
@@ -95,9 +154,12 @@ class Then(enum.Enum):
 class _Failure(Exception):
     """One attempt at one URL failed: ``reason`` is the one-line truth, ``then`` the decision."""
 
-    def __init__(self, reason: str, then: Then, *, wait: float | None = None, unreachable: bool = False) -> None:
+    def __init__(self, reason: str, then: Then, *, wait: float | None = None, unreachable: bool = False,
+                 brief: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        #: The reason as the final error repeats it, next to the URL or host (which it need not name).
+        self.brief = brief or reason
         self.then = then
         #: Seconds the server asked us to wait (Retry-After), if it did.
         self.wait = wait
@@ -141,7 +203,7 @@ def _network_failure(exc: BaseException, stage: str, host: str, received: int = 
     """Name what went wrong with the connection at ``stage`` ("connect", "response" or "body")."""
     detail = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
     if isinstance(exc, socket.gaierror):
-        return _Failure(f"cannot resolve host {host} (DNS: {detail})", Then.NEXT, unreachable=True)
+        return _Failure(f"cannot resolve host {host} (DNS: {detail})", Then.NEXT, unreachable=True, brief="cannot resolve host")
     if isinstance(exc, ConnectionRefusedError):
         return _Failure("connection refused", Then.NEXT, unreachable=True)
     if isinstance(exc, ssl.SSLCertVerificationError):
@@ -251,6 +313,7 @@ class Fetcher:
         verify: bool = True,
         force: bool = False,
         quiet: bool = False,
+        rerun: Rerun | None = None,
     ) -> None:
         self.cache = cache
         self.dataset = dataset
@@ -259,6 +322,8 @@ class Fetcher:
         self.verify = verify
         self.force = force
         self.quiet = quiet
+        #: How to word advice that repeats this fetch (the user's config and options kept).
+        self.rerun = rerun or Rerun(dataset, mirrors=tuple(mirrors), from_path=None if from_path is None else str(from_path), verify=verify)
         #: Bytes read from sources by this fetcher (resumed bytes not counted twice).
         self.bytes_transferred = 0
 
@@ -289,8 +354,8 @@ class Fetcher:
             names = ", ".join(f.name for f in missing)
             message = f"{self.dataset} needs {names}, not in the cache at {self.cache.root} and DSREG_OFFLINE=1 is set"
             raise OfflineError(
-                f"{message}; unset DSREG_OFFLINE and call dsreg.fetch({self.dataset!r}), or pass from_path=PATH to hand it over",
-                cli=f"{message}; unset DSREG_OFFLINE and run `dsreg fetch {self.dataset}`, or hand it over with `dsreg fetch {self.dataset} --from PATH`",
+                f"{message}; unset DSREG_OFFLINE and call {self.rerun.python()}, or hand it over with {self.rerun.python(from_path='PATH')}",
+                cli=f"{message}; unset DSREG_OFFLINE and run `{self.rerun.cli()}`, or hand it over with `{self.rerun.cli(from_path='PATH')}`",
             )
         for file in missing:
             paths[file.name] = self._fetch_one(file, records)
@@ -354,8 +419,7 @@ class Fetcher:
             raise FetchError(f"{message}; pass mirrors=[URL] or from_path=PATH", cli=f"{message}; pass --mirror URL or --from PATH")
         if self.from_path is not None and not Path(sources[0]).exists():
             raise FetchError(f"{self.dataset}: {file.name} is not at {sources[0]}; pass the folder that holds it or the file itself")
-        failures: list[_Failure] = []
-        tried: list[str] = []
+        failures: dict[str, _Failure] = {}
         mismatches: list[str] = []
         # A pin binds only while it stands: `force` is the user starting over, and replaces it.
         previous = records.get(file.name) if file.checksum is None else None
@@ -365,8 +429,7 @@ class Fetcher:
             try:
                 hashes = self._download(url, part, file)
             except _Failure as failure:
-                failures.append(failure)
-                tried.append(f"{url}: {failure.reason}")
+                failures[url] = failure
                 self._say(f"{url}: {failure.reason}; {then}")
                 continue
             problem = self._check(file, hashes, pinned)
@@ -380,21 +443,23 @@ class Fetcher:
                 self._say(f"{url}: {problem}; {then}")
                 continue
             return self._install(file, part, hashes, url, records, previous)
+        labels = _labels(list(failures))
+        tried = [f"{labels[url]}: {failure.brief}" for url, failure in failures.items()]
         if mismatches:
             message = f"{self.dataset}: {file.name} failed verification from every source ({'; '.join(mismatches + tried)})"
             python = "pass mirrors=[URL] to try another copy, or verify=False if this is your own copy"
             cli = "try another copy with --mirror URL, or --no-verify if this is your own copy"
             if pinned:
-                python += f"; if the file changed upstream on purpose, dsreg.fetch({self.dataset!r}, force=True) replaces the pin"
-                cli += f"; if the file changed upstream on purpose, `dsreg fetch {self.dataset} --force` replaces the pin"
+                python += f"; if the file changed upstream on purpose, {self.rerun.python(force=True)} replaces the pin"
+                cli += f"; if the file changed upstream on purpose, `{self.rerun.cli(force=True)}` replaces the pin"
             raise ChecksumError(f"{message}; {python}", cli=f"{message}; {cli}")
         message = f"{self.dataset}: could not fetch {file.name} ({'; '.join(tried)})"
-        if all(f.unreachable for f in failures):
+        if all(f.unreachable for f in failures.values()):
             python = cli = "the network looks unreachable: connect and try again, set DSREG_OFFLINE=1 to use only the cache"
             python += ", or pass from_path=PATH to hand over a copy"
             cli += ", or hand over a copy with --from PATH"
         else:
-            later = "try again later, " if any(f.then is Then.RETRY for f in failures) else ""
+            later = "try again later, " if any(f.then is Then.RETRY for f in failures.values()) else ""
             python = f"{later}pass mirrors=[URL] to add a mirror, or from_path=PATH to hand over a copy"
             cli = f"{later}add a mirror with --mirror URL, or hand over a copy with --from PATH"
         raise FetchError(f"{message}; {python}", cli=f"{message}; {cli}")
@@ -601,6 +666,15 @@ class Fetcher:
             except OSError as exc:
                 raise _disk_error(part, exc) from exc
         return hashes, received, False
+
+
+def _labels(urls: list[str]) -> dict[str, str]:
+    """Name each URL in a summary by its host when that is unambiguous (the lines printed per attempt
+    gave the whole URL), else by the URL itself."""
+    hosts = {url: urlsplit(url).netloc if "://" in url else "" for url in urls}
+    if len(urls) > 1 and all(hosts.values()) and len(set(hosts.values())) == len(urls):
+        return hosts
+    return {url: url for url in urls}
 
 
 def _html(path: Path) -> bool:

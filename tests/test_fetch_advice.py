@@ -29,9 +29,9 @@ def toy_file(seed: int) -> bytes:
     return MAGIC + blob(4_000, seed=seed)
 
 
-def pinned_toy(url: str) -> type[dsreg.Builder]:
+def pinned_toy(url: str | None) -> type[dsreg.Builder]:
     """A dataset whose one file has no published checksum or size, and whose prepare checks its bytes."""
-    builder = make_builder(b"", urls=(url + "toy.bin",), pin=True, size=False, generate=_generate)
+    builder = make_builder(b"", urls=(url + "toy.bin",) if url else (), pin=True, size=False, generate=_generate)
     builder.features = {"image": dsreg.Tensor((4,), "uint8"), "label": dsreg.ClassLabel(("even", "odd"))}
     return builder
 
@@ -60,13 +60,13 @@ def record(name: str = "toy") -> dict:
 def test_a_bad_first_download_is_not_pinned_and_the_advice_gets_a_verified_dataset(run, file_server, register):
     html = b"<html><body>503 Service Temporarily Unavailable</body></html>"
     url = file_server.serve({"toy.bin": html})  # an error page served as application/octet-stream
-    register(pinned_toy(url))
-    code, _, err = run("fetch", "toy")
+    register(pinned_toy(None))  # no published URL: the user's mirror is the only source
+    code, _, err = run("fetch", "toy", "--mirror", url)
     assert code == 1 and err.count("\n") == 1  # the download itself went well: one line, the error
     error = err.strip()
     assert error == (
-        "error: toy.bin is not a toy file (it starts with b'<html><bo'); "
-        "toy.bin has no published checksum, so it was not pinned: `dsreg fetch toy --force` downloads it again"
+        "error: toy.bin is not a toy file (it starts with b'<html><bo'); toy.bin has no published checksum, "
+        f"so it was not pinned: `dsreg fetch toy --mirror {url} --force` downloads it again"
     )
     assert record()["status"] == "candidate" and record()["sha256"] == hashlib.sha256(html).hexdigest()
     assert not dsreg.info("toy").cached
@@ -85,9 +85,9 @@ def test_a_bad_first_download_is_not_pinned_and_the_advice_gets_a_verified_datas
 
 def test_the_python_advice_after_a_bad_first_download_works_when_evaluated(dsreg_cache, file_server, register):
     url = file_server.serve({"toy.bin": MAGIC[:2]})  # a truncated file
-    register(pinned_toy(url))
+    register(pinned_toy(None))
     with pytest.raises(dsreg.ArchiveError) as err:
-        dsreg.fetch("toy", quiet=True)
+        dsreg.fetch("toy", mirrors=[url], quiet=True)
     [call] = re.findall(r"dsreg\.fetch\([^)]*\)", str(err.value))
     assert "--" not in str(err.value)  # Python callers are told arguments, not flags
     file_server.serve({"toy.bin": toy_file(2)})
@@ -179,3 +179,18 @@ def test_a_read_only_cache_serves_fetch_load_and_info(dsreg_cache, file_server, 
     finally:
         for folder in folders:
             folder.chmod(0o755)
+
+
+def test_advised_commands_repeat_the_users_config_and_options():
+    from dsreg.cli import parse_config
+    from dsreg.download import Rerun
+
+    config = {"splits": ["test"], "url": "/data/my images", "n": "3", "seed": 3}
+    rerun = Rerun("notmnist-idx", config, ("http://mirror.example/",), None, False)
+    words = shlex.split(rerun.cli(force=True))
+    assert words[:3] == ["dsreg", "fetch", "notmnist-idx"] and words[-3:] == ["http://mirror.example/", "--no-verify", "--force"]
+    assert parse_config(tuple(words[i + 1] for i, w in enumerate(words) if w == "-c")) == config  # as the CLI reads them
+    assert rerun.python(force=True) == (
+        "dsreg.fetch('notmnist-idx', mirrors=['http://mirror.example/'], verify=False, "
+        "splits=['test'], url='/data/my images', n='3', seed=3, force=True)"
+    )
