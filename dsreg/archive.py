@@ -156,7 +156,13 @@ class _Budget:
 
 
 # -- errors -------------------------------------------------------------------------------------
-_ADVICE = "fetch it again with `--force`, or hand over a good copy with `--from PATH`"
+#: What to do about a damaged archive, worded for Python callers and for the command line.
+_ADVICE = "fetch it again with force=True, or hand over a good copy with from_path=PATH"
+_CLI_ADVICE = "fetch it again with `--force`, or hand over a good copy with `--from PATH`"
+
+
+def _damaged(problem: str) -> ArchiveError:
+    return ArchiveError(f"{problem}: {_ADVICE}", cli=f"{problem}: {_CLI_ADVICE}")
 
 
 def _unreadable(label: str, kind: str, exc: BaseException, done: int) -> ArchiveError:
@@ -171,7 +177,7 @@ def _unreadable(label: str, kind: str, exc: BaseException, done: int) -> Archive
         what = f"holds corrupt {codec} data{where} ({text}); the file is damaged"
     else:
         what = f"is not a readable {'zip' if kind == 'zip' else 'tar'} archive{where} ({text})"
-    return ArchiveError(f"{label} {what}: {_ADVICE}")
+    return _damaged(f"{label} {what}")
 
 
 #: What a damaged archive raises from tarfile, zipfile and the decompressors.
@@ -390,8 +396,9 @@ def _zip_members(path: str | Path, label: str, budget: _Budget) -> Iterator[tupl
                 if stat.S_IFMT(mode) and not stat.S_ISREG(mode):
                     raise ArchiveError(f"{label}: member {info.filename!r} is a device or special file; refusing to read this archive")
                 if info.flag_bits & 0x1:
-                    raise ArchiveError(f"{label}: member {info.filename!r} is encrypted; dsreg reads only unencrypted "
-                                       "archives: decrypt it yourself and hand it over with `--from PATH`")
+                    problem = f"{label}: member {info.filename!r} is encrypted; dsreg reads only unencrypted archives"
+                    raise ArchiveError(f"{problem}: decrypt it yourself and hand it over with from_path=PATH",
+                                       cli=f"{problem}: decrypt it yourself and hand it over with `--from PATH`")
                 budget.claim(info.filename, info.file_size)
                 with zf.open(info) as fh:
                     # Then one byte more: zipfile stops at the declared size today, but the bound
@@ -400,8 +407,8 @@ def _zip_members(path: str | Path, label: str, budget: _Budget) -> Iterator[tupl
                     data = fh.read(size) if size <= _STEP else _read_whole(fh.readinto, size)
                     extra = fh.read(1)
                 if len(data) != size or extra:
-                    raise ArchiveError(f"{label}: member {info.filename!r} holds {'more' if extra else 'fewer'} "
-                                       f"bytes than its header says ({info.file_size:,}); the archive is damaged or hostile: {_ADVICE}")
+                    raise _damaged(f"{label}: member {info.filename!r} holds {'more' if extra else 'fewer'} bytes "
+                                   f"than its header says ({info.file_size:,}); the archive is damaged or hostile")
                 yield name, data
                 done += 1
     except (*_BROKEN, NotImplementedError) as exc:

@@ -75,7 +75,7 @@ def test_zip_with_parent_path_is_refused(tmp_path):
 def test_truncated_archive_is_a_clear_error(tmp_path):
     path = make_tar(tmp_path / "t.tar.gz", [(f"f{i}", "file", bytes(5000)) for i in range(20)])
     path.write_bytes(path.read_bytes()[:300])
-    with pytest.raises(ArchiveError, match=r"^t.tar.gz is cut short \(Compressed file ended.*fetch it again with `--force`"):
+    with pytest.raises(ArchiveError, match=r"^t.tar.gz is cut short \(Compressed file ended.*fetch it again with force=True"):
         list(members(path))
 
 

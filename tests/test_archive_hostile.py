@@ -28,7 +28,8 @@ ESCAPE_MESSAGES = {
                      "refusing to read this archive",
     "pax-path": "pax-path.tar.gz: member '../evil.txt' climbs out with '..'; refusing to read this archive",
 }
-ADVICE = "fetch it again with `--force`, or hand over a good copy with `--from PATH`"
+ADVICE = "fetch it again with force=True, or hand over a good copy with from_path=PATH"  # the CLI says --force, --from PATH
+CLI_ADVICE = "fetch it again with `--force`, or hand over a good copy with `--from PATH`"
 DAMAGED_MESSAGES = {
     "truncated-gzip": "truncated.tar.gz is cut short (Compressed file ended before the end-of-stream marker was reached); "
                       f"the download is incomplete or damaged: {ADVICE}",
@@ -110,6 +111,25 @@ def test_a_zip_that_lies_about_its_size_is_refused(tmp_path: Path) -> None:
         list(archive.members(path))
 
 
+def test_an_encrypted_zip_member_is_refused_by_name(tmp_path: Path) -> None:
+    import struct
+    import zipfile
+
+    path = tmp_path / "secret.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("ok/secret.txt", b"x" * 100)
+    raw = bytearray(path.read_bytes())
+    for magic, at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):  # general purpose flags: bit 0, encrypted
+        where = raw.find(magic) + at
+        struct.pack_into("<H", raw, where, struct.unpack_from("<H", raw, where)[0] | 1)
+    path.write_bytes(bytes(raw))
+    with pytest.raises(dsreg.ArchiveError) as caught:
+        list(archive.members(path))
+    assert str(caught.value) == ("secret.zip: member 'ok/secret.txt' is encrypted; dsreg reads only unencrypted archives: "
+                                 "decrypt it yourself and hand it over with from_path=PATH")
+    assert caught.value.cli_message.endswith("hand it over with `--from PATH`")
+
+
 def test_a_huge_header_record_is_refused_unread(tmp_path: Path) -> None:
     import io
     import tarfile
@@ -177,7 +197,7 @@ def test_fetch_of_a_hostile_archive_is_one_line_and_prepares_nothing(dsreg_cache
     register(archive_builder(path, "hostile"))
     out = CliRunner().invoke(cli, ["fetch", "hostile", "--quiet"])
     assert out.exit_code == 1
-    assert out.output == f"error: {({**ESCAPE_MESSAGES, **DAMAGED_MESSAGES})[case]}\n"
+    assert out.output == f"error: {({**ESCAPE_MESSAGES, **DAMAGED_MESSAGES})[case].replace(ADVICE, CLI_ADVICE)}\n"
     assert_nothing_prepared(dsreg_cache, "hostile")
     assert CliRunner().invoke(cli, ["info", "hostile"]).output.count("not prepared") == 1
     with pytest.raises(dsreg.ArchiveError):  # the Python API raises the same error
