@@ -221,7 +221,7 @@ def info_cmd(name: str, config: tuple[str, ...], as_json: bool) -> None:
                 "verified": "verified",
                 "pinned": f"pinned sha256 {record['sha256']} on {record.get('pinned', '?')}",
                 "unverified": "NOT VERIFIED (fetched with --no-verify)",
-                "candidate": f"not pinned yet: pinned once the dataset prepares from it (`dsreg fetch {inf.name} --force` downloads it again)",
+                "candidate": "not pinned yet (pinned once the dataset prepares from it)",
             }.get(record.get("status"), record.get("status"))
             lines.append(f"    fetched from {record.get('source')}: {status}; sha256 {record['sha256']}")
         for url in f.urls:
