@@ -84,6 +84,8 @@ class Faults:
     trickle: int = 0
     trickle_pause: float = 0.0
     content_type: str = "application/octet-stream"
+    #: Answer with a redirect (302) to this URL or path instead of the file.
+    redirect: str | None = None
 
 
 @dataclass
@@ -144,6 +146,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return self._empty(name, rng, 404)
         if state.take(fault, "fail"):
             return self._empty(name, rng, fault.status, fault.retry_after)
+        if fault.redirect is not None:
+            state.log.append((name, rng, 302))
+            self.send_response(302)
+            self.send_header("Location", fault.redirect)
+            self.send_header("Content-Length", "0")
+            return self.end_headers()
         stalling = (fault.stall_before_headers or fault.stall_after is not None) and state.take(fault, "stall_times")
         if stalling and fault.stall_before_headers:
             state.log.append((name, rng, 0))  # 0: no answer

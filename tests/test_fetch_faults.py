@@ -232,6 +232,16 @@ def test_an_html_page_instead_of_the_file_is_named_and_skipped(fast, file_server
     assert [p.read_bytes() for p in (fast / "downloads" / "rejected" / "quota").iterdir()] == [page]
 
 
+def test_redirects_are_followed_and_a_loop_is_named(fast, file_server, register, data, capsys):
+    url = file_server.serve({"files/toy.bin": data})
+    file_server.serve({"old/toy.bin": b""}, redirect="/files/toy.bin")
+    file_server.serve({"loop/toy.bin": b""}, redirect="/loop/toy.bin")
+    register(make_builder(data, urls=(url + "loop/toy.bin", url + "old/toy.bin")))
+    assert dsreg.fetch("toy").fetched["toy.bin"]["sha256"] == sha(data)
+    assert lines(capsys)[0] == f"toy: {url}loop/toy.bin: more than 10 redirects; trying the next source"
+    assert [s for _, _, s in file_server.requests][-2:] == [302, 200]
+
+
 # -- connections -------------------------------------------------------------------------------
 
 def _closed_port() -> int:
