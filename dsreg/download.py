@@ -335,8 +335,13 @@ class Fetcher:
     def cached(self, files: Iterable[File]) -> dict[str, Path] | None:
         """Return ``{file name: path}`` if the cache already holds every file as recorded; write nothing."""
         records = self.cache.read_files(self.dataset)
-        paths = {file.name: self._recorded(file, records.get(file.name)) for file in files}
-        return None if None in paths.values() else paths  # type: ignore[return-value] # no None left
+        paths = {}
+        for file in files:
+            path = self._recorded(file, records.get(file.name))
+            if path is None:
+                return None
+            paths[file.name] = path
+        return paths
 
     def fetch(self, files: Iterable[File]) -> dict[str, Path]:
         """Return ``{file name: verified local path}``, fetching what the cache lacks."""
@@ -637,7 +642,7 @@ class Fetcher:
         wanted = None if file.size is None else file.size - offset
         received = 0
         try:
-            out = open(part, "r+b" if offset else "wb")
+            out = open(part, "r+b" if offset else "wb")  # noqa: SIM115 - opened apart from the with, so its error gets its own line
         except OSError as exc:
             raise _disk_error(part, exc) from exc
         with out, _progress(file.name, file.size, offset, self.quiet) as bar:

@@ -36,7 +36,6 @@ import sys
 import tarfile
 import tempfile
 import threading
-import time
 import warnings
 import zipfile
 import zlib

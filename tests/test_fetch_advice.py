@@ -91,7 +91,7 @@ def test_the_python_advice_after_a_bad_first_download_works_when_evaluated(dsreg
     [call] = re.findall(r"dsreg\.fetch\([^)]*\)", str(err.value))
     assert "--" not in str(err.value)  # Python callers are told arguments, not flags
     file_server.serve({"toy.bin": toy_file(2)})
-    info = eval(call, {"dsreg": dsreg})  # noqa: S307 - the advice, followed literally
+    info = eval(call, {"dsreg": dsreg})  # the advice, followed literally
     assert info.cached and info.fetched["toy.bin"]["status"] == "pinned"
 
 
@@ -131,8 +131,8 @@ def test_fetch_errors_advise_flags_on_the_cli_that_work(run, file_server, regist
     folder = tmp_path / "mine"
     folder.mkdir()
     (folder / "toy.bin").write_bytes(blob(800, seed=31))
-    first, second = commands(err)
-    assert run(*[folder.as_posix() if a == "PATH" else a for a in second], "-q")[0] == 0  # --from PATH, with a path
+    _, with_path = commands(err)
+    assert run(*[folder.as_posix() if a == "PATH" else a for a in with_path], "-q")[0] == 0  # --from PATH, with a path
 
 
 def test_a_prepared_dataset_is_served_without_the_lock(dsreg_cache, file_server, register, data):
