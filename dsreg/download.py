@@ -155,7 +155,7 @@ class _Failure(Exception):
     """One attempt at one URL failed: ``reason`` is the one-line truth, ``then`` the decision."""
 
     def __init__(self, reason: str, then: Then, *, wait: float | None = None, unreachable: bool = False,
-                 brief: str | None = None) -> None:
+                 brief: str | None = None, transient: bool | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         #: The reason as the final error repeats it, next to the URL or host (which it need not name).
@@ -165,6 +165,8 @@ class _Failure(Exception):
         self.wait = wait
         #: The network, not the server, failed (DNS, refused, no connection): shapes the final advice.
         self.unreachable = unreachable
+        #: It may pass with time (so the final advice says "try again later"), even if not retried now.
+        self.transient = then is Then.RETRY if transient is None else transient
 
 
 def _seconds(value: float) -> str:
@@ -194,7 +196,7 @@ def _status_failure(status: int, reason: str, retry_after: str | None) -> _Failu
     if status == 429 or 500 <= status < 600:
         wait = _retry_after(retry_after)
         if wait is not None and wait > MAX_WAIT:
-            return _Failure(f"{text}, asks to retry after {wait:.0f} s (more than {MAX_WAIT:.0f} s)", Then.NEXT)
+            return _Failure(f"{text}, asks to retry after {wait:.0f} s (more than {MAX_WAIT:.0f} s)", Then.NEXT, transient=True)
         return _Failure(text, Then.RETRY, wait=wait)
     return _Failure(text, Then.NEXT)
 
@@ -214,7 +216,7 @@ def _network_failure(exc: BaseException, stage: str, host: str, received: int = 
         if stage == "connect":
             return _Failure(f"no connection within {_seconds(config.connect_timeout())}", Then.NEXT, unreachable=True)
         if stage == "response":
-            return _Failure(f"stalled: no response within {_seconds(config.timeout())}", Then.NEXT)
+            return _Failure(f"stalled: no response within {_seconds(config.timeout())}", Then.NEXT, transient=True)
         return _Failure(f"stalled: no byte for {_seconds(config.timeout())} after {received:,} bytes", Then.RETRY)
     if stage == "connect":
         return _Failure(f"cannot connect ({detail})", Then.NEXT, unreachable=True)
@@ -464,7 +466,7 @@ class Fetcher:
             python += ", or pass from_path=PATH to hand over a copy"
             cli += ", or hand over a copy with --from PATH"
         else:
-            later = "try again later, " if any(f.then is Then.RETRY for f in failures.values()) else ""
+            later = "try again later, " if any(f.transient for f in failures.values()) else ""
             python = f"{later}pass mirrors=[URL] to add a mirror, or from_path=PATH to hand over a copy"
             cli = f"{later}add a mirror with --mirror URL, or hand over a copy with --from PATH"
         raise FetchError(f"{message}; {python}", cli=f"{message}; {cli}")
