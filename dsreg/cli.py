@@ -250,7 +250,7 @@ def info_cmd(name: str, config: tuple[str, ...], as_json: bool) -> None:
 @click.option("--from", "from_path", metavar="PATH", help="Take the files from this file or folder instead of downloading.")
 @click.option("--no-verify", is_flag=True, help="Accept files whose size or hash differ (recorded and shown by `dsreg info`).")
 @click.option("--force", is_flag=True, help="Download and prepare again even if cached (replaces the pin of a file with no published checksum).")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars, and no line per failed download attempt.")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Processes for decoding while preparing (default: all cores).")
 def fetch_cmd(names: tuple[str, ...], config: tuple[str, ...], mirrors: tuple[str, ...], from_path: str | None,
               no_verify: bool, force: bool, quiet: bool, workers: int | None) -> None:
