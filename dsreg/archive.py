@@ -315,8 +315,10 @@ def _tar_stream(path: str | Path, kind: str, label: str, budget: _Budget) -> Ite
     Python's tarfile spends ~50 µs per member on header objects; an archive of half a million
     small files is then bound by it. This reads the same stream with the same checks at about
     three times the rate, and raises _Unsupported for anything unusual so tarfile takes over.
-    It is stricter than tarfile in one way: a damaged or cut header after the first is an error
-    here, where tarfile takes it silently for the end of the archive.
+    It differs from tarfile in two ways, on purpose: a damaged or cut header after the first is an
+    error here, where tarfile takes it silently for the end of the archive; and bytes 345-500 of an
+    old-GNU header (magic ``ustar  ``) are not a name prefix here, as GNU tar keeps access and
+    change times there (tarfile prepends them to the name).
     """
     opener = _OPENERS.get(kind, open)
     with opener(path, "rb") as raw:

@@ -93,3 +93,21 @@ def test_truncated_and_damaged_archives_are_archive_errors(tmp_path: Path) -> No
     damaged.write_bytes(bytes(bad))
     with pytest.raises(dsreg.ArchiveError, match=r"is not a readable tar archive after 1 member \(bad checksum"):
         list(members(damaged))
+
+
+def test_an_old_gnu_header_has_no_name_prefix(tmp_path: Path) -> None:
+    # GNU tar keeps atime and ctime in bytes 345-368 of its headers; tarfile reads them as a ustar
+    # prefix and would name this member "14620163221/a.txt". The direct reader reads as GNU tar does.
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        info = tarfile.TarInfo("a.txt")
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"x"))
+    raw = bytearray(buf.getvalue())
+    assert raw[257:265] == b"ustar  \0"
+    raw[345:357] = b"14620163221\0"  # an access time, as GNU tar --incremental writes it
+    raw[148:156] = b" " * 8
+    raw[148:155] = b"%06o\0" % sum(raw[:512])
+    path = tmp_path / "incremental.tar"
+    path.write_bytes(bytes(raw))
+    assert list(members(path)) == [("a.txt", b"x")]
