@@ -75,12 +75,6 @@ def detect(path: str | Path) -> str:
     return "plain"
 
 
-def open_compressed(path: str | Path) -> IO[bytes]:
-    """Open ``path`` for reading, decompressing gzip, bz2 or xz transparently."""
-    kind = detect(path)
-    return _OPENERS[kind](path, "rb") if kind in _OPENERS else open(path, "rb")
-
-
 def check_member_name(name: str, archive: str = "archive") -> str:
     """Return the normalised member path, or raise ArchiveError if it could escape a target folder."""
     if "\\" in name:
@@ -157,10 +151,11 @@ class _Budget:
         if self.left < 0:
             raise self.bomb(name)
 
-    def bomb(self, name: str) -> ArchiveError:
+    def bomb(self, name: str | None) -> ArchiveError:
+        at = f" at member {name!r}" if name is not None else ""
         return ArchiveError(
-            f"{self.label} expands to more than {_size(self.expanded, exact=True)} (DSREG_MAX_EXPANDED) at member "
-            f"{name!r}: refused as an archive bomb; if the archive is genuine, set "
+            f"{self.label} expands to more than {_size(self.expanded, exact=True)} (DSREG_MAX_EXPANDED){at}: "
+            f"refused as an archive bomb; if the archive is genuine, set "
             f"DSREG_MAX_EXPANDED={_size(2 * self.expanded)} (or more) and fetch again"
         )
 
@@ -212,6 +207,64 @@ def _read_whole(readinto: Callable[[memoryview], int | None], size: int) -> byte
                 break
             got += n
         return bytes(view[:got]) if got < size else bytes(buf)
+
+
+def open_compressed(path: str | Path, *, label: str | None = None, max_member: int | str | None = None,
+                    max_expanded: int | str | None = None) -> IO[bytes]:
+    """Open ``path`` for reading, decompressing gzip, bz2 or xz transparently, within the archive limits.
+
+    Read in pieces (``read(n)``, lines, iteration), the file may expand to ``max_expanded`` bytes;
+    read whole (``read()``), it is held in memory, so it may hold ``max_member`` bytes, like one
+    member of an archive. Past either, and on corrupt compressed data, ArchiveError says so in one
+    line. A plain file is opened as it is: it cannot expand.
+    """
+    kind = detect(path)
+    if kind not in _OPENERS:
+        return open(path, "rb")
+    label = label or _dataset.get().get("names", {}).get(str(path)) or Path(path).name
+    budget = _Budget(label, _limit("max_member", max_member, DEFAULT_MAX_MEMBER),
+                     _limit("max_expanded", max_expanded, DEFAULT_MAX_EXPANDED))
+    return io.BufferedReader(_Bounded(_OPENERS[kind](path, "rb"), kind, budget), _STEP)
+
+
+class _Bounded(io.RawIOBase):
+    """A decompressing reader that counts what it hands out against a budget and speaks ArchiveError."""
+
+    def __init__(self, inner: IO[bytes], kind: str, budget: _Budget) -> None:
+        self.inner, self.kind, self.budget, self.done = inner, kind, budget, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        try:
+            n = self.inner.readinto(buffer)  # type: ignore[attr-defined]  # gzip, bz2 and lzma files have it
+        except _BROKEN as exc:
+            raise _unreadable(self.budget.label, self.kind, exc, 0) from exc
+        self.done += n
+        if self.done > self.budget.expanded:
+            raise self.budget.bomb(None)
+        return n
+
+    def readall(self) -> bytes:
+        # BufferedReader.read() ends here: a whole read is held in memory, so it is bounded as a member.
+        pieces, held = [], 0
+        while True:
+            piece = self.read(_STEP)
+            if not piece:
+                return b"".join(pieces)
+            held += len(piece)
+            if held > self.budget.member:
+                raise ArchiveError(
+                    f"{self.budget.label} expands to more than the {_size(self.budget.member, exact=True)} a file read whole may "
+                    f"hold (DSREG_MAX_MEMBER); if it is genuine, set DSREG_MAX_MEMBER={_size(2 * self.budget.member)} "
+                    "(or more) and fetch again"
+                )
+            pieces.append(piece)
+
+    def close(self) -> None:
+        self.inner.close()
+        super().close()
 
 
 def members(path: str | Path, *, label: str | None = None, max_member: int | str | None = None,

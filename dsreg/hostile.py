@@ -28,7 +28,7 @@ from typing import Callable
 
 __all__ = [
     "dotdot", "absolute", "symlink", "hardlink", "device", "fifo", "gnu_long_name_escape", "pax_path_escape",
-    "tar_bomb", "zip_bomb", "zip_lying_size", "truncated_gzip", "corrupt_deflate", "corrupt_zip_deflate",
+    "tar_bomb", "gzip_bomb", "zip_bomb", "zip_lying_size", "truncated_gzip", "corrupt_deflate", "corrupt_zip_deflate",
     "bad_header_checksum", "corrupt_bz2", "corrupt_xz", "ESCAPES", "DAMAGED",
 ]
 
@@ -129,6 +129,16 @@ def tar_bomb(folder: Path, expand_to: int = 200 << 20, members: int = 1, codec: 
             info = tarfile.TarInfo(f"bomb/{i:05d}.bin")
             info.size = each
             tar.addfile(info, _Zeros(each))
+    return path
+
+
+def gzip_bomb(folder: Path, expand_to: int = 200 << 20) -> Path:
+    """A single gzip file (not a tar) of ``expand_to`` zero bytes, as a dataset's ``.gz`` data file."""
+    path = Path(folder) / f"bomb-{expand_to >> 20}M.gz"
+    with gzip.open(path, "wb", compresslevel=9) as fh:
+        zeros = _Zeros(expand_to)
+        while chunk := zeros.read(1 << 20):
+            fh.write(chunk)
     return path
 
 

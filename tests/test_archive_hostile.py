@@ -119,6 +119,27 @@ def test_an_archive_of_countless_empty_members_is_a_bomb_too(tmp_path: Path, mon
         list(archive.members(path))
 
 
+def test_a_compressed_file_is_bounded_read_whole_or_in_pieces(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = hostile.gzip_bomb(tmp_path, 16 << 20)
+    monkeypatch.setenv("DSREG_MAX_MEMBER", "4MiB")
+    with archive.open_compressed(path) as fh, pytest.raises(dsreg.ArchiveError) as caught:
+        fh.read()  # held whole in memory: bounded like one member
+    assert str(caught.value) == ("bomb-16M.gz expands to more than the 4MiB a file read whole may hold (DSREG_MAX_MEMBER); "
+                                 "if it is genuine, set DSREG_MAX_MEMBER=8MiB (or more) and fetch again")
+    with archive.open_compressed(path) as fh:  # read in pieces, the member limit does not apply
+        assert sum(len(line) for line in fh) == 16 << 20
+    monkeypatch.setenv("DSREG_MAX_EXPANDED", "8MiB")
+    with archive.open_compressed(path) as fh, pytest.raises(dsreg.ArchiveError) as caught:
+        while fh.read(1 << 16):
+            pass
+    assert str(caught.value) == ("bomb-16M.gz expands to more than 8MiB (DSREG_MAX_EXPANDED): refused as an archive bomb; "
+                                 "if the archive is genuine, set DSREG_MAX_EXPANDED=16MiB (or more) and fetch again")
+    broken = tmp_path / "broken.gz"
+    broken.write_bytes(hostile.truncated_gzip(tmp_path).read_bytes())
+    with archive.open_compressed(broken) as fh, pytest.raises(dsreg.ArchiveError, match=r"^broken.gz is cut short \(Compressed file ended"):
+        fh.read()
+
+
 def test_a_zip_that_lies_about_its_size_is_refused(tmp_path: Path) -> None:
     path = hostile.zip_lying_size(tmp_path, 20 << 20, claim=1000)
     with pytest.raises(dsreg.ArchiveError, match=r"^zip-lying-size.zip is not a readable zip archive \(Bad CRC-32"):
