@@ -61,6 +61,28 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
     return torch.device("cpu")
 
 
+def pick_threads(threads: int | None = None, processes: int = 1) -> int:
+    """Return how many intra-op threads a CPU run should use: ``threads``, or the cores that are free.
+
+    Left alone, torch uses every core, and its OpenMP threads spin-wait for the slowest of them:
+    on a 2-core machine with one other busy process, 2 threads ran the default CNN 3x slower than
+    1 (benchmarks/default_models.py). So "auto" counts cores this process may use, less the
+    1-minute load average, shared among ``processes`` (torchrun ranks on one machine), at least 1.
+    A thread count set by the user (``OMP_NUM_THREADS``, or ``torch.set_num_threads`` before the
+    trainer starts) is kept.
+    """
+    if threads is not None:
+        if threads < 1:
+            raise ConfigError(f"threads={threads}: give a whole number >= 1 (or None to choose)")
+        return threads
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    current = torch.get_num_threads()
+    if os.environ.get("OMP_NUM_THREADS") or current != cores:
+        return current
+    busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    return max(1, int(cores - busy + 0.5) // max(processes, 1))
+
+
 def pick_precision(precision: str, device: torch.device) -> str:
     """Return "fp32", "bf16" or "fp16"; "auto" is bf16 on GPUs that support it, fp32 elsewhere."""
     if precision not in PRECISIONS:
@@ -208,6 +230,7 @@ class Trainer:
         device: str | torch.device = "auto",
         precision: str = "auto",
         num_workers: int | None = None,
+        threads: int | None = None,
         pin_memory: bool | None = None,
         preload: bool | str = "auto",
         seed: int = 0,
@@ -236,6 +259,9 @@ class Trainer:
         #: Where collectives run: nccl needs CUDA tensors, gloo CPU ones.
         self._reduce_device = device if device.type == "cuda" else torch.device("cpu")
         self.precision = pick_precision(precision, device)
+        #: Intra-op threads while fitting and evaluating on the CPU (restored afterwards).
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", self.world.size))  # torchrun's processes on this machine
+        self.threads = pick_threads(threads, local) if device.type == "cpu" else None
         self.seed = seed
         self.quiet = quiet or not self.world.main
         self.progress = (not self.quiet) and (progress if progress is not None else sys.stderr.isatty())
@@ -364,6 +390,18 @@ class Trainer:
             return 0.5 * (1.0 + math.cos(math.pi * t))
         return 1.0 - t if self.schedule == "linear" else 1.0
 
+    @contextlib.contextmanager
+    def _cpu_threads(self) -> Iterator[None]:
+        """Run the block with ``self.threads`` intra-op threads, then restore the caller's setting."""
+        before = torch.get_num_threads()
+        if self.threads is not None and self.threads != before:
+            torch.set_num_threads(self.threads)
+        try:
+            yield
+        finally:
+            if torch.get_num_threads() != before:
+                torch.set_num_threads(before)
+
     def _autocast(self) -> Any:
         if self.precision == "fp32":
             return contextlib.nullcontext()
@@ -412,6 +450,10 @@ class Trainer:
     # -- the loop -----------------------------------------------------------------------------
     def fit(self) -> list[dict[str, Any]]:
         """Train until ``epochs`` are done (continuing a resumed run); return the per-epoch history."""
+        with self._cpu_threads():
+            return self._fit()
+
+    def _fit(self) -> list[dict[str, Any]]:
         params = [p for p in self.module.parameters() if p.requires_grad]
         while self.epoch < self.epochs:
             epoch = self.epoch
@@ -495,9 +537,12 @@ class Trainer:
             line += f"  | eval loss {row['eval_loss']:.4f}  acc {row['eval_accuracy']:6.1%}"
         return line + f"  | {row['seconds']:.1f}s  {_rate(row['examples_per_s'])} ex/s  lr {row['lr']:.2e}"
 
-    @torch.no_grad()
     def evaluate(self, data: Any = None, *, batch_size: int | None = None) -> dict[str, Any]:
         """Return loss, accuracy and per-class accuracy on ``data`` (default: the eval data), over all ranks."""
+        with self._cpu_threads(), torch.no_grad():
+            return self._evaluate(data, batch_size)
+
+    def _evaluate(self, data: Any, batch_size: int | None) -> dict[str, Any]:
         ds = self.eval_data if data is None else _dataset(data, "test", self.config)
         if ds is None:
             raise ConfigError("no evaluation data: pass eval_data= to the Trainer or a dataset to evaluate()")
@@ -546,7 +591,7 @@ class Trainer:
             "model": self.model_name, "model_options": self.settings["model_options"], "epochs": self.epochs,
             "batch_size": self.batch_size, "lr": self.lr, "weight_decay": self.settings["weight_decay"],
             "schedule": self.schedule, "clip_grad": self.clip_grad, "seed": self.seed, "precision": self.precision,
-            "device": str(self.device), "world_size": self.world.size, "preload": self.preloaded,
+            "device": str(self.device), "threads": self.threads, "world_size": self.world.size, "preload": self.preloaded,
             "optimizer": type(self.optimizer).__name__, "target": self.target,
         })
 

@@ -6,6 +6,7 @@ command), so ``dsreg list`` and ``dsreg --help`` stay fast.
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import subprocess
@@ -19,7 +20,7 @@ import click
 from .cli import _echo_json, config_option, parse_config
 from .errors import ConfigError
 
-__all__ = ["train_cmd", "pick_splits", "default_out_dir", "check_options", "resume_command"]
+__all__ = ["train_cmd", "pick_splits", "default_out_dir", "check_options", "resume_command", "run_train"]
 
 _EVAL_SPLITS = ("validation", "valid", "val", "dev")
 
@@ -71,7 +72,7 @@ def _forwarded(ctx: click.Context, out: Path, given_only: bool = False) -> list[
     return [*args, "--out", str(out)]
 
 
-def check_options(given: dict[str, Any], workers: int | None, nproc: int) -> None:
+def check_options(given: dict[str, Any], workers: int | None, nproc: int, threads: int | None = None) -> None:
     """Raise ConfigError (one line, before any work) for an option out of range."""
     from .builder import check_train_settings
 
@@ -80,6 +81,8 @@ def check_options(given: dict[str, Any], workers: int | None, nproc: int) -> Non
         raise ConfigError(f"dsreg train: --workers {workers} is out of range; give 0 (load in this process) or more")
     if nproc < 1:
         raise ConfigError(f"dsreg train: --nproc {nproc} is out of range; give a whole number >= 1")
+    if threads is not None and threads < 1:
+        raise ConfigError(f"dsreg train: --threads {threads} is out of range; give a whole number >= 1")
 
 
 def resume_command(ctx: click.Context, out: Path, nproc: int = 1) -> str:
@@ -88,6 +91,24 @@ def resume_command(ctx: click.Context, out: Path, nproc: int = 1) -> str:
     if nproc > 1:
         args += ["--nproc", str(nproc)]
     return shlex.join(["dsreg", "train", *args, "--resume"])
+
+
+def run_train(args: list[str]) -> tuple[dict[str, Any], float]:
+    """Run ``dsreg train ARGS --json`` in this process; return its metrics and wall seconds.
+
+    For plugin tests that hold a dataset to its documented figure: it fails with the command's
+    output when the command fails.
+    """
+    from click.testing import CliRunner
+
+    from .cli import cli
+
+    start = time.perf_counter()
+    result = CliRunner().invoke(cli, ["train", *args, "--json"])
+    seconds = time.perf_counter() - start
+    if result.exit_code != 0:
+        raise AssertionError(f"dsreg train {shlex.join(args)} exited {result.exit_code}: {result.output[-2000:]}")
+    return json.loads(result.stdout), seconds
 
 
 def _spawn(ctx: click.Context, nproc: int, name: str, params: dict[str, Any], out: Path, quiet: bool) -> None:
@@ -119,6 +140,7 @@ _FALLBACK_HELP = "default: the dataset's train_defaults, else"
 @click.option("--device", default="auto", show_default=True, help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps.")
 @click.option("--precision", default="auto", show_default=True, help="auto (bf16 on capable GPUs, else fp32), fp32, bf16, fp16.")
 @click.option("--workers", type=int, default=None, help="DataLoader worker processes (default: 0 on CPU, up to 4 on GPU).")
+@click.option("--threads", type=int, default=None, help="CPU threads per process (default: the cores not busy; see docs/train.md).")
 @click.option("--preload/--no-preload", default=None, help="Hold the whole split on the device (default: on CUDA when it fits).")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder (default: runs/<name>-<time>).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out (default: the newest runs/<name>-*).")
@@ -129,7 +151,7 @@ _FALLBACK_HELP = "default: the dataset's train_defaults, else"
 @click.pass_context
 def train_cmd(ctx: click.Context, name: str, model: str | None, epochs: int | None, batch_size: int | None,
               lr: float | None, weight_decay: float | None, schedule: str | None, clip_grad: float | None, seed: int,
-              deterministic: bool, device: str, precision: str, workers: int | None, preload: bool | None,
+              deterministic: bool, device: str, precision: str, workers: int | None, threads: int | None, preload: bool | None,
               out: Path | None, resume: bool, nproc: int, config: tuple[str, ...], as_json: bool, quiet: bool) -> None:
     """Train a model on dataset NAME, test it, and write checkpoint.pt and metrics.json into the run folder.
 
@@ -138,7 +160,7 @@ def train_cmd(ctx: click.Context, name: str, model: str | None, epochs: int | No
     params = parse_config(config)
     given = {"model": model, "epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
              "schedule": schedule, "clip_grad": clip_grad}
-    check_options(given, workers, nproc)
+    check_options(given, workers, nproc, threads)
     out = out or default_out_dir(name, resume)
     from .train import check_run_folder
 
@@ -165,13 +187,14 @@ def train_cmd(ctx: click.Context, name: str, model: str | None, epochs: int | No
             model, f"{name}:{train_split}", f"{name}:{val_split}" if val_split else None, config=params,
             epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, schedule=schedule,
             clip_grad=clip_grad, seed=seed, deterministic=deterministic, device=device, precision=precision,
-            num_workers=workers, preload="auto" if preload is None else preload, out_dir=out, resume=resume,
+            num_workers=workers, threads=threads, preload="auto" if preload is None else preload, out_dir=out, resume=resume,
             quiet=quiet, log=say,
         )
         with trainer:
             if not quiet and w.main:
                 n_params = sum(p.numel() for p in trainer.module.parameters())
                 where = f"{trainer.device}, {trainer.precision}" + (", data on device" if trainer.preloaded else "")
+                where += f", {trainer.threads} thread{'s' if trainer.threads != 1 else ''}" if trainer.threads else ""
                 where += f", {w.size} processes" if w.distributed else ""
                 val = f", eval on {val_split}" if val_split else ""
                 say(f"{inf.name}: {trainer.model_name} ({n_params:,} parameters) on {where}; "

@@ -402,6 +402,7 @@ def test_train_defaults_are_checked_when_the_plugin_registers(defaults, message)
     (["--schedule", "cos"], "error: dsreg train: --schedule 'cos' is out of range; give cosine, linear or constant"),
     (["--workers", "-1"], "error: dsreg train: --workers -1 is out of range; give 0 (load in this process) or more"),
     (["--nproc", "0"], "error: dsreg train: --nproc 0 is out of range; give a whole number >= 1"),
+    (["--threads", "0"], "error: dsreg train: --threads 0 is out of range; give a whole number >= 1"),
 ])
 def test_out_of_range_numbers_are_refused_before_any_work(registry, tmp_path, args, message):
     out = tmp_path / "run"
@@ -460,3 +461,35 @@ def test_following_the_interrupt_hint_literally_continues_the_same_run(registry,
     assert "resumed from" in again.output and "after epoch 2" in again.output
     ckpt = load_checkpoint(out / CHECKPOINT)
     assert ckpt["epoch"] == 5 and ckpt["settings"]["lr"] == 0.003 and ckpt["settings"]["batch_size"] == 32
+
+
+def test_cpu_threads_are_the_free_cores_unless_the_user_chose(monkeypatch):
+    from dsreg.train import pick_threads
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)  # torch's own default: every core
+    for load, processes, expected in ((0.0, 1, 4), (2.6, 1, 1), (1.2, 1, 3), (0.0, 2, 2), (9.0, 1, 1)):
+        monkeypatch.setattr(os, "getloadavg", lambda load=load: (load, 0.0, 0.0))
+        assert pick_threads(None, processes) == expected, (load, processes)
+    assert pick_threads(3) == 3
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)  # the user called torch.set_num_threads(2)
+    assert pick_threads() == 2
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
+    monkeypatch.setattr(os, "getloadavg", lambda: (3.0, 0.0, 0.0))
+    assert pick_threads() == 4
+
+
+def test_the_trainer_restores_the_callers_thread_count(registry):
+    torch.set_num_threads(1)  # what the one_thread fixture set; the trainer runs with 2, then gives 1 back
+    seen: list[int] = []
+
+    def loss(logits, target):
+        seen.append(torch.get_num_threads())
+        return torch.nn.functional.cross_entropy(logits, target)
+
+    trainer = Trainer("image-mlp", "stripes", epochs=1, threads=2, loss=loss, quiet=True, config={"n": 64})
+    trainer.fit()
+    trainer.evaluate("stripes:test")
+    assert set(seen) == {2} and torch.get_num_threads() == 1 and trainer._settings()["threads"] == 2

@@ -67,6 +67,9 @@ class Glyphs(dsreg.Builder):
     #: ``invert=True`` stores white-on-black glyphs as black-on-white (a new prepared copy: config is in the cache key).
     config = {"invert": False}
     decode = staticmethod(decode)
+    #: What ``dsreg train glyphs`` uses with no options (about 96 % test accuracy; see the README).
+    #: 200 examples need small batches and many epochs; glyphs shifted by up to 6 pixels need a CNN.
+    train_defaults = {"model": "image-cnn", "epochs": 15, "batch_size": 16, "lr": 3e-3}
 
     def generate(self, split: str, files: Mapping[str, Path], **config: Any) -> Iterator[tuple[str, Any]]:
         """Yield raw ``(png, class folder, invert)`` records of ``split``; ``decode`` turns them into examples."""

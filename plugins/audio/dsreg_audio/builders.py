@@ -154,7 +154,10 @@ class Dtmf(AudioBuilder):
         "International Telecommunication Union, 1988."
     )
     splits = ("train", "test")
-    config = {"per_key_train": 20, "per_key_test": 5, "seed": 0, **AUDIO_CONFIG, "sample_rate": 8000}
+    # 25 test clips a key: 5 (80 clips) measured accuracy in steps of 1.25 %.
+    config = {"per_key_train": 20, "per_key_test": 25, "seed": 0, **AUDIO_CONFIG, "sample_rate": 8000}
+    # 320 clips are 3 steps an epoch at batch 128: 3 epochs (9 steps) learnt nothing. 180 steps do.
+    train_defaults = {"model": "audio-cnn", "epochs": 18, "batch_size": 32, "lr": 3e-3}
 
     def classes(self, files: Mapping[str, Path] | None) -> tuple[str, ...]:
         from .dtmf import CLASSES

@@ -99,8 +99,12 @@ class Shapes(dsreg.Builder):
     task = "image-classification"
     features = {"image": dsreg.Tensor((3, 32, 32), "uint8"), "label": dsreg.ClassLabel(CLASSES)}
     splits = ("train", "test")
-    config = {"size": 32, "train_per_class": 200, "test_per_class": 50, "seed": 0}
+    # 1,000 a class: with 200 (the first default) a CNN sees too few sizes, rotations and colour
+    # pairs to generalise: it fits the 1,200 to 100 % and tests at ~85 % for the same 560 steps.
+    config = {"size": 32, "train_per_class": 1000, "test_per_class": 200, "seed": 0}
     decode = staticmethod(_draw_record)
+    # A shape is the same shape in any colour and place: that takes a CNN (image-mlp stays at chance).
+    train_defaults = {"model": "image-cnn", "epochs": 6, "batch_size": 64, "lr": 3e-3}
 
     def get_features(self, files: Mapping[str, Path] | None = None) -> dict[str, Any]:
         size = int(self.params["size"])

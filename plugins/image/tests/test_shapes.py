@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 import dsreg
+from dsreg.train_cli import run_train
 from dsreg_image.shapes import CLASSES, draw
 
 
@@ -41,3 +42,10 @@ def test_sample_end_to_end_offline(dsreg_cache: Path, monkeypatch) -> None:
     loss = torch.nn.functional.cross_entropy(model(batch["image"].float() / 255), batch["label"])
     loss.backward()
     assert torch.isfinite(loss)
+
+
+def test_dsreg_train_shapes_with_no_options_learns(dsreg_cache: Path, tmp_path: Path) -> None:
+    """The README's figure: the builder's train_defaults, from a fresh cache (prepare included), seed 0."""
+    metrics, seconds = run_train(["shapes", "--out", str(tmp_path / "run")])
+    assert metrics["settings"]["model"] == "image-cnn" and metrics["test"]["examples"] == 1200
+    assert metrics["test"]["accuracy"] >= 0.90 and seconds < 90, (metrics["test"], seconds)  # measured 0.95
