@@ -4,6 +4,8 @@
     python tests/fetch_demo.py pin [DATA]     the pin trap: an HTML page as the first download of a
                                               file with no published checksum, then the printed
                                               advice followed literally
+    python tests/fetch_demo.py faults         every fault of the loopback server once, through
+                                              dsreg.fetch on a small toy dataset (DSREG_TIMEOUT=1)
 
 DATA is the folder holding the real notMNIST idx files (default ../shared/data/notmnist-idx, or
 DSREG_NOTMNIST_DATA/notmnist-idx); dsreg-notmnist must be installed. Each run uses a throwaway cache
@@ -12,15 +14,19 @@ and a loopback server started here; every command is printed with its output and
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import io
 import os
 import re
 import shlex
 import subprocess
 import sys
 import tempfile
+import socket
 import time
 from pathlib import Path
+from typing import Any
 
 from dsreg.testing import LoopbackServer
 
@@ -74,7 +80,75 @@ def main(mode: str, data: Path) -> None:
             run(f"dsreg fetch notmnist-idx -c splits=train --mirror {shlex.quote(url)}", env)
 
 
+def fault(title: str, faults: dict[str, Any] | None = None, *, body: bytes | None = None, pin: bool = False,
+          url: str | None = None, https: bool = False) -> None:
+    """Fetch a toy dataset from a server with ``faults``; print the lines, the outcome, the time and the cache."""
+    import dsreg
+    from dsreg.cache import Cache
+    from dsreg.testing import registered
+    from toydata import blob, make_builder
+
+    data = blob(40_000)
+    os.environ["DSREG_CACHE"] = tempfile.mkdtemp()
+    with LoopbackServer() as server:
+        base = server.serve({"toy.bin": data if body is None else body}, **(faults or {}))
+        source = url or (base.replace("http://", "https://") if https else base) + "toy.bin"
+        said = io.StringIO()
+        with registered(make_builder(data, urls=(source,), pin=pin, size=not pin)), contextlib.redirect_stderr(said):
+            start = time.monotonic()
+            try:
+                outcome = f"ok ({dsreg.fetch('toy').fetched['toy.bin']['status']})"
+            except dsreg.DsregError as exc:
+                outcome = f"{type(exc).__name__}: {exc}"
+        part = Cache().partial("toy", "toy.bin")
+        print(f"### {title}  [{time.monotonic() - start:.1f} s; HTTP {[s for _, _, s in server.requests]}; "
+              f".part {part.stat().st_size if part.exists() else 'none'}]")
+        for line in [*said.getvalue().splitlines(), f"=> {outcome}"]:
+            print("   ", line.replace(os.environ["DSREG_CACHE"], "$DSREG_CACHE"))
+
+
+def faults() -> None:
+    sys.path.insert(0, str(ROOT / "tests"))
+    os.environ.update(DSREG_TIMEOUT="1", DSREG_BACKOFF="0.05", DSREG_NETWORK="loopback", DSREG_CONFIG="/nonexistent.toml")
+    fault("stall before headers", dict(stall_before_headers=True, stall=30, stall_times=9))
+    fault("stall mid-body, once", dict(stall_after=10_000, stall=30))
+    fault("stall mid-body, every time", dict(stall_after=10_000, stall=30, stall_times=9))
+    fault("drop after N bytes, data and close together", dict(cut_after=12_345, cut_pause=0))
+    fault("drop after N bytes, close after a pause", dict(cut_after=12_345, cut_pause=0.3))
+    fault("ignore Range", dict(cut_after=12_345, cut_pause=0, ignore_range=True))
+    fault("wrong Content-Range (no published checksum)", dict(cut_after=12_345, cut_pause=0, range_shift=-12_345), pin=True)
+    fault("404", dict(fail=9, status=404))
+    fault("410", dict(fail=9, status=410))
+    fault("429 twice", dict(fail=2, status=429))
+    fault("500 on a file with no published size", dict(fail=9, status=500), pin=True)
+    fault("503 with Retry-After: 1, once", dict(fail=1, status=503, retry_after="1"))
+    fault("503 with Retry-After: 3600", dict(fail=9, status=503, retry_after="3600"))
+    fault("HTML page (Content-Type text/html)", dict(content_type="text/html"))
+    fault("HTML page labelled application/octet-stream", body=b"<!DOCTYPE html><html><body>Quota exceeded</body></html>")
+    fault("other bytes (checksum mismatch)", body=bytes(40_000))
+    fault("trickle: 4 KB every 0.1 s", dict(trickle=4_000, trickle_pause=0.1))
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    fault("connection refused", url=f"http://127.0.0.1:{port}/toy.bin")
+    fault("TLS error (https to a plain HTTP server)", https=True)
+    os.environ["DSREG_CONNECT_TIMEOUT"] = "0.5"
+    with socket.socket() as full:  # a listener whose backlog is full: further SYNs are dropped
+        full.bind(("127.0.0.1", 0))
+        full.listen(0)
+        queued = [socket.socket() for _ in range(3)]
+        for s in queued:
+            s.setblocking(False)
+            s.connect_ex(full.getsockname())
+        time.sleep(0.1)
+        fault("no connection within the connect timeout", url=f"http://127.0.0.1:{full.getsockname()[1]}/toy.bin")
+        for s in queued:
+            s.close()
+
+
 if __name__ == "__main__":
+    if len(sys.argv) == 2 and sys.argv[1] == "faults":
+        sys.exit(faults())
     if len(sys.argv) < 2 or sys.argv[1] not in ("stall", "pin"):
         sys.exit(__doc__)
     default = Path(os.environ.get("DSREG_NOTMNIST_DATA", ROOT.parent / "shared" / "data")) / "notmnist-idx"
