@@ -73,8 +73,14 @@ def trainer_epoch(trainer: Any) -> float:
 
 
 def measure(dataset: str | None = None, examples: int = 20000, batch_size: int = 128, runs: int = 7,
-            model: str = "image-mlp", threads: int | None = None) -> dict[str, Any]:
-    """Time hand-written and Trainer epochs, interleaved; return the samples (seconds) of each side."""
+            model: str = "image-mlp", threads: int | None = None, *, lr: float = 1e-3,
+            model_options: dict[str, Any] | None = None, limit: int | None = None,
+            checkpoint: bool = True) -> dict[str, Any]:
+    """Time hand-written and Trainer epochs, interleaved; return the samples (seconds) of each side.
+
+    ``limit`` trains on the first examples of a named dataset only; ``checkpoint=False`` leaves out
+    the third side (the trainer that also writes its checkpoint every epoch).
+    """
     import torch
 
     from dsreg.plugins import get_registry
@@ -97,24 +103,27 @@ def measure(dataset: str | None = None, examples: int = 20000, batch_size: int =
             default_models.register_models(lambda n, f, tasks=(): registry.add_model(record, n, f, tasks))
         assert get_registry().models, "no models registered"
 
-        ds = dsreg.load(name, split="train", **config)
+        ds = dsreg.load(name, split=f"train[:{limit}]" if dataset and limit else "train", **config)
         torch.manual_seed(0)
-        _, net = build_model(model, ds.info, sample_batch(ds))
+        _, net = build_model(model, ds.info, sample_batch(ds), **(model_options or {}))
         hand_model = copy.deepcopy(net)
-        hand_opt = torch.optim.AdamW(hand_model.parameters(), lr=1e-3, weight_decay=0.01)
+        hand_opt = torch.optim.AdamW(hand_model.parameters(), lr=lr, weight_decay=0.01)
         loader = ds.loader(batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(0))
 
-        common = dict(epochs=1, batch_size=batch_size, lr=1e-3, schedule="constant", seed=0, quiet=True, device="cpu")
+        # The same thread count as the hand loop: left to choose, the trainer would count free cores.
+        common = dict(epochs=1, batch_size=batch_size, lr=lr, schedule="constant", seed=0, quiet=True, device="cpu",
+                      threads=torch.get_num_threads())
         trainer = Trainer(copy.deepcopy(net), ds, **common)
         saving = Trainer(copy.deepcopy(net), ds, out_dir=tempfile.mkdtemp(prefix="dsreg-bench-run-"), **common)
 
         # Warm up each side once (allocator, first-touch of the memory map), then time.
         hand_epoch(hand_model, loader, hand_opt)
         trainer.fit()
-        saving.fit()
+        if checkpoint:
+            saving.fit()
         hand, plain, saved = [], [], []
         for run in range(runs):
-            order = [("h", "t", "s"), ("s", "t", "h")][run % 2]
+            order = [("h", "t", "s"), ("s", "t", "h")][run % 2] if checkpoint else [("h", "t"), ("t", "h")][run % 2]
             for side in order:
                 if side == "h":
                     hand.append(hand_epoch(hand_model, loader, hand_opt))

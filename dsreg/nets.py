@@ -98,7 +98,7 @@ class ImageCNN(nn.Module):
     it than on NCHW for these small layers, and cuDNN prefers it under bf16 too.
     """
 
-    def __init__(self, key: str, layout: str, channels: int, classes: int, width: int = 32) -> None:
+    def __init__(self, key: str, layout: str, channels: int, classes: int, width: int = 16) -> None:
         super().__init__()
         self.key, self.layout = key, layout
         self.features = nn.Sequential(*conv_block(channels, width), *conv_block(width, 2 * width), nn.AdaptiveAvgPool2d(4))
