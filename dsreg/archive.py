@@ -346,17 +346,25 @@ def _text(raw: bytes) -> str:
 
 
 def _pax(data: bytes) -> dict[str, str]:
+    """The records ``"<length> <key>=<value>\\n"`` of a pax header; a record that does not frame exactly is refused.
+
+    This is the framing tarfile checks since Python 3.11.10 / 3.12.6 (CVE-2024-6232); older
+    tarfiles read such records loosely, taking bytes of the next record or of the padding.
+    """
     records: dict[str, str] = {}
     pos = 0
     while pos < len(data) and data[pos] != 0:
-        space = data.find(b" ", pos)
-        try:
-            length = int(data[pos:space])
-        except ValueError:
-            raise tarfile.ReadError("invalid pax header") from None
-        if space < 0 or length <= 0:
+        space = data.find(b" ", pos, pos + 21)
+        digits = data[pos:space]
+        if space < 0 or not digits.isdigit():
             raise tarfile.ReadError("invalid pax header")
-        key, _, value = data[space + 1 : pos + length - 1].partition(b"=")
+        length = int(digits)
+        end = pos + length - 1  # where the record's newline must be
+        if length < 5 or end >= len(data) or data[end] != 0x0A:
+            raise tarfile.ReadError("invalid pax header")
+        key, equals, value = data[space + 1 : end].partition(b"=")
+        if not key or not equals:
+            raise tarfile.ReadError("invalid pax header")
         records[key.decode("utf-8", "surrogateescape")] = value.decode("utf-8", "surrogateescape")
         pos += length
     return records

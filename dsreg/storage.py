@@ -21,7 +21,7 @@ import time
 import uuid
 from itertools import islice
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from .builder import Builder, Skip
 from .cache import read_json, write_json_atomic

@@ -6,7 +6,8 @@ short, long, non-ASCII and escaping names; GNU, pax and ustar formats), then dam
 
 The direct reader is stricter than tarfile in one way, on purpose: a damaged or cut header after
 the first ends the read with an error there, where tarfile takes it for the end of the archive.
-Then both must have handed out the same members up to that point. (The other difference, an
+Then both must have handed out the same members up to that point. It also refuses a pax record
+that does not frame exactly, as tarfile does since Python 3.11.10 / 3.12.6. (The other difference, an
 old-GNU header's time fields that tarfile reads as a name prefix, needs a valid checksum over
 crafted bytes, which random damage does not make: test_archive_stream.py covers it.)
 
@@ -37,7 +38,8 @@ from dsreg.errors import ArchiveError  # noqa: E402
 #: A fixed, seeded 200 in the suite (a few seconds); more, with fresh randomness, when asked for.
 EXAMPLES = int(os.environ.get("DSREG_FUZZ_EXAMPLES", "600"))
 #: Where the direct reader may refuse what tarfile reads: it treats these as damage, tarfile as the end.
-STRICTER = ("in a tar header", "unexpected end of data")  # a bad checksum or number; a cut
+#: The last: tarfile before Python 3.11.10 / 3.12.6 reads a pax record that does not frame loosely.
+STRICTER = ("in a tar header", "unexpected end of data", "invalid pax header")  # a bad checksum or number; a cut
 
 KINDS = {
     "file": tarfile.REGTYPE, "old-file": tarfile.AREGTYPE, "dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE,
