@@ -156,7 +156,7 @@ class _Budget:
         return ArchiveError(
             f"{self.label} expands to more than {_size(self.expanded, exact=True)} (DSREG_MAX_EXPANDED){at}: "
             f"refused as an archive bomb; if the archive is genuine, set "
-            f"DSREG_MAX_EXPANDED={_size(2 * self.expanded)} (or more) and fetch again"
+            f"DSREG_MAX_EXPANDED={_size(4 * self.expanded)} (or more) and fetch again"  # 4x: the true size is unknown
         )
 
 
@@ -257,7 +257,7 @@ class _Bounded(io.RawIOBase):
             if held > self.budget.member:
                 raise ArchiveError(
                     f"{self.budget.label} expands to more than the {_size(self.budget.member, exact=True)} a file read whole may "
-                    f"hold (DSREG_MAX_MEMBER); if it is genuine, set DSREG_MAX_MEMBER={_size(2 * self.budget.member)} "
+                    f"hold (DSREG_MAX_MEMBER); if it is genuine, set DSREG_MAX_MEMBER={_size(4 * self.budget.member)} "
                     "(or more) and fetch again"
                 )
             pieces.append(piece)
