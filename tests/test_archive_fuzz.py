@@ -36,7 +36,7 @@ from dsreg.archive import _Budget, _tar_stream, _tarfile_members, _Unsupported  
 from dsreg.errors import ArchiveError  # noqa: E402
 
 #: A fixed, seeded 200 in the suite (a few seconds); more, with fresh randomness, when asked for.
-EXAMPLES = int(os.environ.get("DSREG_FUZZ_EXAMPLES", "600"))
+EXAMPLES = int(os.environ.get("DSREG_FUZZ_EXAMPLES", "400"))
 #: Where the direct reader may refuse what tarfile reads: it treats these as damage, tarfile as the end.
 #: The last: tarfile before Python 3.11.10 / 3.12.6 reads a pax record that does not frame loosely.
 STRICTER = ("in a tar header", "unexpected end of data", "invalid pax header")  # a bad checksum or number; a cut
@@ -136,7 +136,10 @@ def test_the_direct_reader_reads_what_tarfile_reads(tmp_path: Path, entries, fmt
     event(f"direct reader {direct[0]}, tarfile {reference[0]}")  # the mix, in --hypothesis-show-statistics
     if reference[0] == "ok" and direct[0] == "refused":
         assert direct[2].endswith(STRICTER), (direct, reference)
-        assert direct[1] == reference[1]  # the same members up to the damage tarfile took for the end
+        if direct[2].endswith("invalid pax header"):  # an older tarfile reads on, past the bad record
+            assert reference[1][: len(direct[1])] == direct[1]
+        else:
+            assert direct[1] == reference[1]  # the same members up to the damage tarfile took for the end
     else:
         assert direct[0] == reference[0], (direct, reference)
         if direct[0] == "ok":
