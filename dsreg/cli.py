@@ -116,7 +116,7 @@ class RootGroup(DsregGroup):
             click.echo(f"error: {exc.cli_message or exc}", err=True)  # advice worded as flags, not arguments
             ctx.exit(1)
         except OSError as exc:
-            if debug:
+            if debug or exc.errno == errno.EPIPE:  # output piped into e.g. `head`: click ends quietly
                 raise
             click.echo(f"error: {os_error_line(exc, f'dsreg {ctx.invoked_subcommand}')}", err=True)
             ctx.exit(1)

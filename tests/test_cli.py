@@ -147,3 +147,14 @@ def test_an_unknown_command_is_one_line(runner):
 def test_debug_shows_click_usage_for_a_bad_option(runner, toy):
     out = runner.invoke(cli, ["--debug", "fetch", "toy", "--workers", "x"])
     assert out.exit_code == 2 and "Usage: " in out.output and "Error: Invalid value for '--workers'" in out.output
+
+
+def test_output_piped_into_head_ends_quietly(tmp_path):
+    import subprocess
+    import sys
+
+    code = "from dsreg.cli import main; main(['list'])"
+    with subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        proc.stdout.close()  # as `| head -0` does: every write hits a closed pipe
+        err = proc.stderr.read().decode()
+    assert "error:" not in err and "Traceback" not in err, err
