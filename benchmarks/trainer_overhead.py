@@ -75,7 +75,7 @@ def trainer_epoch(trainer: Any) -> float:
 def measure(dataset: str | None = None, examples: int = 20000, batch_size: int = 128, runs: int = 7,
             model: str = "image-mlp", threads: int | None = None, *, lr: float = 1e-3,
             model_options: dict[str, Any] | None = None, limit: int | None = None,
-            checkpoint: bool = True) -> dict[str, Any]:
+            checkpoint: bool = True, config: dict[str, Any] | None = None) -> dict[str, Any]:
     """Time hand-written and Trainer epochs, interleaved; return the samples (seconds) of each side.
 
     ``limit`` trains on the first examples of a named dataset only; ``checkpoint=False`` leaves out
@@ -92,7 +92,7 @@ def measure(dataset: str | None = None, examples: int = 20000, batch_size: int =
     os.environ.setdefault("DSREG_CACHE", tempfile.mkdtemp(prefix="dsreg-bench-"))
     with contextlib.ExitStack() as stack:
         if dataset:
-            name, config = dataset, {}
+            name, config = dataset, dict(config or {})
         else:
             name, config = Glyphs.name, {"n": examples}
             registry = stack.enter_context(registered(Glyphs))
@@ -122,18 +122,27 @@ def measure(dataset: str | None = None, examples: int = 20000, batch_size: int =
         if checkpoint:
             saving.fit()
         hand, plain, saved = [], [], []
+        # CPU seconds of this process too: with one thread and no workers they are the work done,
+        # which other jobs on a shared machine inflate far less than the wall time.
+        hand_cpu: list[float] = []
+        plain_cpu: list[float] = []
         for run in range(runs):
             order = [("h", "t", "s"), ("s", "t", "h")][run % 2] if checkpoint else [("h", "t"), ("t", "h")][run % 2]
             for side in order:
                 if side == "h":
+                    cpu = time.process_time()
                     hand.append(hand_epoch(hand_model, loader, hand_opt))
+                    hand_cpu.append(time.process_time() - cpu)
                 elif side == "t":
+                    cpu = time.process_time()
                     plain.append(trainer_epoch(trainer))
+                    plain_cpu.append(time.process_time() - cpu)
                 else:
                     saved.append(trainer_epoch(saving))
         note = (f"dataset {name} ({len(ds):,} train examples), model {model}, batch {batch_size}, "
                 f"{torch.get_num_threads()} torch threads, {runs} interleaved runs each")
-        return {"hand": hand, "trainer": plain, "trainer_checkpoint": saved, "examples": len(ds), "note": note}
+        return {"hand": hand, "trainer": plain, "trainer_checkpoint": saved, "hand_cpu": hand_cpu, "trainer_cpu": plain_cpu,
+                "examples": len(ds), "note": note}
 
 
 def main() -> None:
