@@ -13,8 +13,10 @@ Reading is bounded, so an archive bomb is refused before it fills memory:
 - the members together, with their 512-byte tar headers, may expand to ``max_expanded`` bytes
   (default 32 GiB); the archive is refused at the member that would pass it, and the rest is never
   decompressed;
-- zip headers can lie, so a zip member is checked against its declared size and again against
-  the bytes actually decompressed; tar sizes cannot lie (they say where the next header starts);
+- zip headers can lie, so no more than a zip member's declared size (the size the limits
+  checked) is ever decompressed from it, and a member whose data is longer or shorter than
+  declared is refused (zipfile's CRC check, our count); tar sizes cannot lie (they say where the
+  next header starts);
 - a tar header record (GNU long name, pax header) may hold at most 1 MiB.
 
 The limits come from, first to last: the user's ``DSREG_MAX_MEMBER`` / ``DSREG_MAX_EXPANDED`` (or the
@@ -485,14 +487,14 @@ def _zip_members(path: str | Path, label: str, budget: _Budget) -> Iterator[tupl
                                        cli=f"{problem}: decrypt it yourself and hand it over with `--from PATH`")
                 budget.claim(info.filename, info.file_size)
                 with zf.open(info) as fh:
-                    # Then one byte more: zipfile stops at the declared size today, but the bound
-                    # must not rest on that, since a lying header is the attack.
+                    # Never more than the declared size, which passed the limits above, whatever
+                    # the deflate stream holds: a lying header cannot make this read bigger, and
+                    # zipfile's CRC check then refuses the member it cut.
                     size = info.file_size
                     data = fh.read(size) if size <= _STEP else _read_whole(fh.readinto, size)
-                    extra = fh.read(1)
-                if len(data) != size or extra:
-                    raise _damaged(f"{label}: member {info.filename!r} holds {'more' if extra else 'fewer'} bytes "
-                                   f"than its header says ({info.file_size:,}); the archive is damaged or hostile")
+                if len(data) != size:
+                    raise _damaged(f"{label}: member {info.filename!r} holds fewer bytes than its header says "
+                                   f"({size:,}); the archive is damaged or hostile")
                 yield name, data
                 done += 1
     except (*_BROKEN, NotImplementedError) as exc:
