@@ -305,7 +305,10 @@ def members(path: str | Path, *, label: str | None = None, max_member: int | str
 def _tarfile_members(path: str | Path, label: str, budget: _Budget) -> Iterator[tuple[str, bytes]]:
     """The regular files of any tar ``tarfile`` reads, with the checks of the direct reader."""
     with tarfile.open(path, mode="r|*") as tar:
-        for info in tar:
+        while (info := tar.next()) is not None:
+            # tarfile keeps every header it has read (600 bytes each): an archive of millions of
+            # empty members would fill memory with them. Reading on needs none of them.
+            del tar.members[:]
             budget.header(info.name)
             name = check_member_name(info.name, label)
             if info.isdir():
