@@ -19,9 +19,10 @@ Environment (read at each use, so tests and shells can change them):
     DSREG_LOAD_PLUGINS     comma-separated entry point names: load only these plugins
     DSREG_MAX_MEMBER       the largest archive member dsreg reads (default 256MiB; e.g. "1GiB"):
                            a member is held whole in memory while it is handed over, so this also
-                           bounds memory (about twice this value at the peak)
-    DSREG_MAX_EXPANDED     the most bytes one archive may expand to (default 32GiB); the rest of
-                           an archive bomb is never decompressed
+                           bounds memory (two to three times this value at the peak, counting the
+                           member the dataset still holds)
+    DSREG_MAX_EXPANDED     the most bytes one archive may expand to, tar headers included (default
+                           32GiB); the rest of an archive bomb is never decompressed
 
 Sizes are bytes or a number with a unit (K, M, G, T; KiB, MiB, GiB, TiB; KB, MB, GB, TB). A dataset
 may set its own archive limits (Builder attributes ``max_member`` / ``max_expanded``, or the arguments
