@@ -133,7 +133,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--idx", type=Path, default=Path(os.environ.get("DSREG_NOTMNIST_DATA", IDX.parent)) / "notmnist-idx",
                         help="folder with t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz")
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds; the median is reported")
     parser.add_argument("--train-size", type=int, default=None, help="notmnist-synth train_size (default: its default)")
     parser.add_argument("--synth-seed", type=int, default=0, help="notmnist-synth seed")

@@ -391,8 +391,8 @@ class NotMNISTSynth(_Letters):
     description = (
         "Letters A-J rendered offline as notMNIST was made: each glyph cropped to its ink and stretched to "
         "fill 28x28 (white on black), from every system font that really draws A-J as ten letters plus "
-        "the font Pillow embeds (never a Python package's fonts), with seeded variation in weight, slant "
-        "and outline. The fonts used (names, sha256) are in the manifest notes. No download. Default "
+        "the font Pillow embeds (never a Python package's fonts), with seeded variation in weight, slant, "
+        "proportions, outline and edge softness. The fonts used (names, sha256) are in the manifest notes. No download. Default "
         f"{TRAIN_SIZE:,} train and {TEST_SIZE:,} test images, balanced classes."
     )
     homepage = "https://github.com/dsreg/dsreg/tree/main/plugins/notmnist"
@@ -451,6 +451,6 @@ class NotMNISTSynth(_Letters):
         count = len(renderer.fonts)
         for i in range(size):
             label = i % 10
-            # Fonts take turns per round of ten letters, so every font draws every letter equally often.
+            # Fonts take turns per round of ten letters, so each font draws each letter about equally often.
             pixels = renderer.render(LETTERS[label], (i // 10) % count, rng)
             yield f"{LETTERS[label]}/{i:06d}", {"image": pixels.reshape(1, 28, 28), "label": label}

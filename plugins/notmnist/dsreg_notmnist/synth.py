@@ -8,24 +8,25 @@ change the data. A font is used only if it really draws A–J as ten letters (``
 1. its character map covers A–J in a Unicode subtable (a symbol-encoded font does not count);
 2. each of the ten glyphs has ink and is not a filled block;
 3. the ten glyphs are pairwise distinct (a placeholder-box font draws one shape for all);
-4. a reference classifier — nearest template among the ten letters of the embedded Aileron, all
-   stretched to the box as notMNIST does — recognises at least ``RECOGNISED`` of the ten, so
-   brackets, arrows or pictures under the letters' code points are refused too.
+4. at least ``RECOGNISED`` of the ten have their letter's topology (``SHAPES``: one piece; A and D
+   enclose one hole, B two, the rest none), so brackets, arrows or pictures under the letters'
+   code points are refused too. (Nearest-template matching against Aileron's letters was tried
+   first and dropped: it failed serif and italic text faces as often as symbol fonts.)
 
 Fonts are identified by the sha256 of their bytes, so two paths to one file count once and the
 prepared store's id follows the fonts' content. The checks need Pillow only (no numpy): they run
 when a notmnist-synth config id is computed, which ``dsreg list`` does.
 
 ``Renderer.render`` draws one 28×28 white-on-black image: the glyph drawn at ``RENDER_SIZE``
-pixels, thickened or thinned, sometimes slanted or hollow, cropped to its ink and resized to fill
-the whole box on both axes — what the real notMNIST images measure (see the plugin README).
+pixels, thickened or thinned, sometimes slanted, warped or hollow, cropped to its ink, resized to
+fill the whole box on both axes and softened — what the real notMNIST images measure (see the
+plugin README, which also gives the synth→real accuracy each choice was kept for).
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
-import io
 import os
 import re
 import struct
@@ -37,8 +38,8 @@ from typing import Any, Iterable, Sequence
 from dsreg.errors import ConfigError
 
 __all__ = [
-    "LETTERS", "FONT_DIRS", "BUILTIN", "RECOGNISED", "Font", "Rejected", "candidates", "check", "vet",
-    "find_fonts", "fonts_fingerprint", "cmap_covers", "glyph_problem", "Renderer", "NoFontError",
+    "LETTERS", "FONT_DIRS", "BUILTIN", "RECOGNISED", "SHAPES", "Font", "Rejected", "candidates", "check", "vet",
+    "find_fonts", "fonts_fingerprint", "cmap_covers", "glyph_problem", "topology", "stretch", "Renderer", "NoFontError",
 ]
 
 LETTERS = "ABCDEFGHIJ"
@@ -56,13 +57,15 @@ FONT_DIRS: tuple[str, ...] = (
 _SUFFIXES = (".ttf", ".otf", ".ttc", ".otc")
 #: The source name of the font Pillow embeds; also accepted in the ``fonts`` config list.
 BUILTIN = "pillow:default"
-#: How many of the ten letters the reference classifier must recognise for a font to be used.
-#: Real fonts score 10/10 here (DejaVu's 22 faces, Aileron; matplotlib's STIX and Computer Modern
-#: text faces when present); a placeholder-box or delimiter font scores 1–3.
+#: How many of the ten glyphs must have their letter's topology for a font to be used. Text faces
+#: score 10 (DejaVu's 22 faces, Aileron; matplotlib's STIX and Computer Modern text faces), the
+#: calligraphic cmsy10 9; the delimiter font cmex10 scores 4, the placeholder LastResortHE 0.
 RECOGNISED = 8
 RENDER_SIZE = 64  # glyphs are drawn large and scaled down, so edges are anti-aliased like the real set
-_CHECK_SIZE = 20  # side of the stretched glyphs the checks compare (coarse enough to ignore serifs)
-_MIN_DIFFERENCE = 10.0  # least mean absolute pixel difference (0..255) between two letters of one font
+_CHECK_SIZE = 20  # side of the stretched glyphs the distinctness check compares
+#: Least mean absolute difference (0..255) between two stretched letters of one font: real faces
+#: measure 12.5 or more (E and F are the closest pair), a placeholder font 0.
+_MIN_DIFFERENCE = 10.0
 
 
 class NoFontError(ConfigError):
@@ -463,18 +466,34 @@ class Renderer:
 
     #: Stroke widths (pixels at RENDER_SIZE) drawn with equal chance: mostly the face's own weight.
     STROKES: tuple[int, ...] = (0, 0, 0, 0, 0, 1, 2)
-    SLANT = 0.3  # chance of an extra slant; shear drawn from SHEAR
+    SLANT = 0.5  # chance of an extra slant (italic, oblique), shear drawn from SHEAR
     SHEAR = (-0.1, 0.4)
     HOLLOW = 0.05  # chance of an outline face (where the strokes are thick enough to hollow)
+    THIN = 0.2  # chance of a lighter face: strokes eroded by a pixel (where half the ink survives it)
+    WARP = 0.2  # each corner of the glyph's box moves by up to this share of its size: other proportions
     BLUR = (0.2, 0.6)  # range of the Gaussian blur radius (pixels of the 28×28 image): the real edges are soft
 
     def render(self, letter: str, font_index: int, rng: Any) -> Any:
         """Return one 28×28 uint8 numpy array: ``letter`` in font ``font_index``, varied by ``rng``."""
         import numpy as np
-        from PIL import Image, ImageChops, ImageFilter
+        from PIL import Image, ImageChops, ImageFilter, ImageOps, ImageStat
 
         font = self.fonts[font_index % len(self.fonts)][1]
         glyph = _draw(font, letter, rng.choice(self.STROKES))
+        if rng.random() < self.THIN:
+            thinner = glyph.filter(ImageFilter.MinFilter(3))
+            if ImageStat.Stat(thinner).sum[0] >= 0.5 * ImageStat.Stat(glyph).sum[0]:
+                glyph = thinner  # (a hairline face would lose most of its ink: it stays as it is)
+        if self.WARP:
+            # A margin as wide as the largest inward move keeps the whole letter inside the quad
+            # (stretch() crops the margin off again); QUAD maps the output box's corners (NW, SW,
+            # SE, NE) to these input points, so the letter's proportions change, never its parts.
+            px, py = int(self.WARP * glyph.width) + 1, int(self.WARP * glyph.height) + 1
+            glyph = ImageOps.expand(glyph, border=(px, py), fill=0)
+            w, h = glyph.size
+            j = [rng.uniform(-1.0, 1.0) for _ in range(8)]
+            quad = (px * j[0], py * j[1], px * j[2], h + py * j[3], w + px * j[4], h + py * j[5], w + px * j[6], py * j[7])
+            glyph = glyph.transform((w, h), Image.Transform.QUAD, quad, resample=Image.Resampling.BILINEAR, fillcolor=0)
         if rng.random() < self.SLANT:  # slant (italic / oblique), mostly to the right
             shear = rng.uniform(*self.SHEAR)
             w, h = glyph.size
