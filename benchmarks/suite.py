@@ -232,7 +232,7 @@ def startup(reps: int) -> list[Row]:
 
 # -- 4. trainer --------------------------------------------------------------------------------
 def trainer(reps: int, quick: bool) -> list[Row]:
-    from . import trainer_overhead
+    from . import default_models, trainer_overhead
 
     # Cheap epochs (a fraction of a second), so more runs than elsewhere: 7, as the stand-alone script.
     result = trainer_overhead.measure(examples=4_000 if quick else 20_000, runs=3 if quick else 7, batch_size=128)
@@ -240,6 +240,7 @@ def trainer(reps: int, quick: bool) -> list[Row]:
         row("trainer", "hand-written loop (zero_grad, forward, loss, backward, step)", result["hand"], "s/epoch",
             result["note"]),
         row("trainer", "dsreg.train.Trainer.fit, one epoch", result["trainer"], "s/epoch", result["note"]),
+        *default_models.rows(runs=3 if quick else 7, quick=quick),
     ]
 
 

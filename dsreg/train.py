@@ -195,6 +195,26 @@ def check_run_folder(path: str | os.PathLike[str]) -> Path:
     return folder
 
 
+class _IndexBatches(torch.utils.data.Sampler):
+    """``sampler``'s order in batches of int64 arrays, as ``BatchSampler(sampler, batch_size)`` groups it.
+
+    The same batches, but each is one array slice for ``Dataset.__getitems__`` rather than a list of
+    ``batch_size`` Python ints: on small steps (text-bag at batch 32) the list path cost the trainer
+    about 5 % against a hand-written loop over ``ds.loader(shuffle=True)``, which draws arrays.
+    """
+
+    def __init__(self, sampler: Any, batch_size: int) -> None:
+        self.sampler, self.batch_size = sampler, batch_size
+
+    def __len__(self) -> int:
+        return -(-len(self.sampler) // self.batch_size)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        order = np.fromiter(iter(self.sampler), dtype=np.int64, count=len(self.sampler))
+        for start in range(0, len(order), self.batch_size):
+            yield order[start : start + self.batch_size]
+
+
 def _rate(x: float) -> str:
     return f"{x / 1000:.1f}k" if x >= 1000 else f"{x:.0f}"
 
@@ -420,7 +440,7 @@ class Trainer:
         if key not in self._loaders:
             workers = self.num_workers
             self._loaders[key] = ds.loader(
-                batch_size=batch_size, sampler=sampler, num_workers=workers, pin_memory=self.pin_memory,
+                batch_sampler=_IndexBatches(sampler, batch_size), num_workers=workers, pin_memory=self.pin_memory,
                 persistent_workers=workers > 0, generator=self._loader_rng,
             )
         return self._loaders[key]
@@ -490,8 +510,8 @@ class Trainer:
                 self.scheduler.step()
                 # Running sums stay on the device: reading them every step would stall a GPU.
                 n = y.shape[0]
-                loss_sum += loss.detach().float() * n
-                correct += (out.detach().argmax(1) == y).sum()
+                loss_sum.add_(loss.detach().float(), alpha=n)  # one kernel: a step of a small net is ~1 ms
+                correct.add_((out.detach().argmax(1) == y).sum())
                 seen += n
                 if bar is not None:
                     bar.update(n)
