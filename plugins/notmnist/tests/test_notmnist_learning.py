@@ -14,7 +14,7 @@ from dsreg_notmnist import NotMNISTSynth
 
 def test_dsreg_train_with_no_options_passes_92_percent(dsreg_cache: Path, tmp_path: Path) -> None:
     # Exactly what a newcomer runs (the default config, the dataset's train_defaults, seed 0), with a
-    # fresh cache, so rendering the 12,000 images is part of it. Measured: 99.9 %, about 45 s on 2 busy cores.
+    # fresh cache, so rendering the 12,000 images is part of it. Measured: 99.9 %, 25-60 s on 2 shared cores.
     start = time.perf_counter()
     result = CliRunner().invoke(cli, ["train", "notmnist-synth", "--out", str(tmp_path / "run"), "--json"])
     seconds = time.perf_counter() - start
