@@ -103,7 +103,7 @@ class Shapes(dsreg.Builder):
     # pairs to generalise: it fits the 1,200 to 100 % and tests at ~85 % for the same 560 steps.
     config = {"size": 32, "train_per_class": 1000, "test_per_class": 200, "seed": 0}
     decode = staticmethod(_draw_record)
-    # A shape is the same shape in any colour and place: that takes a CNN (image-mlp stays at chance).
+    # A shape is the same shape in any colour and place: that takes a CNN (image-mlp, same settings: 19 %).
     train_defaults = {"model": "image-cnn", "epochs": 6, "batch_size": 64, "lr": 3e-3}
 
     def get_features(self, files: Mapping[str, Path] | None = None) -> dict[str, Any]:
