@@ -15,7 +15,12 @@ change the data. A font is used only if it really draws A–J as ten letters (``
 
 Fonts are identified by the sha256 of their bytes, so two paths to one file count once and the
 prepared store's id follows the fonts' content. The checks need Pillow only (no numpy): they run
-when a notmnist-synth config id is computed, which ``dsreg list`` does.
+when a notmnist-synth config id is computed, which ``dsreg list`` does. So that this costs a few
+stats and not a few hundred milliseconds each time, what was learned is remembered in
+``<cache root>/plugins/notmnist/fonts.json`` (``Memo``): each file's sha256 by its path and stat,
+each face's verdict and name by its sha256, under a stamp of this module's code and the Pillow and
+FreeType versions. A file whose stat changed is hashed again, content not seen before is checked
+again; a memo that cannot be read or written is ignored.
 
 ``Renderer.render`` draws one 28×28 white-on-black image: the glyph drawn at ``RENDER_SIZE``
 pixels, thickened or thinned, sometimes slanted, warped or hollow, cropped to its ink, resized to
@@ -31,6 +36,7 @@ import os
 import re
 import struct
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -40,6 +46,7 @@ from dsreg.errors import ConfigError
 __all__ = [
     "LETTERS", "FONT_DIRS", "BUILTIN", "RECOGNISED", "SHAPES", "Font", "Rejected", "candidates", "check", "vet",
     "find_fonts", "fonts_fingerprint", "cmap_covers", "glyph_problem", "topology", "stretch", "Renderer", "NoFontError",
+    "Memo",
 ]
 
 LETTERS = "ABCDEFGHIJ"
@@ -165,32 +172,27 @@ def _system_files(dirs: Iterable[str]) -> list[str]:
     return sorted(found)
 
 
-def candidates(sources: Sequence[str] | None = None) -> tuple[Font, ...]:
+def candidates(sources: Sequence[str] | None = None, memo: Memo | None = None) -> tuple[Font, ...]:
     """Return the font faces of ``sources`` (files, or BUILTIN), or of the system folders and BUILTIN.
 
     Faces with the same bytes count once (the first path in sorted order is kept); the result is
     sorted by sha256 and face index, so it does not depend on folder order or install paths.
     """
     paths = [*_system_files(FONT_DIRS), BUILTIN] if sources is None else list(sources)
+    own = memo is None
+    memo = Memo.open() if memo is None else memo
     seen: dict[tuple[str, int], Font] = {}
     for source in paths:
-        if source == BUILTIN:
-            try:
-                digest = hashlib.sha256(_builtin_bytes()).hexdigest()
-            except NoFontError:
-                if sources is not None:
-                    raise
-                continue
-            seen.setdefault((digest, 0), Font(BUILTIN, digest))
-            continue
         try:
-            digest, faces = _sha256(source), _faces(source)
-        except OSError:
+            digest, faces = memo.digest(source)
+        except (OSError, NoFontError):
             if sources is not None:
                 raise
             continue
         for index in range(faces):
             seen.setdefault((digest, index), Font(source, digest, index))
+    if own:
+        memo.save()
     return tuple(seen[key] for key in sorted(seen))
 
 
@@ -413,15 +415,19 @@ def _vet_one(font: Font) -> tuple[Font, str | None]:
     return Font(font.source, font.sha256, font.index, f"{family} {style}".strip()), None
 
 
-def vet(fonts: Iterable[Font]) -> tuple[tuple[Font, ...], tuple[Rejected, ...]]:
+def vet(fonts: Iterable[Font], memo: Memo | None = None) -> tuple[tuple[Font, ...], tuple[Rejected, ...]]:
     """Split ``fonts`` into the usable ones (named) and the rejected ones (with reasons)."""
+    own = memo is None
+    memo = Memo.open() if memo is None else memo
     used, rejected = [], []
     for font in fonts:
-        named, problem = _vet_one(font)
+        named, problem = memo.verdict(font)
         if problem is None:
             used.append(named)
         else:
             rejected.append(Rejected(font, problem))
+    if own:
+        memo.save()
     return tuple(used), tuple(rejected)
 
 
@@ -430,7 +436,11 @@ def find_fonts(sources: Sequence[str] | None = None) -> tuple[Font, ...]:
 
     Raise NoFontError, saying what to install, when none is usable.
     """
-    used, rejected = vet(candidates(None if sources is None else tuple(sources)))
+    memo = Memo.open()
+    try:
+        used, rejected = vet(candidates(None if sources is None else tuple(sources), memo), memo)
+    finally:
+        memo.save()
     if not used:
         why = "; ".join(f"{r.font.file}: {r.reason}" for r in rejected[:3]) or "none found"
         raise NoFontError(
@@ -443,12 +453,148 @@ def find_fonts(sources: Sequence[str] | None = None) -> tuple[Font, ...]:
 def fonts_fingerprint(fonts: Sequence[Font]) -> str:
     """Return a digest of the fonts' content hashes, Pillow's and FreeType's versions: what decides the pixels."""
     import PIL
-    from PIL import features
 
-    digest = hashlib.sha256(f"Pillow {PIL.__version__}; FreeType {features.version('freetype2')}\n".encode())
+    digest = hashlib.sha256(f"Pillow {PIL.__version__}; FreeType {_freetype_version()}\n".encode())
     for font in fonts:
         digest.update(f"{font.sha256}#{font.index}\n".encode())
     return digest.hexdigest()[:16]
+
+
+def _freetype_version() -> str | None:
+    """``PIL.features.version("freetype2")`` without importing PIL.Image (20 ms of ``dsreg list``)."""
+    try:
+        from PIL import _imagingft
+    except ImportError:
+        return None
+    return str(_imagingft.freetype2_version)
+
+
+# -- remembering what was learned ----------------------------------------------------------------
+#: A file changed less than this long ago could change again within one tick of the file system's
+#: clock without its stat showing it (git's "racy clean" case): its hash is not remembered yet.
+SETTLE_NS = 2_000_000_000
+
+
+def _stat_key(path: str) -> list[int]:
+    st = os.stat(path)
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
+
+
+def _stat_path(source: str) -> str:
+    """The file whose stat stands for ``source``'s bytes: Pillow embeds its font in ImageFont.py."""
+    if source != BUILTIN:
+        return source
+    import PIL
+
+    return os.path.join(os.path.dirname(PIL.__file__), "ImageFont.py")
+
+
+def _read_digest(source: str) -> tuple[str, int]:
+    """Read ``source`` (a font file or BUILTIN): the sha256 of its bytes and its face count."""
+    if source == BUILTIN:
+        return hashlib.sha256(_builtin_bytes()).hexdigest(), 1
+    return _sha256(source), _faces(source)
+
+
+def _stamp() -> str:
+    """What the memo's verdicts depend on besides the fonts' bytes: this module's code, Pillow, FreeType."""
+    import PIL
+
+    digest = hashlib.sha256(f"Pillow {PIL.__version__}; FreeType {_freetype_version()}\n".encode())
+    try:  # any edit here (a check, a threshold, RENDER_SIZE) makes every verdict be made again
+        digest.update(Path(__file__).read_bytes())
+    except OSError:
+        digest.update(b"unreadable source")
+    return digest.hexdigest()
+
+
+class Memo:
+    """What earlier runs learned about fonts, kept in the dsreg cache so ``dsreg list`` stays fast.
+
+    ``files`` maps a font file's path to its stat (size, mtime_ns, ctime_ns, inode, device), sha256
+    and face count: a file whose stat differs is read and hashed again. ``verdicts`` maps
+    ``sha256#face`` to the check's outcome (the problem, or None) and the face's name; content is
+    all they depend on, under ``stamp``. A memo that is missing, unreadable, damaged or from another
+    stamp is empty; one that cannot be written is not written. Neither is ever an error.
+    """
+
+    def __init__(self, path: Path | None, stamp: str, data: Any = None) -> None:
+        self.path, self.stamp, self.changed = path, stamp, False
+        ok = isinstance(data, dict) and data.get("stamp") == stamp
+        files, verdicts = (data.get("files"), data.get("verdicts")) if ok else (None, None)
+        self.files: dict[str, Any] = files if isinstance(files, dict) else {}
+        self.verdicts: dict[str, Any] = verdicts if isinstance(verdicts, dict) else {}
+
+    @classmethod
+    def open(cls) -> Memo:
+        """Read the memo of the current cache root (``DSREG_CACHE`` or the user cache dir)."""
+        import json
+
+        from dsreg.cache import default_root
+
+        stamp = _stamp()
+        try:
+            path = default_root() / "plugins" / "notmnist" / "fonts.json"
+        except (OSError, RuntimeError):  # no cache root to be found (no home folder): simply no memo
+            return cls(None, stamp)
+        try:
+            with open(path, encoding="utf-8") as fh:
+                data = json.load(fh)
+        except (OSError, ValueError):  # absent, unreadable or damaged: start afresh
+            data = None
+        return cls(path, stamp, data)
+
+    def digest(self, source: str) -> tuple[str, int]:
+        """Return the sha256 and face count of ``source`` (a font file or BUILTIN), hashing only on a miss."""
+        path = _stat_path(source)
+        try:
+            before = _stat_key(path)
+        except OSError:
+            if source == BUILTIN:  # no ImageFont.py to stat (a zipped Pillow): hash every time
+                return _read_digest(source)
+            raise
+        known = self.files.get(source)
+        if (isinstance(known, dict) and known.get("stat") == before and isinstance(known.get("sha256"), str)
+                and type(known.get("faces")) is int):
+            return known["sha256"], known["faces"]
+        digest, faces = _read_digest(source)
+        try:
+            after = _stat_key(path)
+        except OSError:
+            return digest, faces
+        if after == before and time.time_ns() - max(after[1], after[2]) >= SETTLE_NS:
+            self.files[source] = {"stat": after, "sha256": digest, "faces": faces}
+            self.changed = True
+        return digest, faces
+
+    def verdict(self, font: Font) -> tuple[Font, str | None]:
+        """Return ``font`` named and None if it passes the checks, or ``font`` and why not; check only on a miss."""
+        key = f"{font.sha256}#{font.index}"
+        known = self.verdicts.get(key)
+        if isinstance(known, dict) and isinstance(known.get("name"), str) and isinstance(known.get("problem"), (str, type(None))):
+            if known["problem"] is not None:
+                return font, known["problem"]
+            return Font(font.source, font.sha256, font.index, known["name"]), None
+        named, problem = _vet_one(font)
+        if problem is None or not problem.startswith("unreadable"):  # a read error may pass; a verdict stands
+            self.verdicts[key] = {"problem": problem, "name": named.name}
+            self.changed = True
+        return named, problem
+
+    def save(self) -> None:
+        """Write the memo if it learned something (atomically); forget files that are gone."""
+        if not self.changed or self.path is None:
+            return
+        from dsreg.cache import write_json_atomic
+
+        self.files = {p: v for p, v in self.files.items() if p == BUILTIN or os.path.exists(p)}
+        kept = {v.get("sha256") for v in self.files.values() if isinstance(v, dict)}
+        self.verdicts = {k: v for k, v in self.verdicts.items() if k.partition("#")[0] in kept}
+        try:
+            write_json_atomic(self.path, {"stamp": self.stamp, "files": self.files, "verdicts": self.verdicts})
+        except (OSError, TypeError, ValueError):  # a read-only or full cache: the next run learns again
+            return
+        self.changed = False
 
 
 # -- rendering ---------------------------------------------------------------------------------

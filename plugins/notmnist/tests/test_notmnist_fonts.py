@@ -23,6 +23,8 @@ from dsreg_notmnist.synth import BUILTIN, LETTERS, NoFontError
 from notmnistdata import column
 
 SMALL = {"train_size": 40, "test_size": 20}
+# Every test gets an empty cache of its own: the font memo lives there, never in the user's cache.
+pytestmark = pytest.mark.usefixtures("dsreg_cache")
 
 
 # -- tiny fonts and glyphs built here ------------------------------------------------------------
@@ -219,3 +221,105 @@ def test_glyphs_are_stretched_to_the_whole_box_as_in_notmnist(dsreg_cache: Path)
     # images have it on all four in 93.8 % of cases, on at least three in 98.8 %.
     edges = [images[:, 0, 0, :], images[:, 0, 27, :], images[:, 0, :, 0], images[:, 0, :, 27]]
     assert all((edge.max(axis=1) > 32).mean() > 0.95 for edge in edges)
+
+
+# -- the memo: what a second run need not do again ------------------------------------------------
+MEMO_PROBE = """
+import json, sys
+from dsreg_notmnist import NotMNISTSynth, synth
+if sys.argv[1] == "no-work":  # the second run may neither hash, count faces, nor check a font
+    def refuse(*args, **kwargs):
+        raise AssertionError("the memo should have answered")
+    synth._sha256 = synth._faces = synth._builtin_bytes = synth.check = refuse
+print(json.dumps({"fonts": [f.record() for f in synth.find_fonts()], "config_id": NotMNISTSynth().config_id}))
+"""
+
+
+def memo_file() -> Path:
+    path = synth.Memo.open().path
+    assert path is not None
+    return path
+
+
+def test_a_second_run_takes_the_fonts_from_the_memo(dsreg_cache: Path) -> None:
+    def probe(mode: str) -> dict:
+        out = subprocess.run([sys.executable, "-c", MEMO_PROBE, mode], capture_output=True, text=True, check=True)
+        return json.loads(out.stdout)
+
+    first = probe("first")
+    assert memo_file().is_relative_to(dsreg_cache)
+    memo = json.loads(memo_file().read_text())
+    assert {f["sha256"] for f in first["fonts"]} <= {key.partition("#")[0] for key, v in memo["verdicts"].items() if v["problem"] is None}
+    assert probe("no-work") == first  # same fonts, names, hashes and config id, without reading a font
+    synth._vet_one.cache_clear()
+    assert [f.record() for f in synth.find_fonts()] == first["fonts"]
+
+
+def test_a_changed_font_file_is_hashed_and_checked_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(synth, "SETTLE_NS", 0)  # remember the files made here at once
+    calls: list[str] = []  # the fonts checked (by sha256) and the files hashed (by path)
+    check, sha256 = synth.check, synth._sha256
+    monkeypatch.setattr(synth, "check", lambda font: calls.append(font.sha256) or check(font))
+    monkeypatch.setattr(synth, "_sha256", lambda path: calls.append(path) or sha256(path))
+    synth._vet_one.cache_clear()
+    system = [f for f in synth.find_fonts() if f.source != BUILTIN]
+    if len(system) < 2:
+        pytest.skip("needs two usable system fonts")
+    font = tmp_path / "fonts" / "Mine.ttf"
+    font.parent.mkdir()
+    shutil.copyfile(system[0].source, font)
+
+    def ident() -> tuple[str, list[dict[str, str]]]:
+        return NotMNISTSynth(fonts=[str(font)]).config_id, [f.record() for f in synth.find_fonts([str(font)])]
+
+    first = ident()
+    assert first[1] == [{**system[0].record(), "file": "Mine.ttf"}]
+    assert json.loads(memo_file().read_text())["files"][str(font)]["sha256"] == system[0].sha256
+    calls.clear()
+    assert ident() == first and calls == []  # remembered: nothing checked again
+
+    # Another font under the same name (a new file moved into place): another hash, name and id.
+    shutil.copyfile(system[1].source, tmp_path / "new.ttf")
+    os.replace(tmp_path / "new.ttf", font)
+    calls.clear()
+    second = ident()
+    assert second[1] == [{**system[1].record(), "file": "Mine.ttf"}] and second[0] != first[0]
+    assert calls == [str(font)]  # hashed again; the verdict on those bytes was already known
+
+    # The same size and modification time, other bytes (as `cp -p` or a careful tool leaves it):
+    # the inode's change time still differs, so the file is read again.
+    data = bytearray(font.read_bytes())
+    data[-1] ^= 1
+    st = font.stat()
+    font.write_bytes(bytes(data))
+    os.utime(font, ns=(st.st_atime_ns, st.st_mtime_ns))
+    calls.clear()
+    third = ident()
+    assert third[0] not in (first[0], second[0]) and calls == [str(font), hashlib.sha256(data).hexdigest()]
+    assert json.loads(memo_file().read_text())["files"][str(font)]["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize("damage", [b"{not json", b"[1, 2]", b'{"stamp": "other", "files": {}, "verdicts": {}}',
+                                    b"\xff\xfe", "broken entries"])
+def test_a_damaged_or_foreign_memo_is_ignored(damage: bytes | str) -> None:
+    expected = [f.record() for f in synth.find_fonts()]
+    config_id = NotMNISTSynth().config_id
+    memo = memo_file()
+    if damage == "broken entries":  # the right stamp, entries of the wrong shape
+        data = json.loads(memo.read_text())
+        data["files"] = {path: {"stat": "x", "sha256": 1} for path in data["files"]}
+        data["verdicts"] = {key: {"problem": 3} for key in data["verdicts"]}
+        memo.write_text(json.dumps(data))
+    else:
+        memo.write_bytes(damage)
+    synth._vet_one.cache_clear()
+    assert [f.record() for f in synth.find_fonts()] == expected and NotMNISTSynth().config_id == config_id
+    assert json.loads(memo.read_text())["stamp"] == synth.Memo.open().stamp  # written afresh
+
+
+def test_a_cache_that_cannot_be_written_only_costs_time(dsreg_cache: Path) -> None:
+    dsreg_cache.mkdir(parents=True)
+    (dsreg_cache / "plugins").write_text("")  # a file where the memo's folder would go (read-only, even for root)
+    synth._vet_one.cache_clear()
+    assert synth.find_fonts() and NotMNISTSynth().config_id
+    assert not memo_file().exists()
