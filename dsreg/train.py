@@ -229,6 +229,9 @@ class Trainer:
     dataset's ClassLabel). ``optimizer``: None (AdamW), an optimizer, or ``params -> optimizer``.
     ``preload``: "auto" (on CUDA when the split fits comfortably), True or False.
     ``resume``: True continues from ``out_dir``'s checkpoint if there is one; a path names it.
+    ``model`` None, ``model_options``, ``epochs``, ``batch_size``, ``lr``, ``weight_decay``, ``schedule``
+    and ``clip_grad`` left None take the train data's ``train_defaults``, else ``FALLBACKS``.
+    ``threads``: CPU threads while fitting and evaluating (None: ``pick_threads``).
     """
 
     def __init__(
