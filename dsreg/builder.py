@@ -155,6 +155,10 @@ class Builder:
     #: Config parameters that change only how examples are served (e.g. the collate's scaling or a
     #: padding cap), not what is prepared: every value of them reads the same prepared store.
     load_only: ClassVar[tuple[str, ...]] = ()
+    #: Archive limits for this dataset's files (bytes, or a size such as "1GiB"); None keeps
+    #: dsreg.archive's defaults. The user's DSREG_MAX_MEMBER / DSREG_MAX_EXPANDED still win.
+    max_member: ClassVar[int | str | None] = None
+    max_expanded: ClassVar[int | str | None] = None
     #: The model and settings this dataset trains best with: ``dsreg train NAME`` and
     #: ``Trainer(None, NAME)`` use them for every option not given. Keys: ``TRAIN_SETTINGS``
     #: (model, model_options, epochs, batch_size, lr, weight_decay, schedule, clip_grad).

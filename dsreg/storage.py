@@ -340,8 +340,8 @@ def prepare(builder: Builder, files: Mapping[str, Path], target: Path, sources: 
     builder.notes.clear()
     try:
         # A dataset may declare its own archive limits; the user's settings still win (see dsreg.archive).
-        with archive.for_dataset(max_member=getattr(builder, "max_member", None),
-                                 max_expanded=getattr(builder, "max_expanded", None),
+        with archive.for_dataset(max_member=builder.max_member,
+                                 max_expanded=builder.max_expanded,
                                  names={str(path): name for name, path in files.items()}):
             # Fixed here for this configuration (they may depend on the data) and kept in the manifest.
             features = dict(builder.get_features(files))

@@ -111,6 +111,24 @@ def run_train(args: list[str]) -> tuple[dict[str, Any], float]:
     return json.loads(result.stdout), seconds
 
 
+def _missing_folders(path: Path) -> list[Path]:
+    """Return ``path`` and its ancestors that do not exist yet, deepest first."""
+    missing = []
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+        missing.append(folder)
+    return missing
+
+
+def _remove_if_empty(folders: list[Path]) -> None:
+    for folder in folders:  # deepest first: a parent empties once its child is gone
+        try:
+            folder.rmdir()
+        except OSError:
+            return  # not empty (the run wrote something) or already gone
+
+
 def _spawn(ctx: click.Context, nproc: int, name: str, params: dict[str, Any], out: Path, quiet: bool) -> None:
     """Fetch once here, then run ``nproc`` training processes through torch.distributed's launcher."""
     from . import api
@@ -164,7 +182,10 @@ def train_cmd(ctx: click.Context, name: str, model: str | None, epochs: int | No
     out = out or default_out_dir(name, resume)
     from .train import check_run_folder
 
+    made = _missing_folders(out)
     check_run_folder(out)  # before a download or an epoch is spent on a run that could not be saved
+    # A run that ends before writing anything (a failed fetch, a bad model name) leaves no empty folders behind.
+    ctx.call_on_close(lambda: _remove_if_empty(made))
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
         _spawn(ctx, nproc, name, params, out, quiet)
         return

@@ -272,3 +272,36 @@ def test_the_pool_initializer_ends_a_worker_when_its_parent_is_killed(use_prctl:
         if alive(child):
             os.kill(child, signal.SIGKILL)
         parent.stdout.close()
+
+
+def test_a_builders_own_archive_limits_apply_when_it_prepares(dsreg_cache: Path, register, file_server) -> None:
+    import hashlib
+    import io
+    import tarfile
+
+    from dsreg.features import ClassLabel
+
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w:gz") as tar:
+        member = tarfile.TarInfo("big.bin")
+        member.size = 64 << 10
+        tar.addfile(member, io.BytesIO(bytes(member.size)))
+    blob = raw.getvalue()
+    url = file_server.serve({"a.tar.gz": blob})
+
+    class Limited(dsreg.Builder):
+        name = "limited"
+        task = "image-classification"
+        features = {"label": ClassLabel(["x"])}
+        splits = ("train",)
+        files = (dsreg.File("a.tar.gz", urls=(url + "a.tar.gz",), size=len(blob), sha256=hashlib.sha256(blob).hexdigest()),)
+        max_member = "16KiB"
+
+        def generate(self, split, files, **config):
+            for key, _ in archive.members(files["a.tar.gz"]):
+                yield key, {"label": 0}
+
+    register(Limited)
+    with pytest.raises(dsreg.ArchiveError, match=r"a\.tar\.gz: member 'big\.bin' expands to 64KiB, over the 16KiB"):
+        dsreg.fetch("limited", quiet=True)
+    assert leftovers(dsreg_cache, "limited") == []

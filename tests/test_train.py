@@ -423,6 +423,14 @@ def test_an_unwritable_run_folder_fails_before_training(registry, tmp_path):
         Trainer(None, "stripes", out_dir=blocker)
 
 
+def test_a_run_that_fails_before_writing_leaves_no_empty_folders(registry, tmp_path):
+    (tmp_path / "kept").mkdir()
+    out = tmp_path / "kept" / "runs" / "r1"
+    result = CliRunner().invoke(cli, ["train", "no-such-dataset", "--out", str(out)])
+    assert result.exit_code == 1 and "no-such-dataset" in result.output
+    assert list((tmp_path / "kept").iterdir()) == []  # the folders the run made are gone, the user's own stays
+
+
 # -- trainer edges ------------------------------------------------------------------------------
 def test_the_epoch_line_shows_the_lr_the_epoch_ended_at(registry):
     lines: list[str] = []
