@@ -6,6 +6,9 @@
                                               advice followed literally
     python tests/fetch_demo.py faults         every fault of the loopback server once, through
                                               dsreg.fetch on a small toy dataset (DSREG_TIMEOUT=1)
+    python tests/fetch_demo.py bomb           `dsreg fetch` of a 2 MB tar.gz that expands to 2 GiB, with
+                                              the default limits and with DSREG_MAX_EXPANDED=1GiB:
+                                              the message, the exit status and the peak RSS
 
 DATA is the folder holding the real notMNIST idx files (default ../shared/data/notmnist-idx, or
 DSREG_NOTMNIST_DATA/notmnist-idx); dsreg-notmnist must be installed. Each run uses a throwaway cache
@@ -146,9 +149,63 @@ def faults() -> None:
             s.close()
 
 
+# The child process: `dsreg fetch bomb` of one local archive through an in-process plugin.
+_BOMB_FETCH = """
+import hashlib, sys
+from pathlib import Path
+import dsreg
+from dsreg import archive
+from dsreg.cli import main
+from dsreg.testing import registered
+
+path = Path(sys.argv[1])
+
+class Bomb(dsreg.Builder):
+    name = "bomb"
+    features = {"size": dsreg.Value("int64")}
+    splits = ("train",)
+    files = (dsreg.File(path.name, urls=(str(path),), size=path.stat().st_size,
+                        sha256=hashlib.sha256(path.read_bytes()).hexdigest()),)
+
+    def generate(self, split, files):
+        for member, data in archive.members(files[path.name]):
+            yield member, {"size": len(data)}
+
+with registered(Bomb):
+    main(["fetch", "bomb", "--quiet"])
+"""
+
+
+def bomb() -> None:
+    """Fetch a tar bomb in a child process per setting; print its lines, exit status and peak RSS."""
+    import resource
+
+    from dsreg import hostile
+
+    with tempfile.TemporaryDirectory(prefix="dsreg-bomb-demo-") as tmp:
+        folder = Path(tmp)
+        cases = [
+            ("2 GiB in one member, default limits", hostile.tar_bomb(folder, expand_to=2 << 30, members=1), {}),
+            ("2 GiB in 16 members, DSREG_MAX_EXPANDED=1GiB", hostile.tar_bomb(folder, expand_to=2 << 30, members=16),
+             {"DSREG_MAX_EXPANDED": "1GiB"}),
+        ]
+        for title, path, extra in cases:
+            print(f"== {title}: {path.name}, {path.stat().st_size:,} bytes on disk")
+            env = {**os.environ, "DSREG_CACHE": str(folder / f"cache-{path.stem}"), **extra}
+            start = time.monotonic()
+            out = subprocess.run([sys.executable, "-c", _BOMB_FETCH, str(path)], env=env, capture_output=True, text=True)
+            # ru_maxrss of the children is the largest of them so far: the cases go from small to large.
+            peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+            for line in (out.stdout + out.stderr).splitlines():
+                print(f"  {line}")
+            print(f"  exit {out.returncode} in {time.monotonic() - start:.1f} s; peak RSS of the fetch {peak:,.0f} MiB\n")
+
+
 if __name__ == "__main__":
     if len(sys.argv) == 2 and sys.argv[1] == "faults":
         sys.exit(faults())
+    if len(sys.argv) == 2 and sys.argv[1] == "bomb":
+        sys.exit(bomb())
     if len(sys.argv) < 2 or sys.argv[1] not in ("stall", "pin"):
         sys.exit(__doc__)
     default = Path(os.environ.get("DSREG_NOTMNIST_DATA", ROOT.parent / "shared" / "data")) / "notmnist-idx"
