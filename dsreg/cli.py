@@ -254,7 +254,16 @@ def info_cmd(name: str, config: tuple[str, ...], as_json: bool) -> None:
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Processes for decoding while preparing (default: all cores).")
 def fetch_cmd(names: tuple[str, ...], config: tuple[str, ...], mirrors: tuple[str, ...], from_path: str | None,
               no_verify: bool, force: bool, quiet: bool, workers: int | None) -> None:
-    """Download, verify and prepare datasets (mirrors, resume, checksums, a lock against doing it twice)."""
+    """Download, verify and prepare datasets (mirrors, resume, checksums, a lock against doing it twice).
+
+    \b
+    Settings (environment or the config file, see docs/cache.md):
+      DSREG_TIMEOUT        seconds a download may go without a byte (default 30)
+      DSREG_RETRIES        attempts per URL before the next mirror (default 3)
+      DSREG_OFFLINE=1      use only the cache; say what is missing
+      DSREG_MAX_MEMBER     largest archive member read (default 256MiB)
+      DSREG_MAX_EXPANDED   most an archive may expand to (default 32GiB)
+    """
     params = parse_config(config)
     for name in names:
         inf = api.fetch(name, mirrors=mirrors, from_path=from_path, verify=not no_verify, force=force,
