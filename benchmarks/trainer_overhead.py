@@ -20,7 +20,7 @@ import statistics
 import sys
 import tempfile
 import time
-from typing import Any
+from typing import Any, Iterator
 
 import dsreg
 
@@ -72,6 +72,17 @@ def trainer_epoch(trainer: Any) -> float:
     return time.perf_counter() - start
 
 
+@contextlib.contextmanager
+def _scratch_cache() -> Iterator[None]:
+    """Point DSREG_CACHE at a temporary folder while the block runs; remove both afterwards."""
+    with tempfile.TemporaryDirectory(prefix="dsreg-bench-") as folder:
+        os.environ["DSREG_CACHE"] = folder
+        try:
+            yield
+        finally:
+            del os.environ["DSREG_CACHE"]
+
+
 def measure(dataset: str | None = None, examples: int = 20000, batch_size: int = 128, runs: int = 7,
             model: str = "image-mlp", threads: int | None = None, *, lr: float = 1e-3,
             model_options: dict[str, Any] | None = None, limit: int | None = None,
@@ -89,8 +100,9 @@ def measure(dataset: str | None = None, examples: int = 20000, batch_size: int =
 
     if threads:
         torch.set_num_threads(threads)
-    os.environ.setdefault("DSREG_CACHE", tempfile.mkdtemp(prefix="dsreg-bench-"))
     with contextlib.ExitStack() as stack:
+        if "DSREG_CACHE" not in os.environ:  # a scratch cache, gone with the measurement
+            stack.enter_context(_scratch_cache())
         if dataset:
             name, config = dataset, dict(config or {})
         else:
@@ -114,7 +126,8 @@ def measure(dataset: str | None = None, examples: int = 20000, batch_size: int =
         common = dict(epochs=1, batch_size=batch_size, lr=lr, schedule="constant", seed=0, quiet=True, device="cpu",
                       threads=torch.get_num_threads())
         trainer = Trainer(copy.deepcopy(net), ds, **common)
-        saving = Trainer(copy.deepcopy(net), ds, out_dir=tempfile.mkdtemp(prefix="dsreg-bench-run-"), **common)
+        saving = Trainer(copy.deepcopy(net), ds, out_dir=stack.enter_context(tempfile.TemporaryDirectory(prefix="dsreg-bench-run-")),
+                         **common)
 
         # Warm up each side once (allocator, first-touch of the memory map), then time.
         hand_epoch(hand_model, loader, hand_opt)

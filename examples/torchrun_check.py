@@ -10,6 +10,7 @@ saves its final weights; the launcher then compares the ranks. Default dataset: 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
@@ -47,7 +48,13 @@ def main() -> None:
     import dsreg
 
     dsreg.fetch(args.dataset)  # once, before the ranks start
-    out = args.out or Path(tempfile.mkdtemp(prefix="dsreg-torchrun-"))
+    with contextlib.ExitStack() as stack:  # without --out, a scratch folder removed at the end
+        out = args.out or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dsreg-torchrun-")))
+        check(args, out)
+
+
+def check(args: argparse.Namespace, out: Path) -> None:
+    """Train under torchrun into ``out`` and print whether the ranks' shards and weights agree."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={args.nproc}",
            __file__, args.dataset, "--epochs", str(args.epochs), "--out", str(out)]
     subprocess.run(cmd, check=True)
