@@ -34,7 +34,7 @@ def main() -> None:
     import torch
 
     import dsreg
-    from dsreg.cli import cli, parse_config
+    from dsreg.cli.app import cli, parse_config
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit("no CUDA device here; run on a GPU machine, or pass --device cpu for a dry run")

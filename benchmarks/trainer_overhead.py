@@ -109,9 +109,9 @@ def measure(dataset: str | None = None, examples: int = 20000, batch_size: int =
             name, config = Glyphs.name, {"n": examples}
             registry = stack.enter_context(registered(Glyphs))
             # a fresh registry holds datasets only: add the core's default models to it
-            from dsreg import models as default_models
+            from dsreg.train import models as default_models
 
-            record = registry.plugin("dsreg.models", "dsreg")
+            record = registry.plugin("dsreg.train.models", "dsreg")
             default_models.register_models(lambda n, f, tasks=(): registry.add_model(record, n, f, tasks))
         assert get_registry().models, "no models registered"
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from importlib import metadata as _metadata
 from typing import Any
 
+from . import _moved
 from .api import DatasetInfo, fetch, get_builder, info, load, names
 from .builder import Builder, File, Skip
 from .errors import (
@@ -27,6 +28,8 @@ from .errors import (
 )
 from .features import Binary, ClassLabel, Tensor, Text, Value
 from .hookspecs import hookimpl
+
+_moved.install()  # the flat module paths of 0.1 (dsreg.archive, ...) as aliases: see _moved.py
 
 try:
     __version__ = _metadata.version("dsreg")
@@ -44,7 +47,7 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     # Dataset subclasses torch's Dataset: import it (and torch) only when asked for.
     if name == "Dataset":
-        from .dataset import Dataset
+        from .store.dataset import Dataset
 
         return Dataset
     if name == "train":  # the trainer module (torch): `dsreg.train.Trainer` works after a plain `import dsreg`

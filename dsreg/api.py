@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .builder import Builder, File
-from .cache import Cache
+from .fetching.cache import Cache
 from .errors import CacheError, DsregError
 from .features import ClassLabel, Feature
 from .plugins import get_registry
@@ -105,7 +105,7 @@ def _sources(cache: Cache, builder: Builder) -> dict[str, dict[str, Any]] | None
 
 
 def _prepared(cache: Cache, builder: Builder) -> tuple[Path, dict[str, Any] | None]:
-    from .storage import read_manifest
+    from .store.storage import read_manifest
 
     folder = cache.prepared_dir(builder.name, builder.config_id)
     sources = _sources(cache, builder)
@@ -209,8 +209,8 @@ def fetch(
     and enforced on later downloads) only once the dataset prepared from it. Each failed attempt
     prints one line on stderr unless ``quiet``.
     """
-    from .download import Fetcher, Rerun
-    from .storage import prepare, read_manifest
+    from .fetching.download import Fetcher, Rerun
+    from .store.storage import prepare, read_manifest
 
     entry = get_registry().get(name)
     builder = entry.builder(**config)
@@ -265,8 +265,8 @@ def load(
     ``split`` may slice and combine: ``"train[:10%]"``, ``"train[100:200]"``, ``"train+test"``.
     The dataset is fetched and prepared on first use unless ``download=False``.
     """
-    from . import splits as split_expr
-    from .dataset import Dataset
+    from .store import splits as split_expr
+    from .store.dataset import Dataset
 
     entry = get_registry().get(name)
     builder = entry.builder(**config)

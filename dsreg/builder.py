@@ -150,13 +150,13 @@ class Builder:
     #: A pure, picklable ``record -> example`` function; when set, ``generate`` yields raw records
     #: and the core maps this over a process pool while the generator streams.
     decode: ClassVar[Callable[[Any], dict[str, Any]] | None] = None
-    #: Collate function name in ``dsreg.collate`` or a callable; the default stacks tensors.
+    #: Collate function name in ``dsreg.store.collate`` or a callable; the default stacks tensors.
     collate_fn: ClassVar[Any] = "stack"
     #: Config parameters that change only how examples are served (e.g. the collate's scaling or a
     #: padding cap), not what is prepared: every value of them reads the same prepared store.
     load_only: ClassVar[tuple[str, ...]] = ()
     #: Archive limits for this dataset's files (bytes, or a size such as "1GiB"); None keeps
-    #: dsreg.archive's defaults. The user's DSREG_MAX_MEMBER / DSREG_MAX_EXPANDED still win.
+    #: dsreg.fetching.archive's defaults. The user's DSREG_MAX_MEMBER / DSREG_MAX_EXPANDED still win.
     max_member: ClassVar[int | str | None] = None
     max_expanded: ClassVar[int | str | None] = None
     #: The model and settings this dataset trains best with: ``dsreg train NAME`` and
@@ -239,10 +239,10 @@ class Builder:
         return dict(self.train_defaults)
 
     def get_collate_fn(self) -> Callable[[Any], Any]:
-        """Return the collate function (resolving a name in ``dsreg.collate``)."""
+        """Return the collate function (resolving a name in ``dsreg.store.collate``)."""
         if callable(self.collate_fn):
             return self.collate_fn
-        from . import collate
+        from .store import collate
 
         return getattr(collate, self.collate_fn)
 

@@ -23,7 +23,7 @@ __all__ = ["GROUP", "get_registry", "use_registry", "load_registry", "plugin_man
 
 GROUP = "dsreg"
 #: Plugins that ship inside the core distribution, registered through the same hooks.
-DEFAULT_PLUGINS: tuple[str, ...] = ("dsreg.models",)
+DEFAULT_PLUGINS: tuple[str, ...] = ("dsreg.train.models",)
 
 _registry: Registry | None = None
 _manager: pluggy.PluginManager | None = None

@@ -3,7 +3,7 @@
     python examples/custom_module.py
 
 Builds ``MyLinear`` (``x @ weight + bias`` with explicit parameters; dsreg's default image MLP uses
-the same layer, ``dsreg.nets.MyLinear``), shows which attributes become parameters, where the
+the same layer, ``dsreg.train.nets.MyLinear``), shows which attributes become parameters, where the
 gradients land, and trains a two-layer MLP made of it on a small generated problem (two interleaved
 spirals) with the explicit loop: zero_grad → forward → loss → backward → step.
 """

@@ -18,7 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 
 import dsreg
-from dsreg.nets import MyLinear
+from dsreg.train.nets import MyLinear
 
 
 class MLP(nn.Module):

@@ -87,7 +87,7 @@ def fault(title: str, faults: dict[str, Any] | None = None, *, body: bytes | Non
           url: str | None = None, https: bool = False) -> None:
     """Fetch a toy dataset from a server with ``faults``; print the lines, the outcome, the time and the cache."""
     import dsreg
-    from dsreg.cache import Cache
+    from dsreg.fetching.cache import Cache
     from dsreg.testing import registered
     from toydata import blob, make_builder
 
@@ -180,7 +180,7 @@ def bomb() -> None:
     """Fetch a tar bomb in a child process per setting; print its lines, exit status and peak RSS."""
     import resource
 
-    from dsreg import hostile
+    from dsreg.testing import hostile
 
     with tempfile.TemporaryDirectory(prefix="dsreg-bomb-demo-") as tmp:
         folder = Path(tmp)

@@ -10,7 +10,7 @@ import zipfile
 import pytest
 
 from dsreg import ArchiveError
-from dsreg.archive import check_member_name, detect, members, open_compressed
+from dsreg.fetching.archive import check_member_name, detect, members, open_compressed
 
 
 def make_tar(path, entries, mode="w:gz"):

@@ -32,7 +32,7 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, assume, event, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from dsreg.archive import _Budget, _tar_stream, _tarfile_members, _Unsupported  # noqa: E402
+from dsreg.fetching.archive import _Budget, _tar_stream, _tarfile_members, _Unsupported  # noqa: E402
 from dsreg.errors import ArchiveError  # noqa: E402
 
 #: A fixed, seeded 200 in the suite (a few seconds); more, with fresh randomness, when asked for.

@@ -1,4 +1,4 @@
-"""Hostile archives (dsreg.hostile): each is refused with one line, leaves no prepared data, and bombs stay small in memory."""
+"""Hostile archives (dsreg.testing.hostile): each is refused with one line, leaves no prepared data, and bombs stay small in memory."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ import pytest
 from click.testing import CliRunner
 
 import dsreg
-from dsreg import archive, hostile
+from dsreg.fetching import archive
+from dsreg.testing import hostile
 from dsreg.cli import cli
 
 ESCAPE_MESSAGES = {

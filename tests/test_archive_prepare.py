@@ -16,9 +16,10 @@ import pytest
 from click.testing import CliRunner
 
 import dsreg
-from dsreg import archive, storage
+from dsreg.fetching import archive
+from dsreg.store import storage
 from dsreg.cli import cli
-from dsreg.storage import disk_error
+from dsreg.store.storage import disk_error
 
 from toydata import make_builder
 
@@ -59,7 +60,7 @@ def test_a_full_disk_is_one_line_naming_the_folder_and_nothing_is_left(dsreg_cac
 
 def test_the_cleanup_does_not_mask_the_error_that_stopped_the_prepare(dsreg_cache: Path, register, tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    from dsreg import hostile
+    from dsreg.testing import hostile
 
     path = hostile.corrupt_deflate(tmp_path)
 
@@ -245,7 +246,7 @@ def test_kill_9_of_dsreg_fetch_during_prepare_leaves_no_worker(tmp_path: Path) -
 
 ORPHAN = textwrap.dedent("""
     import os, sys, time
-    from dsreg.storage import _die_with_parent
+    from dsreg.store.storage import _die_with_parent
 
     parent = os.getpid()
     child = os.fork()

@@ -1,4 +1,4 @@
-"""dsreg.archive.members reads tars with its direct header reader: same members, same refusals as tarfile."""
+"""dsreg.fetching.archive.members reads tars with its direct header reader: same members, same refusals as tarfile."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import dsreg
-from dsreg.archive import members
+from dsreg.fetching.archive import members
 
 LONG = "deep/" + "d" * 120 + "/" + "f" * 80 + ".png"  # > 100 characters: GNU long name, ustar prefix or pax path
 NAMES = ["top.txt", "empty.bin", LONG, "big.bin", "ünïcode/ファイル.txt"]

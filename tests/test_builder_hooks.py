@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 import dsreg
-from dsreg.collate import Batch
+from dsreg.store.collate import Batch
 
 
 def make(stored: str) -> type[dsreg.Builder]:

@@ -81,7 +81,7 @@ class Overlapping(Pairs):
 # -- mistake 3: a collate_fn that breaks with workers -------------------------------------------
 def scaled_collate(scale):
     def collate(batch):  # a closure: fine in-process, but it cannot be pickled for a worker
-        out = dsreg.collate.stack(batch)
+        out = dsreg.store.collate.stack(batch)
         out["image"] = out["image"].float() / scale
         return out
 
@@ -99,7 +99,7 @@ def main_process_only(batch):
 
     if torch.utils.data.get_worker_info() is not None:
         raise RuntimeError("the tokenizer was never loaded in this process")
-    return dsreg.collate.stack(batch)
+    return dsreg.store.collate.stack(batch)
 
 
 class WorkerOnlyFailure(Pairs):

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 import dsreg
-from dsreg.cli import cli, human_bytes, parse_config
+from dsreg.cli.app import cli, human_bytes, parse_config
 
 from toydata import blob, make_builder
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import dsreg
-from dsreg.collate import Batch, pad, stack
+from dsreg.store.collate import Batch, pad, stack
 
 from toydata import make_builder
 

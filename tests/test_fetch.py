@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import dsreg
-from dsreg.cache import Cache
+from dsreg.fetching.cache import Cache
 
 from toydata import blob, make_builder
 
@@ -246,7 +246,7 @@ def test_a_mirror_serving_a_shorter_file_is_a_verification_failure_not_a_retry(d
 
 
 def test_records_get_the_usual_file_permissions(dsreg_cache, tmp_path):
-    from dsreg.cache import write_json_atomic
+    from dsreg.fetching.cache import write_json_atomic
 
     old = os.umask(0o022)
     try:

@@ -182,8 +182,8 @@ def test_a_read_only_cache_serves_fetch_load_and_info(dsreg_cache, file_server, 
 
 
 def test_advised_commands_repeat_the_users_config_and_options():
-    from dsreg.cli import parse_config
-    from dsreg.download import Rerun
+    from dsreg.cli.app import parse_config
+    from dsreg.fetching.download import Rerun
 
     config = {"splits": ["test"], "url": "/data/my images", "n": "3", "seed": 3}
     rerun = Rerun("notmnist-idx", config, ("http://mirror.example/",), None, False)

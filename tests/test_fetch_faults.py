@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import dsreg
-from dsreg.cache import Cache
+from dsreg.fetching.cache import Cache
 
 from toydata import blob, make_builder
 
@@ -321,7 +321,7 @@ def test_quiet_prints_nothing(fast, file_server, register, data, capsys):
 
 
 def test_timeout_settings_come_from_the_config_file_and_bad_values_say_how_to_fix_them(fast, monkeypatch, tmp_path):
-    from dsreg import config
+    from dsreg.fetching import config
 
     monkeypatch.delenv("DSREG_TIMEOUT")
     path = tmp_path / "config.toml"

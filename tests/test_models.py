@@ -11,7 +11,7 @@ import torch
 
 import dsreg
 from dsreg.errors import ConfigError
-from dsreg.nets import MyLinear, mel_filterbank
+from dsreg.train.nets import MyLinear, mel_filterbank
 from dsreg.train import build_model, sample_batch
 
 from trainsets import models_for, one_thread, registry  # noqa: F401 - fixtures
@@ -108,6 +108,6 @@ def test_mel_filterbank_triangles_peak_at_their_centres():
 
 
 def test_plugin_time_imports_stay_light():
-    code = "import sys, dsreg; dsreg.names(); import dsreg.models; print(sorted(m for m in ('torch', 'numpy', 'datasets') if m in sys.modules))"
+    code = "import sys, dsreg; dsreg.names(); import dsreg.train.models; print(sorted(m for m in ('torch', 'numpy', 'datasets') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from dsreg.cli import cli
-from dsreg.newplugin import sample_csv, write_plugin
+from dsreg.cli.newplugin import sample_csv, write_plugin
 from dsreg.testing import check_builder
 
 ENV = {k: v for k, v in os.environ.items() if not k.startswith("DSREG_")}

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 import dsreg
 from dsreg.cli import cli
-from dsreg.preview import log_mel, preview
+from dsreg.cli.preview import log_mel, preview
 
 CLASSES = ("low", "mid", "high")
 
@@ -106,7 +106,7 @@ def test_log_mel_puts_a_tone_in_its_band() -> None:
 def test_dsreg_list_does_not_import_matplotlib() -> None:
     code = (
         "import sys; from dsreg.cli import cli; cli.main(['list'], standalone_mode=False); "
-        "print('matplotlib' in sys.modules, 'dsreg.preview' in sys.modules)"
+        "print('matplotlib' in sys.modules, 'dsreg.cli.preview' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "False False"

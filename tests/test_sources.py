@@ -1,4 +1,4 @@
-"""dsreg.sources: a user's data at a folder, archive, single file or remote URL, class folders and splits."""
+"""dsreg.fetching.sources: a user's data at a folder, archive, single file or remote URL, class folders and splits."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import dsreg
-from dsreg import sources
+from dsreg.fetching import sources
 from dsreg.errors import ArchiveError, ConfigError
 
 TREE = {

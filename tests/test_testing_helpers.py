@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dsreg import archive
+from dsreg.fetching import archive
 from dsreg.testing import pack, write_tree
 
 TREE = {"b/one.txt": b"1", "a/two.txt": b"22", "three.bin": bytes(range(256))}

@@ -19,7 +19,7 @@ import dsreg
 from dsreg.cli import cli
 from dsreg.errors import ConfigError
 from dsreg.train import CHECKPOINT, METRICS, Trainer, load_checkpoint, pick_device, pick_precision
-from dsreg.train_cli import _forwarded, pick_splits, train_cmd
+from dsreg.cli.train import _forwarded, pick_splits, train_cmd
 
 from trainsets import ALL, Stripes, add_default_models, one_thread, registry, state_equal  # noqa: F401 - fixtures
 
@@ -214,7 +214,7 @@ from dsreg.train import Trainer
 class Recorder(torch.nn.Module):
     def __init__(self):
         super().__init__()
-        from dsreg.nets import ImageMLP
+        from dsreg.train.nets import ImageMLP
         self.inner = ImageMLP("image", "chw", 144, 4, hidden=32)
         self.seen = []
     def forward(self, batch):
@@ -444,7 +444,7 @@ def test_the_epoch_line_shows_the_lr_the_epoch_ended_at(registry):
 def test_following_the_interrupt_hint_literally_continues_the_same_run(registry, tmp_path, monkeypatch):
     import shlex
 
-    from dsreg import train as train_module
+    from dsreg.train import trainer as train_module
 
     out = tmp_path / "run"
     real_fit = train_module.Trainer.fit

@@ -165,10 +165,10 @@ ALL = (Stripes, Tokens, Tones, MelFrames, Spectrograms, ColourImages, Unsized)
 
 def add_default_models(registry: Registry) -> Registry:
     """Register the core's default models in a test registry (the ``register`` fixture holds datasets only)."""
-    import dsreg.models
+    import dsreg.train.models
 
-    record = registry.plugin("dsreg.models", "dsreg")
-    dsreg.models.register_models(lambda name, factory, tasks=(): registry.add_model(record, name, factory, tasks))
+    record = registry.plugin("dsreg.train.models", "dsreg")
+    dsreg.train.models.register_models(lambda name, factory, tasks=(): registry.add_model(record, name, factory, tasks))
     return registry
 
 

@@ -73,7 +73,7 @@ class Glyphs(dsreg.Builder):
 
     def generate(self, split: str, files: Mapping[str, Path], **config: Any) -> Iterator[tuple[str, Any]]:
         """Yield raw ``(png, class folder, invert)`` records of ``split``; ``decode`` turns them into examples."""
-        from dsreg.archive import members
+        from dsreg.fetching.archive import members
 
         for path, data in members(files["glyphs.zip"]):
             parts = path.split("/")

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 import dsreg
 from dsreg.testing import check_builder, fake_png, fake_tree, pack
-from dsreg.train_cli import run_train
+from dsreg.cli.train import run_train
 from dsreg_glyphs import DIGITS, Glyphs, glyphs_linear, register_commands
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 import dsreg
-from dsreg import sources
+from dsreg.fetching import sources
 from dsreg.errors import ConfigError
 
 from .decode import EXTENSIONS, Options, Record, decode

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dsreg.train_cli import run_train
+from dsreg.cli.train import run_train
 
 
 def test_dsreg_train_dtmf_with_no_options_learns(dsreg_cache, tmp_path):

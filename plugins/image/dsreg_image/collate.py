@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from dsreg.collate import Batch, columns, stack
+from dsreg.store.collate import Batch, columns, stack
 
 __all__ = ["pad_images"]
 

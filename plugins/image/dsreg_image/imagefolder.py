@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import dsreg
-from dsreg import sources
+from dsreg.fetching import sources
 from dsreg.errors import ConfigError
 
 from .decode import RESIZE_POLICIES, Spec, decode_record

@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 import dsreg
-from dsreg.collate import Batch
+from dsreg.store.collate import Batch
 from dsreg_image.collate import pad_images
 from dsreg_image.imagefolder import ImageFolder, parse_size
 from dsreg_image.shapes import CLASSES, Shapes, write_folder

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 import dsreg
-from dsreg.train_cli import run_train
+from dsreg.cli.train import run_train
 from dsreg_image.shapes import CLASSES, draw
 
 

@@ -1,10 +1,10 @@
-"""How fast one process streams a notMNIST_large-sized tar.gz: Python's tarfile vs dsreg.archive.members.
+"""How fast one process streams a notMNIST_large-sized tar.gz: Python's tarfile vs dsreg.fetching.archive.members.
 
     python plugins/notmnist/benchmarks/tar_stream_probe.py /tmp/nm-bench/notMNIST_large.tar.gz
 
 Reading the large archive is the serial part of a notMNIST prepare (the validation draw needs every
 member's name before train can start), so its rate bounds the whole prepare. ``tarfile`` here is
-the loop dsreg.archive.members ran before it read tar headers directly.
+the loop dsreg.fetching.archive.members ran before it read tar headers directly.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ def tarfile_members(path: str) -> Iterator[tuple[str, bytes]]:
 
 def main() -> None:
     path = sys.argv[1]
-    from dsreg.archive import members
+    from dsreg.fetching.archive import members
 
-    for label, reader in (("tarfile (stream mode)", tarfile_members), ("dsreg.archive.members", members)):
+    for label, reader in (("tarfile (stream mode)", tarfile_members), ("dsreg.fetching.archive.members", members)):
         started = time.perf_counter()
         count = size = 0
         for _name, data in reader(path):

@@ -104,7 +104,7 @@ class _Letters(dsreg.Builder):
         """Return float32 (x - 127.5) / 255 batches, or uint8 ones with ``normalize=False``."""
         if self.params.get("normalize", True):
             return normalize
-        from dsreg.collate import stack
+        from dsreg.store.collate import stack
 
         return stack
 
@@ -172,7 +172,7 @@ def _pixel_hash(image: Any) -> bytes:
 
 
 def _stream(path: Path, root: str, archive: str) -> Iterator[tuple[str, tuple[bytes, int]]]:
-    from dsreg.archive import members
+    from dsreg.fetching.archive import members
 
     for member, data in members(path, label=archive):
         label, key = parse_member(member, root, archive)

@@ -59,7 +59,7 @@ def read_idx(path: str | Path, ndim: int, label: str) -> Any:
     """Read an idx file (gzip-compressed or plain) of uint8 with ``ndim`` dimensions into a numpy array."""
     import numpy as np
 
-    from dsreg.archive import open_compressed
+    from dsreg.fetching.archive import open_compressed
 
     try:
         with open_compressed(path) as fh:
@@ -82,7 +82,7 @@ def normalize(batch: Any) -> dict[str, Any]:
     """Collate a batch: float32 images scaled as (x - 127.5) / 255 and int64 labels (the course recipe)."""
     import torch
 
-    from dsreg.collate import stack
+    from dsreg.store.collate import stack
 
     out = stack(batch)
     out["image"] = out["image"].to(torch.float32).sub_(127.5).div_(255.0)

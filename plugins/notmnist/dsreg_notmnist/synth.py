@@ -530,7 +530,7 @@ class Memo:
         """Read the memo of the current cache root (``DSREG_CACHE`` or the user cache dir)."""
         import json
 
-        from dsreg.cache import default_root
+        from dsreg.fetching.cache import default_root
 
         stamp = _stamp()
         try:
@@ -585,7 +585,7 @@ class Memo:
         """Write the memo if it learned something (atomically); forget files that are gone."""
         if not self.changed or self.path is None:
             return
-        from dsreg.cache import write_json_atomic
+        from dsreg.fetching.cache import write_json_atomic
 
         self.files = {p: v for p, v in self.files.items() if p == BUILTIN or os.path.exists(p)}
         kept = {v.get("sha256") for v in self.files.values() if isinstance(v, dict)}

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 import dsreg
-from dsreg import sources
+from dsreg.fetching import sources
 from dsreg.errors import ConfigError
 
 from . import read

@@ -14,7 +14,7 @@ def collate(max_length: int | None = None, pad_id: int = 0, ragged: tuple[str, .
     Batches hold ``input_ids`` (int64 [B, T]), ``attention_mask`` (bool [B, T], True on tokens),
     ``lengths`` (int64 [B]), ``label`` (int64 [B]) and ``text`` (list of str).
     """
-    from dsreg.collate import pad
+    from dsreg.store.collate import pad
 
     if max_length is not None and int(max_length) < 1:
         from dsreg.errors import ConfigError

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 import dsreg
 import dsreg_text
 from dsreg.errors import ConfigError
-from dsreg.train_cli import run_train
+from dsreg.cli.train import run_train
 from dsreg_text.builders import SentimentWords, TextClass
 from dsreg_text.sample import NEGATIVE, POSITIVE, sentences
 

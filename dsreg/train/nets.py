@@ -1,4 +1,4 @@
-"""The default networks behind ``dsreg.models``: small, readable, one per input kind.
+"""The default networks behind ``dsreg.train.models``: small, readable, one per input kind.
 
 Every network takes the batch dict the dataset's collate_fn made and returns logits ``[B, classes]``;
 it reads its own columns (named when the factory built it), so the trainer never needs to know

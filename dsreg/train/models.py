@@ -21,14 +21,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable
 
-from .errors import ConfigError
-from .features import ClassLabel, Tensor
-from .hookspecs import hookimpl
+from ..errors import ConfigError
+from ..features import ClassLabel, Tensor
+from ..hookspecs import hookimpl
 
 if TYPE_CHECKING:
     from torch import nn
 
-    from .api import DatasetInfo
+    from ..api import DatasetInfo
 
 __all__ = ["register_models", "build_model", "sample_batch", "image_mlp", "image_cnn", "text_bag", "text_gru", "audio_cnn", "input_column", "target_column"]
 
@@ -58,7 +58,7 @@ def sample_batch(ds: Any, n: int = 8) -> dict[str, Any]:
 
 def build_model(name: str | None, info: Any, sample: dict[str, Any], **options: Any) -> tuple[str, nn.Module]:
     """Return ``(name, model)`` from the registered factory ``name`` (or the task's default)."""
-    from .plugins import get_registry
+    from ..plugins import get_registry
 
     registry = get_registry()
     choices = registry.models_for(info.task)

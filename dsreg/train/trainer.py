@@ -31,12 +31,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from .collate import Batch
+from ..store.collate import Batch
 from .checkpoint import FORMAT, load_checkpoint, plain, rng_state, save, set_rng_state
 from .distributed import EvalShard, World, all_sum, broadcast_object, gather_objects, world
-from .builder import check_train_settings
-from .errors import ConfigError
-from .features import ClassLabel, Tensor, Value
+from ..builder import check_train_settings
+from ..errors import ConfigError
+from ..features import ClassLabel, Tensor, Value
 from .models import build_model, sample_batch
 
 __all__ = ["Trainer", "build_model", "load_checkpoint", "pick_device", "pick_precision", "sample_batch", "CHECKPOINT", "METRICS"]
@@ -99,7 +99,7 @@ def _dataset(spec: Any, split: str, config: dict[str, Any]) -> Any:
     """Return ``spec`` if it is a dataset, else load ``"name"`` or ``"name:split"``."""
     if not isinstance(spec, str):
         return spec
-    from .api import load
+    from ..api import load
 
     name, _, chosen = spec.partition(":")
     return load(name, split=chosen or split, **config)
@@ -107,7 +107,7 @@ def _dataset(spec: Any, split: str, config: dict[str, Any]) -> Any:
 
 def _fixed(ds: Any) -> bool:
     """True when every column is a fixed-shape tensor or a number, so a split is one tensor per column."""
-    from .builder import Builder
+    from ..builder import Builder
 
     if getattr(ds, "transform", None) is not None or type(ds.builder).decode_example is not Builder.decode_example:
         return False
@@ -670,7 +670,7 @@ class Trainer:
         """Write ``metrics.json`` into ``out_dir`` (rank 0 only) and return its path."""
         if self.out_dir is None or not self.world.main:
             return None
-        from .cache import write_json_atomic
+        from ..fetching.cache import write_json_atomic
 
         path = self.out_dir / METRICS
         write_json_atomic(path, self.metrics(**extra))

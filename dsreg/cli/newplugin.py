@@ -16,8 +16,8 @@ from string import Template
 
 import click
 
-from .builder import NAME_PATTERN
-from .errors import ConfigError
+from ..builder import NAME_PATTERN
+from ..errors import ConfigError
 
 __all__ = ["new_plugin_cmd", "write_plugin", "sample_csv"]
 

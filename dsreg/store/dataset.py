@@ -16,9 +16,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from .builder import Builder
+from ..builder import Builder
 from .collate import Batch
-from .features import ClassLabel, Tensor, Value
+from ..features import ClassLabel, Tensor, Value
 from .storage import open_split
 
 __all__ = ["Dataset", "Batches", "Loader"]

@@ -26,7 +26,7 @@ Environment (read at each use, so tests and shells can change them):
 
 Sizes are bytes or a number with a unit (K, M, G, T; KiB, MiB, GiB, TiB; KB, MB, GB, TB). A dataset
 may set its own archive limits (Builder attributes ``max_member`` / ``max_expanded``, or the arguments
-of ``dsreg.archive.members``); the user's setting above wins over the dataset's, so raising it is
+of ``dsreg.fetching.archive.members``); the user's setting above wins over the dataset's, so raising it is
 always enough to read a genuine archive.
 
 The config file is TOML::
@@ -55,7 +55,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["offline", "retries", "timeout", "connect_timeout", "backoff", "config_path", "load_config", "user_mirrors", "parse_size", "archive_limit"]
 
@@ -97,7 +97,7 @@ def check_network(url: str) -> None:
     host = (urlsplit(url).hostname or "").lower()
     if host == "localhost" or _loopback_address(host):
         return
-    from .errors import FetchError
+    from ..errors import FetchError
 
     raise FetchError("refused: not on this machine and DSREG_NETWORK=loopback is set")
 

@@ -23,10 +23,10 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
-from .builder import Builder, Skip
-from .cache import read_json, write_json_atomic
-from .errors import CacheError, PluginError
-from .features import ClassLabel, Feature, Tensor, Value
+from ..builder import Builder, Skip
+from ..fetching.cache import read_json, write_json_atomic
+from ..errors import CacheError, PluginError
+from ..features import ClassLabel, Feature, Tensor, Value
 
 __all__ = ["prepare", "read_manifest", "open_split", "SplitWriter"]
 
@@ -321,7 +321,7 @@ def disk_error(exc: OSError, folder: Path, what: str) -> CacheError | None:
 
 def prepare(builder: Builder, files: Mapping[str, Path], target: Path, sources: Mapping[str, Any], workers: int | None = None) -> dict[str, Any]:
     """Run ``builder`` over every split into ``target`` (atomically) and return the manifest."""
-    from . import archive
+    from ..fetching import archive
 
     what = f"preparing {builder.name}"
     try:
@@ -339,7 +339,7 @@ def prepare(builder: Builder, files: Mapping[str, Path], target: Path, sources: 
     splits: dict[str, Any] = {}
     builder.notes.clear()
     try:
-        # A dataset may declare its own archive limits; the user's settings still win (see dsreg.archive).
+        # A dataset may declare its own archive limits; the user's settings still win (see dsreg.fetching.archive).
         with archive.for_dataset(max_member=builder.max_member,
                                  max_expanded=builder.max_expanded,
                                  names={str(path): name for name, path in files.items()}):

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["FORMAT", "save", "load_checkpoint", "rng_state", "set_rng_state", "plain"]
 

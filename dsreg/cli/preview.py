@@ -18,8 +18,8 @@ from typing import Any
 
 import click
 
-from .errors import ConfigError
-from .features import ClassLabel, Value
+from ..errors import ConfigError
+from ..features import ClassLabel, Value
 
 __all__ = ["Preview", "preview", "preview_cmd", "log_mel", "check_output"]
 
@@ -88,7 +88,7 @@ def _labels(ds: Any, column: str) -> Any:
     """Return the label of every example of ``ds`` as a numpy array, read from the store (no decoding)."""
     import numpy as np
 
-    from .storage import open_split
+    from ..store.storage import open_split
 
     pieces = []
     for split, start, stop in ds.ranges:
@@ -306,7 +306,7 @@ def _draw_text(rows: list[tuple[str, str, str]], column: str, title: str) -> Any
 def preview(name: str, split: str | None = None, *, n: int = 4, output: str | os.PathLike[str] | None = None,
             seed: int = 0, **config: Any) -> Preview:
     """Draw ``n`` examples per class of ``name``'s ``split`` into the PNG ``output`` (None: no file)."""
-    from . import api
+    from .. import api
 
     if output is not None:
         output = check_output(output)
@@ -354,7 +354,7 @@ def _output_option(ctx: click.Context, param: click.Parameter, value: str | None
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the example picker.")
 def preview_cmd(name: str, split: str | None, per_class: int, output: str | None, config: tuple[str, ...], seed: int) -> None:
     """Draw a few examples per class: an image grid, waveforms with log-mel spectrograms, or a text table."""
-    from .cli import parse_config
+    from .app import parse_config
 
     target = output or f"{name}-{(split or 'preview').replace('[', '_').replace(']', '').replace(':', '-').replace('%', 'pct')}.png"
     result = preview(name, split, n=per_class, output=target, seed=seed, **parse_config(config))

@@ -1,466 +1,27 @@
-"""Test kit for dsreg and plugin authors, also registered as a pytest plugin (``pytest11``).
-
-Fixtures (no network needed):
-
-    dsreg_cache      an isolated cache: DSREG_CACHE points at a tmp dir; returns its Path
-    file_server      a loopback HTTP server: ``file_server.serve({"a.bin": b"..."})`` returns the
-                     base URL; Range support and injected faults (``Faults``: error statuses with
-                     Retry-After, stalls, cuts, ignored or wrong ranges, trickles, content types)
-    register         register Builder classes in a fresh in-process registry for one test:
-                     ``register(MyBuilder, OtherBuilder)``
-
-Plain helpers: ``LoopbackServer`` (the same server, usable outside pytest),
-``registered(*builders)`` (a context manager), and for generating a user's data in every
-container: ``write_tree(root, {path: bytes})`` (a folder) and ``pack({path: bytes}, "zip" |
-"tar" | "tar.gz")`` (archive bytes).
-
-Fake data, valid and small, from a seed (no Pillow, numpy or soundfile needed except for JPEG):
-``fake_png``, ``fake_jpeg``, ``fake_wav``, ``fake_flac``, ``fake_text`` and ``fake_tree`` (a
-``split/class/file`` layout of any of them, ready for ``pack`` or ``write_tree``).
-
-The conformance suite: ``check_builder(MyBuilder, files={name: fake bytes})`` fetches, prepares and
-loads the dataset in a throwaway cache and runs every check a plugin must pass (see its docstring);
-a failure raises ``ConformanceError`` with one line naming the check, the dataset and the fix.
-"""
+"""Test kit: the conformance suite, ``check_builder(MyBuilder, files=...)``: every check a plugin must pass."""
 
 from __future__ import annotations
 
 import contextlib
-import http.server
-import io
-import math
 import os
-import random
-import struct
-import sys
-import tarfile
 import tempfile
-import threading
 import warnings
-import zipfile
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
-from .builder import Builder, Skip
-from .errors import DsregError
-from .plugins import use_registry
-from .registry import Registry
-
-__all__ = [
-    "LoopbackServer", "Faults", "registered", "write_tree", "pack", "dsreg_cache", "file_server", "register",
-    "fake_png", "fake_jpeg", "fake_wav", "fake_flac", "fake_text", "fake_tree",
-    "check_builder", "Conformance", "ConformanceError", "ConformanceWarning", "CHECKS",
-]
-
-
-@dataclass
-class Faults:
-    """Misbehaviour to inject, per file name; each ``*_times`` counts the responses it spoils."""
-
-    #: Answer this many requests with ``status`` (and Retry-After, if set) before serving.
-    fail: int = 0
-    status: int = 500
-    retry_after: str | None = None
-    #: Send only this many bytes of the body (with the full Content-Length), then drop the connection
-    #: after ``cut_pause`` seconds (0: the data and the close arrive together).
-    cut_after: int | None = None
-    cut_times: int = 1
-    cut_pause: float = 0.3
-    #: Stall for ``stall`` seconds (then drop the connection): before the headers, or after
-    #: ``stall_after`` bytes of the body.
-    stall: float = 0.0
-    stall_before_headers: bool = False
-    stall_after: int | None = None
-    stall_times: int = 1
-    #: Ignore Range headers (answer 200 with the whole file).
-    ignore_range: bool = False
-    #: Answer a Range request from the wrong place: this many bytes off the asked start (e.g.
-    #: ``-start`` for the whole file), with a Content-Range that says so.
-    range_shift: int = 0
-    #: Send the body in pieces of ``trickle`` bytes, ``trickle_pause`` seconds apart.
-    trickle: int = 0
-    trickle_pause: float = 0.0
-    content_type: str = "application/octet-stream"
-    #: Answer with a redirect (302) to this URL or path instead of the file.
-    redirect: str | None = None
-
-
-@dataclass
-class _State:
-    files: dict[str, bytes] = field(default_factory=dict)
-    faults: dict[str, Faults] = field(default_factory=dict)
-    log: list[tuple[str, str | None, int]] = field(default_factory=list)
-    bytes_sent: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    #: Set on close: every stall ends at once, so no handler outlives the server.
-    closing: threading.Event = field(default_factory=threading.Event)
-
-    def take(self, fault: Faults, counter: str) -> bool:
-        """Use up one of ``fault``'s ``counter`` (e.g. "cut_times"); return whether one was left."""
-        with self.lock:
-            left = getattr(fault, counter)
-            if left > 0:
-                setattr(fault, counter, left - 1)
-            return left > 0
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    state: _State
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args: Any) -> None:  # keep test output clean
-        pass
-
-    def _drop(self, pause: float) -> None:
-        """Wait ``pause`` seconds (or until the server closes), then drop the connection."""
-        self.wfile.flush()
-        if pause:
-            self.state.closing.wait(pause)
-        self.close_connection = True
-        with contextlib.suppress(OSError):
-            self.connection.shutdown(2)
-
-    def _send(self, payload: bytes) -> None:
-        self.wfile.write(payload)
-        with self.state.lock:
-            self.state.bytes_sent += len(payload)
-
-    def _empty(self, name: str, rng: str | None, status: int, retry_after: str | None = None) -> None:
-        self.state.log.append((name, rng, status))
-        self.send_response(status)
-        self.send_header("Content-Length", "0")
-        if retry_after is not None:
-            self.send_header("Retry-After", retry_after)
-        self.end_headers()
-
-    def _serve(self, body: bool) -> None:
-        name = self.path.lstrip("/").split("?", 1)[0]
-        state = self.state
-        data = state.files.get(name)
-        fault = state.faults.setdefault(name, Faults())
-        rng = self.headers.get("Range")
-        if data is None:
-            return self._empty(name, rng, 404)
-        if state.take(fault, "fail"):
-            return self._empty(name, rng, fault.status, fault.retry_after)
-        if fault.redirect is not None:
-            state.log.append((name, rng, 302))
-            self.send_response(302)
-            self.send_header("Location", fault.redirect)
-            self.send_header("Content-Length", "0")
-            return self.end_headers()
-        stalling = (fault.stall_before_headers or fault.stall_after is not None) and state.take(fault, "stall_times")
-        if stalling and fault.stall_before_headers:
-            state.log.append((name, rng, 0))  # 0: no answer
-            return self._drop(fault.stall)
-        start = 0
-        if rng and not fault.ignore_range and rng.startswith("bytes=") and rng.endswith("-"):
-            if int(rng[6:-1]) >= len(data):
-                return self._empty(name, rng, 416)  # nothing from there on: the .part is longer than the file
-            start = max(0, min(len(data), int(rng[6:-1]) + fault.range_shift))
-        payload = data[start:]
-        status = 206 if rng and not fault.ignore_range else 200
-        state.log.append((name, rng, status))
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(payload)))
-        self.send_header("Content-Type", fault.content_type)
-        self.send_header("Accept-Ranges", "none" if fault.ignore_range else "bytes")
-        if status == 206:
-            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        self.end_headers()
-        if not body:
-            return
-        if stalling:
-            self._send(payload[: fault.stall_after])
-            return self._drop(fault.stall)
-        if fault.cut_after is not None and state.take(fault, "cut_times"):
-            self._send(payload[: fault.cut_after])
-            return self._drop(fault.cut_pause)
-        step = fault.trickle or len(payload) or 1
-        for at in range(0, len(payload), step):
-            if at and fault.trickle_pause:
-                self.wfile.flush()
-                if state.closing.wait(fault.trickle_pause):
-                    return self._drop(0)
-            self._send(payload[at:at + step])
-
-    def do_GET(self) -> None:  # noqa: N802
-        self._serve(body=True)
-
-    def do_HEAD(self) -> None:  # noqa: N802
-        self._serve(body=False)
-
-
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that hangs up (it gave up on a stall, or dropped a body it did not want) is part
-        # of the tests, not a server error worth a traceback.
-        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
-            super().handle_error(request, client_address)
-
-
-class LoopbackServer:
-    """An HTTP server on 127.0.0.1 serving in-memory files, with injectable faults (see ``Faults``)."""
-
-    def __init__(self) -> None:
-        self.state = _State()
-        handler = type("Handler", (_Handler,), {"state": self.state})
-        self.httpd = _Server(("127.0.0.1", 0), handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        """Base URL ending in ``/``."""
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/"
-
-    def serve(self, files: dict[str, bytes], **faults: Any) -> str:
-        """Serve ``files`` (name → bytes); ``faults`` (see Faults) apply to each of them. Return the base URL."""
-        for name, data in files.items():
-            self.state.files[name] = bytes(data)
-            self.state.faults[name] = Faults(**faults)
-        return self.url
-
-    def fault(self, name: str, **faults: Any) -> None:
-        """Set the faults of one served file."""
-        self.state.faults[name] = Faults(**faults)
-
-    @property
-    def requests(self) -> list[tuple[str, str | None, int]]:
-        """``(file name, Range header, status)`` of every request so far (status 0: stalled, no answer)."""
-        return list(self.state.log)
-
-    @property
-    def bytes_sent(self) -> int:
-        return self.state.bytes_sent
-
-    def close(self) -> None:
-        self.state.closing.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-    def __enter__(self) -> "LoopbackServer":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-
-@contextlib.contextmanager
-def registered(*builders: type[Builder], plugin: str = "tests") -> Iterator[Registry]:
-    """Register ``builders`` in a fresh registry (no entry points) for the duration of the block."""
-    registry = Registry()
-    record = registry.plugin(plugin)
-    for builder in builders:
-        registry.add_dataset(record, builder)
-    with use_registry(registry):
-        yield registry
-
-
-def write_tree(root: Path, tree: dict[str, bytes]) -> Path:
-    """Write ``{relative path: bytes}`` under ``root`` (folders made as needed); return ``root``."""
-    for name, data in tree.items():
-        path = Path(root) / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    return Path(root)
-
-
-def pack(tree: dict[str, bytes], fmt: str = "zip") -> bytes:
-    """Return ``{member path: bytes}`` as a ``zip``, ``tar`` or ``tar.gz`` archive, members in the given order."""
-    buf = io.BytesIO()
-    if fmt == "zip":
-        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-            for name, data in tree.items():
-                zf.writestr(name, data)
-    elif fmt in ("tar", "tar.gz"):
-        with tarfile.open(fileobj=buf, mode="w:gz" if fmt == "tar.gz" else "w") as tf:
-            for name, data in tree.items():
-                info = tarfile.TarInfo(name)
-                info.size = len(data)
-                tf.addfile(info, io.BytesIO(data))
-    else:
-        raise ValueError(f"archive format {fmt!r} is not zip, tar or tar.gz")
-    return buf.getvalue()
-
-
-# -- fake data: small, valid files from a seed --------------------------------------------------
-_WORDS = (
-    "river stone quiet amber lantern meadow copper violet harbor window thunder maple silver "
-    "orchard pepper candle marble falcon willow ember glacier velvet cedar saffron pebble comet"
-).split()
-
-
-def _pixels(width: int, height: int, channels: int, seed: int) -> bytes:
-    rng = random.Random(seed)
-    return bytes(rng.randrange(256) for _ in range(width * height * channels))
-
-
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-
-def fake_png(width: int = 8, height: int = 8, *, mode: str = "L", seed: int = 0) -> bytes:
-    """Return a valid PNG of random pixels; ``mode`` is "L", "LA", "RGB" or "RGBA" (8 bits per channel)."""
-    modes = {"L": (0, 1), "LA": (4, 2), "RGB": (2, 3), "RGBA": (6, 4)}
-    if mode not in modes:
-        raise ValueError(f"PNG mode {mode!r} is not one of {', '.join(modes)}")
-    color_type, channels = modes[mode]
-    pixels = _pixels(width, height, channels, seed)
-    stride = width * channels
-    # Filter byte 0 (none) before every row, as the format requires.
-    raw = b"".join(b"\x00" + pixels[y * stride : (y + 1) * stride] for y in range(height))
-    header = struct.pack(">IIBBBBB", width, height, 8, color_type, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header)
-        + _png_chunk(b"IDAT", zlib.compress(raw)) + _png_chunk(b"IEND", b"")
-    )
-
-
-def fake_jpeg(width: int = 8, height: int = 8, *, mode: str = "RGB", seed: int = 0, quality: int = 90) -> bytes:
-    """Return a valid JPEG of random pixels ("L" or "RGB"); needs Pillow."""
-    try:
-        from PIL import Image
-    except ImportError as exc:
-        raise ImportError("fake_jpeg needs Pillow: pip install Pillow") from exc
-    channels = {"L": 1, "RGB": 3}.get(mode)
-    if channels is None:
-        raise ValueError(f"JPEG mode {mode!r} is not 'L' or 'RGB'")
-    image = Image.frombytes(mode, (width, height), _pixels(width, height, channels, seed))
-    buf = io.BytesIO()
-    image.save(buf, format="JPEG", quality=quality)
-    return buf.getvalue()
-
-
-def _samples(seconds: float, rate: int, channels: int, seed: int, freq: float | None) -> list[int]:
-    """Return interleaved 16-bit samples: a sine (a random pitch from the seed) plus a little noise."""
-    rng = random.Random(seed)
-    pitch = freq if freq is not None else rng.uniform(200.0, 2000.0)
-    out = []
-    for i in range(max(1, int(seconds * rate))):
-        value = 0.5 * math.sin(2 * math.pi * pitch * i / rate) + rng.uniform(-0.05, 0.05)
-        out.extend([int(value * 32767)] * channels)
-    return out
-
-
-def fake_wav(seconds: float = 0.25, *, rate: int = 8000, channels: int = 1, seed: int = 0, freq: float | None = None) -> bytes:
-    """Return a valid 16-bit PCM WAV: a sine (pitch ``freq`` or one drawn from the seed) with noise."""
-    import wave
-
-    samples = _samples(seconds, rate, channels, seed, freq)
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as out:
-        out.setnchannels(channels)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(struct.pack(f"<{len(samples)}h", *samples))
-    return buf.getvalue()
-
-
-def _crc8(data: bytes) -> int:
-    crc = 0
-    for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x07) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
-    return crc
-
-
-def _crc16(data: bytes) -> int:
-    crc = 0
-    for byte in data:
-        crc ^= byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x8005) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
-    return crc
-
-
-def _utf8_number(n: int) -> bytes:
-    """FLAC's frame number coding (the UTF-8 scheme, extended to 36 bits)."""
-    if n < 0x80:
-        return bytes([n])
-    for length in range(2, 8):
-        if n < 1 << (5 * length + 1):
-            break
-    out = []
-    for _ in range(length - 1):
-        out.append(0x80 | (n & 0x3F))
-        n >>= 6
-    lead = (0xFF << (8 - length)) & 0xFF
-    return bytes([lead | n, *reversed(out)])
-
-
-def fake_flac(seconds: float = 0.25, *, rate: int = 8000, channels: int = 1, seed: int = 0, freq: float | None = None) -> bytes:
-    """Return a valid 16-bit FLAC (uncompressed "verbatim" frames) of the same signal as ``fake_wav``."""
-    if not 1 <= channels <= 8 or not 1 <= rate < 1 << 20:
-        raise ValueError("FLAC needs 1-8 channels and a sample rate below 1048576 Hz")
-    samples = _samples(seconds, rate, channels, seed, freq)
-    frames_total = len(samples) // channels
-    block = 1024
-    # STREAMINFO: block sizes, unknown frame sizes, rate, channels, 16 bits, total samples, no MD5.
-    info = struct.pack(">HH", block, block) + b"\x00" * 6
-    bits = (rate << 44) | ((channels - 1) << 41) | (15 << 36) | frames_total
-    info += bits.to_bytes(8, "big") + b"\x00" * 16
-    out = bytearray(b"fLaC" + bytes([0x80]) + len(info).to_bytes(3, "big") + info)  # last metadata block
-    for number, start in enumerate(range(0, frames_total, block)):
-        n = min(block, frames_total - start)
-        header = bytearray(b"\xff\xf8")
-        header.append(0x70)  # block size: 16-bit (n-1) at the end of the header; rate from STREAMINFO
-        header.append(((channels - 1) << 4) | 0x08)  # independent channels, 16 bits per sample
-        header += _utf8_number(number) + struct.pack(">H", n - 1)
-        header.append(_crc8(bytes(header)))
-        frame = bytearray(header)
-        for ch in range(channels):
-            frame.append(0x02)  # verbatim subframe, no wasted bits
-            chunk = samples[start * channels + ch : (start + n) * channels : channels]
-            frame += struct.pack(f">{n}h", *chunk)
-        frame += struct.pack(">H", _crc16(bytes(frame)))
-        out += frame
-    return bytes(out)
-
-
-def fake_text(lines: int = 3, words: int = 8, *, seed: int = 0) -> str:
-    """Return ``lines`` lines of ``words`` random words each (a newline after each line)."""
-    rng = random.Random(seed)
-    return "".join(" ".join(rng.choice(_WORDS) for _ in range(words)).capitalize() + ".\n" for _ in range(lines))
-
-
-def fake_tree(
-    classes: Sequence[str] = ("a", "b"),
-    per_class: int = 2,
-    *,
-    splits: Sequence[str] = ("train", "test"),
-    make: Callable[..., Any] = fake_png,
-    ext: str = "png",
-    seed: int = 0,
-    **kwargs: Any,
-) -> dict[str, bytes]:
-    """Return ``{"<split>/<class>/<i>.<ext>": bytes}`` made by ``make(seed=..., **kwargs)``, every file different.
-
-    Pass ``splits=()`` for a ``<class>/<i>.<ext>`` layout. Hand the result to ``pack`` for an archive
-    or ``write_tree`` for a folder.
-    """
-    tree: dict[str, bytes] = {}
-    n = seed * 1_000_003
-    for split in splits or (None,):
-        for label in classes:
-            for i in range(per_class):
-                data = make(seed=n, **kwargs)
-                n += 1
-                path = f"{label}/{i}.{ext}" if split is None else f"{split}/{label}/{i}.{ext}"
-                tree[path] = data.encode() if isinstance(data, str) else bytes(data)
-    return tree
-
+from ..builder import Builder, Skip
+from ..errors import DsregError
+from ..plugins import use_registry
+from ..registry import Registry
+from .trees import write_tree
 
 # -- the conformance suite -----------------------------------------------------------------------
 #: Every check ``check_builder`` runs, in order; ``skip=`` takes any of these names.
 CHECKS: tuple[str, ...] = (
     "metadata", "files", "fetch", "features", "overlap", "collate", "pickle", "workers", "offline", "train",
 )
+
 
 
 class ConformanceError(DsregError, AssertionError):
@@ -471,8 +32,10 @@ class ConformanceError(DsregError, AssertionError):
         super().__init__(f"check_builder [{check}] {dataset}: {problem}; {fix}")
 
 
+
 class ConformanceWarning(UserWarning):
     """A conformance check was skipped for a reason worth seeing (e.g. no model for the task)."""
+
 
 
 class _Fail(Exception):
@@ -481,6 +44,7 @@ class _Fail(Exception):
     def __init__(self, problem: str, fix: str) -> None:
         super().__init__(problem)
         self.problem, self.fix = problem, fix
+
 
 
 @dataclass
@@ -502,6 +66,7 @@ class Conformance:
         return "\n".join(lines)
 
 
+
 @contextlib.contextmanager
 def _environ(**values: str | None) -> Iterator[None]:
     """Set (or, for None, remove) environment variables for the block, then restore them."""
@@ -521,17 +86,20 @@ def _environ(**values: str | None) -> Iterator[None]:
                 os.environ[key] = value
 
 
+
 _MODELS: dict[str, Any] | None = None
+
 
 
 def _installed_models() -> dict[str, Any]:
     """Return the models registered by the core's default plugins and every installed plugin (loaded once)."""
     global _MODELS
     if _MODELS is None:
-        from .plugins import load_registry
+        from ..plugins import load_registry
 
         _MODELS = dict(load_registry().models)
     return _MODELS
+
 
 
 def _first_line(exc: BaseException) -> str:
@@ -543,9 +111,10 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
+
 def _rows(ds: Any, chunk: int = 256) -> Iterator[dict[str, Any]]:
     """Yield every example of ``ds`` as a dict, reading a chunk at a time through the batch path."""
-    from .collate import Batch
+    from ..store.collate import Batch
 
     for start in range(0, len(ds), chunk):
         got = ds.__getitems__(list(range(start, min(start + chunk, len(ds)))))
@@ -555,6 +124,7 @@ def _rows(ds: Any, chunk: int = 256) -> Iterator[dict[str, Any]]:
                 yield {k: v[j] for k, v in got.items()}
         else:
             yield from got
+
 
 
 def _feed(h: Any, value: Any) -> None:
@@ -582,6 +152,7 @@ def _feed(h: Any, value: Any) -> None:
         h.update(f"V{value!r}".encode())
 
 
+
 def _content_hash(example: dict[str, Any]) -> str:
     """Return a digest of every column of one example (the key is not part of it)."""
     import hashlib
@@ -589,6 +160,7 @@ def _content_hash(example: dict[str, Any]) -> str:
     h = hashlib.sha256()
     _feed(h, example)
     return h.hexdigest()
+
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -607,6 +179,7 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
+
 def _differs(a: dict[str, Any], b: dict[str, Any]) -> str:
     """Name the first column where two batches differ."""
     if not isinstance(a, dict) or not isinstance(b, dict):
@@ -614,6 +187,7 @@ def _differs(a: dict[str, Any], b: dict[str, Any]) -> str:
     if a.keys() != b.keys():
         return f"columns {sorted(a)} vs {sorted(b)}"
     return next((k for k in a if not _same(a[k], b[k])), "?")
+
 
 
 def _value_problem(column: str, feat: Any, value: Any, stored: bool) -> str | None:
@@ -625,7 +199,7 @@ def _value_problem(column: str, feat: Any, value: Any, stored: bool) -> str | No
     import numpy as np
     import torch
 
-    from .features import ClassLabel, Tensor, Value
+    from ..features import ClassLabel, Tensor, Value
 
     kind = type(value).__name__
     if isinstance(feat, Tensor):
@@ -683,6 +257,7 @@ def _value_problem(column: str, feat: Any, value: Any, stored: bool) -> str | No
     return None  # a plugin's own Feature type: the store's encoder is its check
 
 
+
 def _example_problem(example: Any, features: dict[str, Any], stored: bool) -> str | None:
     if not isinstance(example, dict):
         return f"an example is {type(example).__name__}, not a dict of columns"
@@ -695,6 +270,7 @@ def _example_problem(example: Any, features: dict[str, Any], stored: bool) -> st
         if problem:
             return problem
     return None
+
 
 
 class _Checker:
@@ -760,7 +336,7 @@ class _Checker:
             raise _Fail(str(exc), "pass config= with parameters the Builder declares") from None
 
     def files(self) -> None:
-        from .builder import File
+        from ..builder import File
 
         try:
             files = self.builder().get_files()
@@ -788,7 +364,7 @@ class _Checker:
 
     def fetch(self, fake: Mapping[str, bytes | str | os.PathLike[str]] | None,
               mirrors: Sequence[str], from_path: str | os.PathLike[str] | None) -> str:
-        from . import api
+        from .. import api
 
         mirrors = list(mirrors)
         if fake:
@@ -817,14 +393,14 @@ class _Checker:
         return "ok" if not fake else "ok (files= served unverified)"
 
     def _local_files(self) -> dict[str, Path]:
-        from .cache import Cache
+        from ..fetching.cache import Cache
 
         cache = Cache()
         records = cache.read_files(self.name)
         return {f.name: cache.download(records[f.name]["sha256"]) for f in self.info.files}
 
     def features(self, sample: int) -> None:
-        from .storage import examples
+        from ..store.storage import examples
 
         features = dict(self.info.features)
         paths = self._local_files()
@@ -896,12 +472,12 @@ class _Checker:
             from_batch = fn(ds.__getitems__(index))
         except Exception as exc:
             raise _Fail(f"collate_fn raises {_first_line(exc)} on a batch of {n} from the DataLoader's batch path",
-                        "accept the Batch that Dataset.__getitems__ returns (dsreg.collate.columns() reads both forms)") from exc
+                        "accept the Batch that Dataset.__getitems__ returns (dsreg.store.collate.columns() reads both forms)") from exc
         try:
             from_list = fn([ds[i] for i in index])
         except Exception as exc:
             raise _Fail(f"collate_fn raises {_first_line(exc)} on a list of {n} examples",
-                        "accept a list of example dicts too (dsreg.collate.columns() reads both forms)") from exc
+                        "accept a list of example dicts too (dsreg.store.collate.columns() reads both forms)") from exc
         if not isinstance(from_batch, AbcMapping):
             raise _Fail(f"collate_fn returns {type(from_batch).__name__}, not a dict of columns", "return {column: batched value}")
         for key, value in from_batch.items():
@@ -966,7 +542,7 @@ class _Checker:
         return f"ok ({method})"
 
     def offline(self) -> None:
-        from . import api
+        from .. import api
 
         with _environ(DSREG_OFFLINE="1"):
             try:
@@ -982,8 +558,8 @@ class _Checker:
     def train(self, batch_size: int, model_name: str | None) -> str:
         import torch
 
-        from .models import target_column
-        from .train import build_model
+        from ..train.models import target_column
+        from ..train.trainer import build_model
 
         task = self.cls.task
         assert self.registry is not None
@@ -1004,7 +580,7 @@ class _Checker:
             model_name, model = build_model(model_name, ds.info, batch)
         except DsregError as exc:
             raise _Fail(f"the model {models[0].name} for {task} cannot be built: {exc}",
-                        "shape the batch as the models in dsreg.models read it, or register a model for this dataset") from None
+                        "shape the batch as the models in dsreg.train.models read it, or register a model for this dataset") from None
         target = target_column(ds.info)
         if target not in batch:
             raise _Fail(f"the batch has no {target!r} column", "keep the ClassLabel column in what collate_fn returns")
@@ -1027,6 +603,7 @@ class _Checker:
         if not any(not torch.equal(a, p.detach()) for a, p in zip(before, params)):
             raise _Fail(f"one SGD step leaves every weight of {model_name} unchanged", "check that the inputs reach the model")
         return f"ok ({model_name}, loss {loss.item():.3f})"
+
 
 
 def check_builder(
@@ -1098,40 +675,3 @@ def check_builder(
                 checker.datasets.clear()  # let the memory maps go before the cache is removed
     return checker.report
 
-
-# -- pytest fixtures (active when the dsreg pytest plugin is loaded) --------------------------
-try:
-    import pytest
-except ImportError:  # pragma: no cover - dsreg.testing used without pytest
-    pytest = None  # type: ignore[assignment]
-
-if pytest is not None:
-
-    @pytest.fixture
-    def dsreg_cache(tmp_path: Path, monkeypatch: Any) -> Path:
-        """An empty cache in a tmp dir (DSREG_CACHE), no user mirrors or config, downloads loopback-only."""
-        root = tmp_path / "dsreg-cache"
-        monkeypatch.setenv("DSREG_CACHE", str(root))
-        monkeypatch.setenv("DSREG_NETWORK", "loopback")  # a test never reaches a published URL
-        monkeypatch.setenv("DSREG_CONFIG", str(tmp_path / "no-config.toml"))
-        monkeypatch.setenv("DSREG_BACKOFF", "0")
-        for name in ("DSREG_OFFLINE", "DSREG_MIRRORS", "DSREG_TIMEOUT", "DSREG_CONNECT_TIMEOUT", "DSREG_RETRIES"):
-            monkeypatch.delenv(name, raising=False)
-        return root
-
-    @pytest.fixture
-    def file_server() -> Iterator[LoopbackServer]:
-        """A loopback HTTP server; ``file_server.serve({name: bytes})`` returns its base URL."""
-        with LoopbackServer() as server:
-            yield server
-
-    @pytest.fixture
-    def register() -> Iterator[Any]:
-        """Call ``register(*builders)`` to make them the only registered datasets for this test."""
-        stack = contextlib.ExitStack()
-
-        def _register(*builders: type[Builder]) -> Registry:
-            return stack.enter_context(registered(*builders))
-
-        with stack:
-            yield _register

@@ -47,9 +47,9 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from urllib.parse import unquote, urljoin, urlsplit
 
 from . import config
-from .builder import File
+from ..builder import File
 from .cache import Cache
-from .errors import CacheError, ChecksumError, DsregError, FetchError, OfflineError
+from ..errors import CacheError, ChecksumError, DsregError, FetchError, OfflineError
 
 __all__ = ["Fetcher", "Rerun", "mirror_url", "MAX_WAIT"]
 

@@ -58,8 +58,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 
-from .builder import File
-from .errors import ConfigError
+from ..builder import File
+from ..errors import ConfigError
 
 __all__ = [
     "ARCHIVE_SUFFIXES", "SPLIT_FOLDERS", "Source", "Layout", "kind", "is_remote", "files_for",

@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import IO, Any, Callable, Iterator, Mapping
 
 from . import config
-from .errors import ArchiveError
+from ..errors import ArchiveError
 
 __all__ = ["members", "for_dataset", "open_compressed", "check_member_name", "detect", "DEFAULT_MAX_MEMBER", "DEFAULT_MAX_EXPANDED"]
 

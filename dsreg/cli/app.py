@@ -15,9 +15,9 @@ from typing import Any
 
 import click
 
-from . import api
-from .cache import Cache
-from .errors import ConfigError, DsregError
+from .. import api
+from ..fetching.cache import Cache
+from ..errors import ConfigError, DsregError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -63,9 +63,9 @@ def _echo_json(data: Any) -> None:
 #: Built-in commands kept in their own modules, imported only when invoked or listed in --help
 #: (name -> "module:attribute"), so that `dsreg list` never pays for torch or matplotlib.
 LAZY_COMMANDS: dict[str, str] = {
-    "train": "dsreg.train_cli:train_cmd",
-    "new-plugin": "dsreg.newplugin:new_plugin_cmd",
-    "preview": "dsreg.preview:preview_cmd",
+    "train": "dsreg.cli.train:train_cmd",
+    "new-plugin": "dsreg.cli.newplugin:new_plugin_cmd",
+    "preview": "dsreg.cli.preview:preview_cmd",
 }
 
 
@@ -88,7 +88,7 @@ class DsregGroup(click.Group):
 
 def os_error_line(exc: OSError, command: str) -> str:
     """One line for an OSError no layer below turned into a DsregError: what failed, where, and what to do."""
-    from .storage import disk_error
+    from ..store.storage import disk_error
 
     if exc.filename is not None:
         told = disk_error(exc, Path(exc.filename).parent, command)
@@ -175,7 +175,7 @@ def list_cmd(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def info_cmd(name: str, config: tuple[str, ...], as_json: bool) -> None:
     """Show a dataset's description, license, citation, files, splits, features and cache state."""
-    from .plugins import get_registry
+    from ..plugins import get_registry
 
     params = parse_config(config)
     inf = api.info(name, **params)
@@ -279,7 +279,7 @@ def fetch_cmd(names: tuple[str, ...], config: tuple[str, ...], mirrors: tuple[st
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def plugins_cmd(as_json: bool) -> None:
     """List loaded plugins and those that failed, with the reason."""
-    from .plugins import get_registry
+    from ..plugins import get_registry
 
     records = list(get_registry().plugins.values())
     if as_json:
@@ -339,7 +339,7 @@ def cache_rm(names: tuple[str, ...]) -> None:
 
 
 def _add_plugin_commands() -> None:
-    from .plugins import call_hook, get_registry
+    from ..plugins import call_hook, get_registry
 
     registry = get_registry()
     if registry.manager is not None:

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["SplitSlice", "parse"]
 

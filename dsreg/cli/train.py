@@ -17,8 +17,8 @@ from typing import Any
 
 import click
 
-from .cli import _echo_json, config_option, parse_config
-from .errors import ConfigError
+from .app import _echo_json, config_option, parse_config
+from ..errors import ConfigError
 
 __all__ = ["train_cmd", "pick_splits", "default_out_dir", "check_options", "resume_command", "run_train"]
 
@@ -36,7 +36,7 @@ def pick_splits(splits: list[str]) -> tuple[str, str | None, str | None]:
 
 def default_out_dir(name: str, resume: bool) -> Path:
     """Return ``runs/<name>-<YYYYmmdd-HHMMSS>``; with ``resume``, the newest such run holding a checkpoint."""
-    from .train import CHECKPOINT
+    from ..train.trainer import CHECKPOINT
 
     if resume:
         earlier = sorted(p.parent for p in Path("runs").glob(f"{name}-*/{CHECKPOINT}"))
@@ -74,7 +74,7 @@ def _forwarded(ctx: click.Context, out: Path, given_only: bool = False) -> list[
 
 def check_options(given: dict[str, Any], workers: int | None, nproc: int, threads: int | None = None) -> None:
     """Raise ConfigError (one line, before any work) for an option out of range."""
-    from .builder import check_train_settings
+    from ..builder import check_train_settings
 
     check_train_settings(given, "dsreg train", spell=lambda key: "--" + key.replace("_", "-"))
     if workers is not None and workers < 0:
@@ -101,7 +101,7 @@ def run_train(args: list[str]) -> tuple[dict[str, Any], float]:
     """
     from click.testing import CliRunner
 
-    from .cli import cli
+    from .app import cli
 
     start = time.perf_counter()
     result = CliRunner().invoke(cli, ["train", *args, "--json"])
@@ -131,7 +131,7 @@ def _remove_if_empty(folders: list[Path]) -> None:
 
 def _spawn(ctx: click.Context, nproc: int, name: str, params: dict[str, Any], out: Path, quiet: bool) -> None:
     """Fetch once here, then run ``nproc`` training processes through torch.distributed's launcher."""
-    from . import api
+    from .. import api
 
     api.fetch(name, quiet=quiet, **params)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
@@ -180,7 +180,7 @@ def train_cmd(ctx: click.Context, name: str, model: str | None, epochs: int | No
              "schedule": schedule, "clip_grad": clip_grad}
     check_options(given, workers, nproc, threads)
     out = out or default_out_dir(name, resume)
-    from .train import check_run_folder
+    from ..train.trainer import check_run_folder
 
     made = _missing_folders(out)
     check_run_folder(out)  # before a download or an epoch is spent on a run that could not be saved
@@ -190,9 +190,9 @@ def train_cmd(ctx: click.Context, name: str, model: str | None, epochs: int | No
         _spawn(ctx, nproc, name, params, out, quiet)
         return
 
-    from . import api
-    from .distributed import world
-    from .train import CHECKPOINT, METRICS, Trainer, dataset_defaults, pick_device
+    from .. import api
+    from ..train.distributed import world
+    from ..train.trainer import CHECKPOINT, METRICS, Trainer, dataset_defaults, pick_device
 
     w = world(pick_device(device).type)
     say = (lambda line: click.echo(line, err=True)) if as_json else click.echo

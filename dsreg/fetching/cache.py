@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from .errors import CacheError
+from ..errors import CacheError
 
 __all__ = ["Cache", "default_root", "write_json_atomic", "read_json"]
 
