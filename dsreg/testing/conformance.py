@@ -70,20 +70,19 @@ class Conformance:
 @contextlib.contextmanager
 def _environ(**values: str | None) -> Iterator[None]:
     """Set (or, for None, remove) environment variables for the block, then restore them."""
+    def put(settings: dict[str, str | None]) -> None:
+        for key, value in settings.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
     saved = {key: os.environ.get(key) for key in values}
     try:
-        for key, value in values.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        put(values)
         yield
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        put(saved)
 
 
 
