@@ -30,9 +30,10 @@ class Stripes(dsreg.Builder):
     splits = ("train", "test")
     config = {"n": 512}
 
-    def generate(self, split, files, n=512):
+    def generate(self, split, files, **config):
         import numpy as np
 
+        n = self.params["n"]  # the configuration is self.params; the core passes no keywords
         rng = np.random.default_rng(0 if split == "train" else 1)
         yy, xx = np.mgrid[:12, :12]
         for i in range(n if split == "train" else n // 4):
@@ -81,9 +82,10 @@ class Tones(dsreg.Builder):
     config = {"sample_rate": 8000}
     collate_fn = "pad"
 
-    def generate(self, split, files, sample_rate=8000):
+    def generate(self, split, files, **config):
         import numpy as np
 
+        sample_rate = self.params["sample_rate"]
         rng = np.random.default_rng(0 if split == "train" else 1)
         for i in range(192 if split == "train" else 48):
             label = i % 3
