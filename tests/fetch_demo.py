@@ -23,10 +23,10 @@ import io
 import os
 import re
 import shlex
+import socket
 import subprocess
 import sys
 import tempfile
-import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -89,6 +89,7 @@ def fault(title: str, faults: dict[str, Any] | None = None, *, body: bytes | Non
     import dsreg
     from dsreg.fetching.cache import Cache
     from dsreg.testing import registered
+
     from toydata import blob, make_builder
 
     data = blob(40_000)

@@ -23,8 +23,9 @@ import lzma
 import os
 import tarfile
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -32,8 +33,8 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, assume, event, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from dsreg.fetching.archive import _Budget, _tar_stream, _tarfile_members, _Unsupported  # noqa: E402
 from dsreg.errors import ArchiveError  # noqa: E402
+from dsreg.fetching.archive import _Budget, _direct_tar_members, _tarfile_members, _Unsupported  # noqa: E402
 
 #: A fixed, seeded 200 in the suite (a few seconds); more, with fresh randomness, when asked for.
 EXAMPLES = int(os.environ.get("DSREG_FUZZ_EXAMPLES", "400"))
@@ -130,7 +131,7 @@ def test_the_direct_reader_reads_what_tarfile_reads(tmp_path: Path, entries, fmt
         assume(False)
     path = tmp_path / f"fuzz.{codec}"
     path.write_bytes(COMPRESS[codec](damaged(raw, how)))
-    direct = outcome(_tar_stream(path, codec, "fuzz.tar", budget()))
+    direct = outcome(_direct_tar_members(path, codec, "fuzz.tar", budget()))
     assume(direct[0] != "unsupported")  # members() hands those to tarfile itself
     reference = outcome(_tarfile_members(path, "fuzz.tar", budget()))
     event(f"direct reader {direct[0]}, tarfile {reference[0]}")  # the mix, in --hypothesis-show-statistics

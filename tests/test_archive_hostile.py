@@ -15,9 +15,9 @@ import pytest
 from click.testing import CliRunner
 
 import dsreg
+from dsreg.cli import cli
 from dsreg.fetching import archive
 from dsreg.testing import hostile
-from dsreg.cli import cli
 
 ESCAPE_MESSAGES = {
     "dotdot": "dotdot.tar.gz: member '../../evil.txt' climbs out with '..'; refusing to read this archive",

@@ -191,8 +191,10 @@ def _fetch_in_child(cache: str, url: str, data_len: int, queue) -> None:
     # Runs in a fresh process: registers the same builder and fetches.
     os.environ["DSREG_CACHE"] = cache
     sys.path.insert(0, str(Path(__file__).parent))
-    from toydata import blob as _blob, make_builder as _make
     from dsreg.testing import registered
+
+    from toydata import blob as _blob
+    from toydata import make_builder as _make
 
     with registered(_make(_blob(data_len), urls=(url + "toy.bin",))):
         info = dsreg.fetch("toy", quiet=True)

@@ -1,9 +1,8 @@
-"""dsreg.fetching.sources: a user's data at a folder, archive, single file or remote URL, class folders and splits."""
+"""dsreg.fetching.userdata: a user's data at a folder, archive, single file or remote URL, class folders and splits."""
 
 from __future__ import annotations
 
 import io
-import os
 import tarfile
 import zipfile
 from collections import Counter
@@ -12,8 +11,8 @@ from pathlib import Path
 import pytest
 
 import dsreg
-from dsreg.fetching import sources
 from dsreg.errors import ArchiveError, ConfigError
+from dsreg.fetching import userdata
 
 TREE = {
     "cat/a.png": b"cat-a",
@@ -56,30 +55,30 @@ DATA = {k: v for k, v in TREE.items() if k.endswith(".png")}
 def test_kind_by_suffix_and_disk(tmp_path: Path) -> None:
     write_tree(tmp_path / "imgs", TREE)
     (tmp_path / "rows.csv").write_text("a,b\n")
-    assert sources.kind(str(tmp_path / "imgs")) == "folder"
-    assert sources.kind(str(tmp_path / "rows.csv")) == "file"
-    assert sources.kind("https://example.invalid/x/data.tar.gz?dl=1") == "archive"
-    assert sources.kind("https://example.invalid/x/rows.csv") == "file"
-    assert sources.kind("s3://bucket/folder/") == "folder"
+    assert userdata.kind(str(tmp_path / "imgs")) == "folder"
+    assert userdata.kind(str(tmp_path / "rows.csv")) == "file"
+    assert userdata.kind("https://example.invalid/x/data.tar.gz?dl=1") == "archive"
+    assert userdata.kind("https://example.invalid/x/rows.csv") == "file"
+    assert userdata.kind("s3://bucket/folder/") == "folder"
     with pytest.raises(ConfigError, match="does not exist"):
-        sources.kind(str(tmp_path / "missing"))
+        userdata.kind(str(tmp_path / "missing"))
     with pytest.raises(ConfigError, match="-c url="):
-        sources.Source(None)
+        userdata.UserData(None)
 
 
 def test_files_for_pins_remote_files_only(tmp_path: Path) -> None:
-    assert sources.files_for(None) == ()
-    assert sources.files_for(str(write_tree(tmp_path / "imgs", TREE))) == ()
-    (file,) = sources.files_for("https://example.invalid/a/data.zip")
+    assert userdata.files_for(None) == ()
+    assert userdata.files_for(str(write_tree(tmp_path / "imgs", TREE))) == ()
+    (file,) = userdata.files_for("https://example.invalid/a/data.zip")
     assert file.pin_on_first_download and file.urls == ("https://example.invalid/a/data.zip",)
     assert file.name.endswith("-data.zip")
     # Different URLs never share a file record, even with the same base name.
-    (other,) = sources.files_for("https://example.invalid/b/data.zip")
+    (other,) = userdata.files_for("https://example.invalid/b/data.zip")
     assert other.name != file.name
 
 
 def test_folder_walk_skips_junk_and_reads_selected(tmp_path: Path) -> None:
-    src = sources.Source(str(write_tree(tmp_path / "imgs", TREE)))
+    src = userdata.UserData(str(write_tree(tmp_path / "imgs", TREE)))
     assert src.names() == ["README.txt", "cat/a.png", "cat/b.png", "dog/c.png"]
     assert dict(src.walk(select=lambda p: p.endswith(".png"))) == DATA
 
@@ -88,7 +87,7 @@ def test_folder_walk_skips_junk_and_reads_selected(tmp_path: Path) -> None:
 def test_local_archives_walk_the_same(tmp_path: Path, container: str) -> None:
     path = tmp_path / f"imgs.{container}"
     path.write_bytes(zip_bytes(TREE, "imgs/") if container == "zip" else tar_bytes(TREE, "imgs/", "w:gz" if container == "tar.gz" else "w"))
-    src = sources.Source(str(path))
+    src = userdata.UserData(str(path))
     assert src.kind == "archive"
     assert dict(src.walk(select=lambda p: p.endswith(".png"))) == {f"imgs/{k}": v for k, v in DATA.items()}
     assert sorted(src.names()) == sorted(f"imgs/{k}" for k in TREE if k != ".DS_Store")
@@ -98,7 +97,7 @@ def test_unsafe_archive_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "evil.zip"
     path.write_bytes(zip_bytes({"../escape/a.png": b"x"}))
     with pytest.raises(ArchiveError, match=r"'\.\.'"):
-        sources.Source(str(path)).names()
+        userdata.UserData(str(path)).names()
 
 
 def test_remote_folder_through_fsspec_memory() -> None:
@@ -109,23 +108,23 @@ def test_remote_folder_through_fsspec_memory() -> None:
         fs.pipe(f"/srcs-test/{name}", data)
     try:
         url = "memory://srcs-test/"
-        assert sources.files_for(url) == ()
-        assert dict(sources.Source(url).walk(lambda p: p.endswith(".png"))) == DATA
-        before = sources.fingerprint(url)
+        assert userdata.files_for(url) == ()
+        assert dict(userdata.UserData(url).walk(lambda p: p.endswith(".png"))) == DATA
+        before = userdata.fingerprint(url)
         fs.pipe("/srcs-test/dog/d.png", b"dog-d")
-        assert sources.fingerprint(url) != before
+        assert userdata.fingerprint(url) != before
     finally:
         fs.rm("/srcs-test", recursive=True)
 
 
 def test_fingerprint_follows_local_changes(tmp_path: Path) -> None:
     root = write_tree(tmp_path / "imgs", TREE)
-    first = sources.fingerprint(str(root))
-    assert sources.fingerprint(str(root)) == first
+    first = userdata.fingerprint(str(root))
+    assert userdata.fingerprint(str(root)) == first
     (root / "dog" / "d.png").write_bytes(b"new")
-    assert sources.fingerprint(str(root)) != first
-    assert sources.fingerprint("https://example.invalid/data.zip") is None
-    assert sources.fingerprint(None) is None
+    assert userdata.fingerprint(str(root)) != first
+    assert userdata.fingerprint("https://example.invalid/data.zip") is None
+    assert userdata.fingerprint(None) is None
 
 
 def test_remote_archive_is_fetched_pinned_and_walked(dsreg_cache: Path, file_server, register) -> None:
@@ -139,21 +138,21 @@ def test_remote_archive_is_fetched_pinned_and_walked(dsreg_cache: Path, file_ser
         features = {"data": dsreg.Binary(), "label": dsreg.ClassLabel()}
 
         def get_files(self):
-            return sources.files_for(self.params["url"])
+            return userdata.files_for(self.params["url"])
 
         def fingerprint(self):
-            return sources.fingerprint(self.params["url"])
+            return userdata.fingerprint(self.params["url"])
 
         def get_features(self, files=None):
             if files is None:
                 return dict(self.features)
-            layout = sources.class_layout(sources.Source(self.params["url"], files).names(), [".png"])
+            layout = userdata.class_layout(userdata.UserData(self.params["url"], files).names(), [".png"])
             return {"data": dsreg.Binary(), "label": dsreg.ClassLabel(layout.classes)}
 
-        def generate(self, split, files, url, holdout, seed):
-            src = sources.Source(url, files)
-            layout = sources.class_layout(src.names(), [".png"])
-            assign = layout.assign(holdout, seed)
+        def generate(self, split, files, **config):
+            src = userdata.UserData(self.params["url"], files)
+            layout = userdata.class_layout(src.names(), [".png"])
+            assign = layout.assign(self.params["holdout"], self.params["seed"])
             for path, data in src.walk(select=assign.__contains__):
                 if assign[path] == split:
                     yield path, {"data": data, "label": layout.label(path)}
@@ -180,10 +179,10 @@ def test_local_folder_change_prepares_again(dsreg_cache: Path, register, tmp_pat
         features = {"n": dsreg.Value("int64")}
 
         def fingerprint(self):
-            return sources.fingerprint(self.params["url"])
+            return userdata.fingerprint(self.params["url"])
 
-        def generate(self, split, files, url):
-            yield "n", {"n": len(sources.Source(url).names())}
+        def generate(self, split, files, **config):
+            yield "n", {"n": len(userdata.UserData(self.params["url"]).names())}
 
     register(Count)
     assert dsreg.load("count", split="all", url=str(root))[0]["n"].item() == 4
@@ -192,7 +191,7 @@ def test_local_folder_change_prepares_again(dsreg_cache: Path, register, tmp_pat
 
 
 def test_class_layout_strips_top_folder_and_ignores_loose_files() -> None:
-    layout = sources.class_layout(["shapes/circle/1.png", "shapes/square/2.PNG", "shapes/notes.md"], [".png"])
+    layout = userdata.class_layout(["shapes/circle/1.png", "shapes/square/2.PNG", "shapes/notes.md"], [".png"])
     assert layout.classes == ("circle", "square")
     assert layout.prefix == "shapes"
     assert layout.splits == ()
@@ -202,7 +201,7 @@ def test_class_layout_strips_top_folder_and_ignores_loose_files() -> None:
 
 def test_class_layout_reads_split_folders() -> None:
     paths = ["data/train/a/1.png", "data/train/b/2.png", "data/val/a/3.png", "data/test/b/4.png", "data/test/c/5.png"]
-    layout = sources.class_layout(paths)
+    layout = userdata.class_layout(paths)
     assert layout.splits == ("train", "validation", "test")
     assert layout.classes == ("a", "b", "c")
     assert layout.assign() == {
@@ -210,33 +209,33 @@ def test_class_layout_reads_split_folders() -> None:
         "data/val/a/3.png": "validation", "data/test/b/4.png": "test", "data/test/c/5.png": "test",
     }
     # A lone train/ folder is a split, not a top folder to strip.
-    assert sources.class_layout(["train/a/1.png", "train/b/2.png"]).splits == ("train",)
+    assert userdata.class_layout(["train/a/1.png", "train/b/2.png"]).splits == ("train",)
 
 
 def test_class_layout_without_class_folders_says_what_to_do() -> None:
     with pytest.raises(ConfigError, match="class folders"):
-        sources.class_layout(["1.png", "2.png"])
+        userdata.class_layout(["1.png", "2.png"])
 
 
 def test_stratified_split_is_seeded_stratified_and_order_free() -> None:
     keys = [f"{c}{i}" for c in "abc" for i in range(10)]
     labels = [k[0] for k in keys]
-    split = sources.stratified_split(keys, labels, holdout=0.2, seed=1)
+    split = userdata.stratified_split(keys, labels, holdout=0.2, seed=1)
     assert Counter((k[0], s) for k, s in split.items()) == {
         (c, s): n for c in "abc" for s, n in (("train", 8), ("test", 2))
     }
-    assert sources.stratified_split(keys[::-1], labels[::-1], 0.2, seed=1) == split
-    assert sources.stratified_split(keys, labels, 0.2, seed=2) != split
-    three = sources.stratified_split(keys, labels, {"test": 0.1, "validation": 0.2}, seed=0)
+    assert userdata.stratified_split(keys[::-1], labels[::-1], 0.2, seed=1) == split
+    assert userdata.stratified_split(keys, labels, 0.2, seed=2) != split
+    three = userdata.stratified_split(keys, labels, {"test": 0.1, "validation": 0.2}, seed=0)
     assert Counter(three.values()) == {"train": 21, "validation": 6, "test": 3}
 
 
 def test_stratified_split_keeps_small_classes_in_train() -> None:
-    split = sources.stratified_split(["x", "y1", "y2"], ["x", "y", "y"], holdout=0.1)
+    split = userdata.stratified_split(["x", "y1", "y2"], ["x", "y", "y"], holdout=0.1)
     assert split["x"] == "train"  # a class of one stays in train
     assert sorted(split[k] for k in ("y1", "y2")) == ["test", "train"]  # at least one held out
     with pytest.raises(ConfigError, match="less than 1"):
-        sources.stratified_split(["a"], ["a"], holdout=1.0)
+        userdata.stratified_split(["a"], ["a"], holdout=1.0)
 
 
 def test_features_round_trip_through_the_manifest_schema() -> None:
@@ -245,3 +244,11 @@ def test_features_round_trip_through_the_manifest_schema() -> None:
     for feat in (dsreg.Tensor((None, 3), "uint8"), dsreg.ClassLabel(("a", "b")), dsreg.Binary(), dsreg.Text()):
         assert from_json(feat.to_json()) == feat
     assert from_json({"type": "SomePluginFeature"}) is None
+
+
+def test_the_names_of_0_1_still_import_the_same_module() -> None:
+    import dsreg.fetching.sources as old
+    import dsreg.sources as flat
+
+    assert old is flat is userdata
+    assert old.Source is userdata.UserData

@@ -42,11 +42,13 @@ import stat
 import tarfile
 import zipfile
 import zlib
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any, Callable, Iterator, Mapping
+from types import MappingProxyType
+from typing import IO, Any
 
-from . import config
 from ..errors import ArchiveError
+from . import config
 
 __all__ = ["members", "for_dataset", "open_compressed", "check_member_name", "detect", "DEFAULT_MAX_MEMBER", "DEFAULT_MAX_EXPANDED"]
 
@@ -91,7 +93,7 @@ def check_member_name(name: str, archive: str = "archive") -> str:
 
 
 # -- limits -----------------------------------------------------------------------------------
-_dataset: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("dsreg_archive_dataset", default={})
+_dataset: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar("dsreg_archive_dataset", default=MappingProxyType({}))
 
 
 @contextlib.contextmanager
@@ -227,10 +229,10 @@ def open_compressed(path: str | Path, *, label: str | None = None, max_member: i
     label = label or _dataset.get().get("names", {}).get(str(path)) or Path(path).name
     budget = _Budget(label, _limit("max_member", max_member, DEFAULT_MAX_MEMBER),
                      _limit("max_expanded", max_expanded, DEFAULT_MAX_EXPANDED))
-    return io.BufferedReader(_Bounded(_OPENERS[kind](path, "rb"), kind, budget), _STEP)
+    return io.BufferedReader(_BoundedReader(_OPENERS[kind](path, "rb"), kind, budget), _STEP)
 
 
-class _Bounded(io.RawIOBase):
+class _BoundedReader(io.RawIOBase):
     """A decompressing reader that counts what it hands out against a budget and speaks ArchiveError."""
 
     def __init__(self, inner: IO[bytes], kind: str, budget: _Budget) -> None:
@@ -288,7 +290,7 @@ def members(path: str | Path, *, label: str | None = None, max_member: int | str
     try:
         if kind in ("gzip", "bz2", "xz", "tar"):
             try:
-                for item in _tar_stream(path, kind, label, budget):
+                for item in _direct_tar_members(path, kind, label, budget):
                     yield item
                     yielded += 1
                 return
@@ -335,7 +337,7 @@ _ZEROS = bytes(_BLOCK)
 _REGULAR = (b"0", b"\0", b"7")
 
 
-def _number(field: bytes) -> int:
+def _header_number(field: bytes) -> int:
     if field[:1] and field[0] & 0x80:  # GNU base-256 for big values
         if field[0] == 0xFF:
             raise tarfile.ReadError("negative number in a tar header")
@@ -347,11 +349,11 @@ def _number(field: bytes) -> int:
         raise tarfile.ReadError(f"invalid number {text!r} in a tar header") from None
 
 
-def _text(raw: bytes) -> str:
+def _header_text(raw: bytes) -> str:
     return raw.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
 
 
-def _pax(data: bytes) -> dict[str, str]:
+def _pax_records(data: bytes) -> dict[str, str]:
     """The records ``"<length> <key>=<value>\\n"`` of a pax header; a record that does not frame exactly is refused.
 
     This is the framing tarfile checks since Python 3.11.10 / 3.12.6 (CVE-2024-6232); older
@@ -376,7 +378,7 @@ def _pax(data: bytes) -> dict[str, str]:
     return records
 
 
-def _tar_stream(path: str | Path, kind: str, label: str, budget: _Budget) -> Iterator[tuple[str, bytes]]:
+def _direct_tar_members(path: str | Path, kind: str, label: str, budget: _Budget) -> Iterator[tuple[str, bytes]]:
     """Yield regular files of a (compressed) ustar/GNU/pax tar by reading its headers directly.
 
     Python's tarfile spends ~50 µs per member on header objects; an archive of half a million
@@ -417,24 +419,24 @@ def _tar_stream(path: str | Path, kind: str, label: str, budget: _Budget) -> Ite
                 raise tarfile.ReadError("unexpected end of data")
             budget.left -= _BLOCK  # inline Budget.header: this loop runs once per member
             if budget.left < 0:
-                raise budget.bomb(_text(header[:100]))
-            stored = _number(header[148:156])
+                raise budget.bomb(_header_text(header[:100]))
+            stored = _header_number(header[148:156])
             unsigned = sum(header) - sum(header[148:156]) + 256
             if stored != unsigned and stored not in tarfile.calc_chksums(header):
                 raise tarfile.ReadError("bad checksum in a tar header")
             type_ = header[156:157]
-            size = _number(header[124:136])
+            size = _header_number(header[124:136])
             if type_ in (b"x", b"g", b"L", b"K"):
                 if size > _MAX_RECORD:  # read whole below: bound it like a member
                     raise ArchiveError(f"{label}: a tar header record (type {type_.decode()}) claims {_size(size)}; "
                                        f"names and pax headers stay under {_size(_MAX_RECORD, exact=True)}: refusing a damaged or hostile archive")
-                budget.claim(_text(header[:100]), size)
+                budget.claim(_header_text(header[:100]), size)
                 record = data(size)
                 described = True
                 if type_ == b"L":
-                    long_name = _text(record)
+                    long_name = _header_text(record)
                 elif type_ == b"x":
-                    pax = _pax(record)
+                    pax = _pax_records(record)
                     if any(key.startswith("GNU.sparse") for key in pax):
                         raise _Unsupported("sparse file")
                 elif type_ == b"g":
@@ -447,10 +449,10 @@ def _tar_stream(path: str | Path, kind: str, label: str, budget: _Budget) -> Ite
                     size = 0  # as tarfile reads it
                 if size < 0:
                     raise tarfile.ReadError("negative size in a pax header")
-            short = _text(header[:100])
+            short = _header_text(header[:100])
             name = short
             if header[257:265] == b"ustar\x0000" and header[345] != 0:
-                name = _text(header[345:500]) + "/" + name
+                name = _header_text(header[345:500]) + "/" + name
             name = pax.get("path") or long_name or name
             long_name, pax, described = None, {}, False
             # tarfile's rules: an old-style regular file whose own name ends in "/" is a folder; a

@@ -1,16 +1,18 @@
-"""Download: get each remote file of a dataset into the cache, verified, whatever the network does.
+"""Download: get each remote file of a dataset into the cache as a verified blob, whatever the network does.
 
-(Named download, not fetch, so that importing it never shadows the function ``dsreg.fetch``.)
+Downloading is the first half of a fetch (``dsreg.fetch`` downloads, then prepares); see the
+glossary in ``dsreg.fetching``. A ``Downloader`` does it for one dataset.
 
-For each file, in order: a verified copy already in the cache; ``--from`` (a file or folder the user
-has); the user's mirrors (``--mirror``, DSREG_MIRRORS, the config file); the Builder's published
-URLs. Bytes stream into a ``.part`` file, hashed as they arrive; the file is renamed into
-``downloads/<sha256>`` only after its size and hash match. Bytes that do not match are kept aside
-under ``downloads/rejected``.
+For each file, in order: a verified blob already in the cache; else its sources, each tried in
+turn: ``--from`` (a file or folder the user has) alone when given, else the user's mirrors
+(``--mirror``, DSREG_MIRRORS, the config file) and then the Builder's published URLs. Bytes stream
+into a ``.part`` file, hashed as they arrive; the file is renamed into its blob,
+``downloads/<sha256>``, only after its size and hash match, and its FileRecord (``Status``) says
+how it was verified. Bytes that do not match are kept aside under ``downloads/rejected``.
 
 http(s) is spoken here directly (``http.client``: one ``recv`` per read, so every byte that arrived
 before a cut is kept, and each status and header is seen as sent); every other scheme goes through
-fsspec. Every attempt ends in one of three decisions (``Then``), printed as one line on stderr:
+fsspec. Every failed attempt ends in one of three decisions (``Decision``), printed as one line on stderr:
 
     RETRY    it may pass: HTTP 5xx and 429 (after Retry-After, up to MAX_WAIT), a stall in the body
              (no byte for DSREG_TIMEOUT seconds), a dropped connection or a short body. The same URL
@@ -41,17 +43,20 @@ import socket
 import ssl
 import sys
 import time
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
-from . import config
 from ..builder import File
-from .cache import Cache
 from ..errors import CacheError, ChecksumError, DsregError, FetchError, OfflineError
+from . import config
+from .cache import Cache
+from .records import FileRecord, Status
 
-__all__ = ["Fetcher", "Rerun", "mirror_url", "MAX_WAIT"]
+__all__ = ["Downloader", "Fetcher", "Rerun", "Decision", "mirror_url", "MAX_WAIT"]
 
 CHUNK = 1 << 20
 #: The longest wait between two attempts at one URL, in seconds: a Retry-After above it sends the
@@ -143,7 +148,7 @@ class _Hashes:
         self.size += len(chunk)
 
 
-class Then(enum.Enum):
+class Decision(enum.Enum):
     """What a failed attempt leads to (see the module docstring)."""
 
     RETRY = "retry"
@@ -152,9 +157,9 @@ class Then(enum.Enum):
 
 
 class _Failure(Exception):
-    """One attempt at one URL failed: ``reason`` is the one-line truth, ``then`` the decision."""
+    """One attempt at one source failed: ``reason`` is the one-line truth, ``then`` the decision."""
 
-    def __init__(self, reason: str, then: Then, *, wait: float | None = None, unreachable: bool = False,
+    def __init__(self, reason: str, then: Decision, *, wait: float | None = None, unreachable: bool = False,
                  brief: str | None = None, transient: bool | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
@@ -166,7 +171,7 @@ class _Failure(Exception):
         #: The network, not the server, failed (DNS, refused, no connection): shapes the final advice.
         self.unreachable = unreachable
         #: It may pass with time (so the final advice says "try again later"), even if not retried now.
-        self.transient = then is Then.RETRY if transient is None else transient
+        self.transient = then is Decision.RETRY if transient is None else transient
 
 
 def _seconds(value: float) -> str:
@@ -190,39 +195,39 @@ def _retry_after(value: str | None) -> float | None:
 def _status_failure(status: int, reason: str, retry_after: str | None) -> _Failure:
     text = f"HTTP {status} {reason}".strip()
     if status == 404:
-        return _Failure("not found (HTTP 404)", Then.NEXT)
+        return _Failure("not found (HTTP 404)", Decision.NEXT)
     if status == 410:
-        return _Failure("gone (HTTP 410)", Then.NEXT)
+        return _Failure("gone (HTTP 410)", Decision.NEXT)
     if status == 429 or 500 <= status < 600:
         wait = _retry_after(retry_after)
         if wait is not None and wait > MAX_WAIT:
-            return _Failure(f"{text}, asks to retry after {wait:.0f} s (more than {MAX_WAIT:.0f} s)", Then.NEXT, transient=True)
-        return _Failure(text, Then.RETRY, wait=wait)
-    return _Failure(text, Then.NEXT)
+            return _Failure(f"{text}, asks to retry after {wait:.0f} s (more than {MAX_WAIT:.0f} s)", Decision.NEXT, transient=True)
+        return _Failure(text, Decision.RETRY, wait=wait)
+    return _Failure(text, Decision.NEXT)
 
 
 def _network_failure(exc: BaseException, stage: str, host: str, received: int = 0) -> _Failure:
     """Name what went wrong with the connection at ``stage`` ("connect", "response" or "body")."""
     detail = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
     if isinstance(exc, socket.gaierror):
-        return _Failure(f"cannot resolve host {host} (DNS: {detail})", Then.NEXT, unreachable=True, brief="cannot resolve host")
+        return _Failure(f"cannot resolve host {host} (DNS: {detail})", Decision.NEXT, unreachable=True, brief="cannot resolve host")
     if isinstance(exc, ConnectionRefusedError):
-        return _Failure("connection refused", Then.NEXT, unreachable=True)
+        return _Failure("connection refused", Decision.NEXT, unreachable=True)
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return _Failure(f"TLS error: {exc.verify_message or detail}", Then.NEXT)
+        return _Failure(f"TLS error: {exc.verify_message or detail}", Decision.NEXT)
     if isinstance(exc, ssl.SSLError) and stage != "body":
-        return _Failure(f"TLS error: {exc.reason or detail}", Then.NEXT)
+        return _Failure(f"TLS error: {exc.reason or detail}", Decision.NEXT)
     if isinstance(exc, TimeoutError):
         if stage == "connect":
-            return _Failure(f"no connection within {_seconds(config.connect_timeout())}", Then.NEXT, unreachable=True)
+            return _Failure(f"no connection within {_seconds(config.connect_timeout())}", Decision.NEXT, unreachable=True)
         if stage == "response":
-            return _Failure(f"stalled: no response within {_seconds(config.timeout())}", Then.NEXT, transient=True)
-        return _Failure(f"stalled: no byte for {_seconds(config.timeout())} after {received:,} bytes", Then.RETRY)
+            return _Failure(f"stalled: no response within {_seconds(config.timeout())}", Decision.NEXT, transient=True)
+        return _Failure(f"stalled: no byte for {_seconds(config.timeout())} after {received:,} bytes", Decision.RETRY)
     if stage == "connect":
-        return _Failure(f"cannot connect ({detail})", Then.NEXT, unreachable=True)
+        return _Failure(f"cannot connect ({detail})", Decision.NEXT, unreachable=True)
     if stage == "response":
-        return _Failure(f"connection closed before a response ({detail})", Then.RETRY)
-    return _Failure(f"connection dropped after {received:,} bytes ({detail})", Then.RETRY)
+        return _Failure(f"connection closed before a response ({detail})", Decision.RETRY)
+    return _Failure(f"connection dropped after {received:,} bytes ({detail})", Decision.RETRY)
 
 
 def _content_range(value: str | None) -> tuple[int, int | None] | None:
@@ -252,13 +257,13 @@ def _open_http(url: str, offset: int) -> tuple[http.client.HTTPConnection, http.
         try:
             config.check_network(url)  # every hop: a redirect must not leave a loopback-only machine
         except FetchError as exc:
-            raise _Failure(str(exc), Then.NEXT) from None
+            raise _Failure(str(exc), Decision.NEXT) from None
         parts = urlsplit(url)
         https = parts.scheme.lower() == "https"
         try:
             host, port = parts.hostname or "", parts.port or (443 if https else 80)
         except ValueError:
-            raise _Failure(f"not a valid URL ({parts.netloc!r})", Then.NEXT) from None
+            raise _Failure(f"not a valid URL ({parts.netloc!r})", Decision.NEXT) from None
         conn: http.client.HTTPConnection
         if https:
             conn = http.client.HTTPSConnection(host, port, timeout=connect_s, context=ssl.create_default_context())
@@ -290,7 +295,7 @@ def _open_http(url: str, offset: int) -> tuple[http.client.HTTPConnection, http.
             url = urljoin(url, location)
             continue
         return conn, response
-    raise _Failure(f"more than {MAX_REDIRECTS} redirects", Then.NEXT)
+    raise _Failure(f"more than {MAX_REDIRECTS} redirects", Decision.NEXT)
 
 
 def _progress(name: str, total: int | None, initial: int, quiet: bool) -> Any:
@@ -302,8 +307,8 @@ def _progress(name: str, total: int | None, initial: int, quiet: bool) -> Any:
     )
 
 
-class Fetcher:
-    """Fetch one dataset's files into ``cache``; see the module docstring for the order of sources."""
+class Downloader:
+    """Download one dataset's files into ``cache`` as verified blobs; see the module docstring for the order of sources."""
 
     def __init__(
         self,
@@ -326,7 +331,7 @@ class Fetcher:
         self.quiet = quiet
         #: How to word advice that repeats this fetch (the user's config and options kept).
         self.rerun = rerun or Rerun(dataset, mirrors=tuple(mirrors), from_path=None if from_path is None else str(from_path), verify=verify)
-        #: Bytes read from sources by this fetcher (resumed bytes not counted twice).
+        #: Bytes read from sources by this downloader (resumed bytes not counted twice).
         self.bytes_transferred = 0
 
     def _say(self, line: str) -> None:
@@ -335,24 +340,24 @@ class Fetcher:
 
     # -- the public steps --------------------------------------------------------------------
     def cached(self, files: Iterable[File]) -> dict[str, Path] | None:
-        """Return ``{file name: path}`` if the cache already holds every file as recorded; write nothing."""
-        records = self.cache.read_files(self.dataset)
+        """Return ``{file name: blob path}`` if the cache already holds every file as recorded; write nothing."""
+        records = self.cache.read_records(self.dataset)
         paths = {}
         for file in files:
-            path = self._recorded(file, records.get(file.name))
+            path = self._recorded_blob(file, records.get(file.name))
             if path is None:
                 return None
             paths[file.name] = path
         return paths
 
-    def fetch(self, files: Iterable[File]) -> dict[str, Path]:
-        """Return ``{file name: verified local path}``, fetching what the cache lacks."""
+    def download(self, files: Iterable[File]) -> dict[str, Path]:
+        """Return ``{file name: blob path}``, downloading what the cache lacks."""
         files = list(files)
-        records = self.cache.read_files(self.dataset)
+        records = self.cache.read_records(self.dataset)
         paths: dict[str, Path] = {}
         missing: list[File] = []
         for file in files:
-            path = None if self.force else self._cached(file, records)
+            path = None if self.force else self._reusable_blob(file, records)
             if path is None:
                 missing.append(file)
             else:
@@ -365,57 +370,65 @@ class Fetcher:
                 cli=f"{message}; unset DSREG_OFFLINE and run `{self.rerun.cli()}`, or hand it over with `{self.rerun.cli(from_path='PATH')}`",
             )
         for file in missing:
-            paths[file.name] = self._fetch_one(file, records)
-            self.cache.write_files(self.dataset, records)
+            paths[file.name] = self._download_file(file, records)
+            self.cache.write_records(self.dataset, records)
         return paths
 
-    def _recorded(self, file: File, record: dict[str, Any] | None) -> Path | None:
-        """Return the download ``record`` names if it is still there and still what ``file`` declares."""
-        if record and self._record_matches(file, record):
-            path = self.cache.download(record["sha256"])
-            if path.exists() and path.stat().st_size == record["size"]:
+    def fetch(self, files: Iterable[File]) -> dict[str, Path]:
+        """Deprecated: ``download`` (the name of dsreg 0.1)."""
+        warnings.warn("Fetcher.fetch is deprecated; use Downloader.download", DeprecationWarning, stacklevel=2)
+        return self.download(files)
+
+    def _recorded_blob(self, file: File, record: FileRecord | None) -> Path | None:
+        """Return the blob ``record`` names if it is still there and still what ``file`` declares."""
+        if record and self._record_fits(file, record):
+            path = self.cache.blob_path(record.sha256)
+            if path.exists() and path.stat().st_size == record.size:
                 return path
         return None
 
-    def _cached(self, file: File, records: dict[str, dict[str, Any]]) -> Path | None:
-        path = self._recorded(file, records.get(file.name))
+    def _reusable_blob(self, file: File, records: dict[str, FileRecord]) -> Path | None:
+        """Return the recorded blob of ``file``, or the same bytes already here for another dataset."""
+        path = self._recorded_blob(file, records.get(file.name))
         if path is not None:
             return path
-        # The same bytes may already be here for another dataset (content addressing).
+        # Content addressing: a blob with the published checksum is this file, whoever downloaded it.
         sha = file.sha256
-        if sha is None and file.md5 and self.cache.md5_index(file.md5).exists():
-            sha = self.cache.md5_index(file.md5).read_text().strip()
-        if sha and self.cache.download(sha).exists():
-            path = self.cache.download(sha)
+        if sha is None and file.md5 and self.cache.md5_index_path(file.md5).exists():
+            sha = self.cache.md5_index_path(file.md5).read_text().strip()
+        if sha and self.cache.blob_path(sha).exists():
+            path = self.cache.blob_path(sha)
             size = path.stat().st_size
             if file.size is None or size == file.size:
-                records[file.name] = {"sha256": sha, "md5": file.md5, "size": size, "status": "verified", "source": "cache"}
-                self.cache.write_files(self.dataset, records)
+                records[file.name] = FileRecord(sha, size, Status.VERIFIED, source="cache", md5=file.md5)
+                self.cache.write_records(self.dataset, records)
                 return path
         return None
 
     @staticmethod
-    def _record_matches(file: File, record: dict[str, Any]) -> bool:
-        if record.get("status") == "unverified":  # the user's explicit --no-verify choice stands
+    def _record_fits(file: File, record: FileRecord) -> bool:
+        """True when the recorded bytes are still what ``file`` declares (its checksum may have changed)."""
+        if record.status is Status.UNVERIFIED:  # the user's explicit --no-verify choice stands
             return True
         if file.sha256:
-            return record.get("sha256") == file.sha256
+            return record.sha256 == file.sha256
         if file.md5:
-            return record.get("md5") == file.md5
+            return record.md5 == file.md5
         # A candidate's bytes are reused, so a prepare that failed for another reason is simply redone;
         # `--force` downloads them again (the advice printed when the prepare fails).
-        return record.get("status") in ("pinned", "candidate")
+        return record.status in (Status.PINNED, Status.CANDIDATE)
 
     # -- one file ----------------------------------------------------------------------------
     def _sources(self, file: File) -> list[str]:
+        """Return the URLs (or paths) to try for ``file``, in order: ``--from`` alone, else mirrors then published URLs."""
         if self.from_path is not None:
             if self.from_path.is_dir():
                 return [str(self.from_path / file.name)]
             return [str(self.from_path)]
         return [mirror_url(m, file.name) for m in self.mirrors] + list(file.urls)
 
-    def _fetch_one(self, file: File, records: dict[str, dict[str, Any]]) -> Path:
-        part = self.cache.partial(self.dataset, file.name)
+    def _download_file(self, file: File, records: dict[str, FileRecord]) -> Path:
+        part = self.cache.part_path(self.dataset, file.name)
         try:
             part.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -430,33 +443,33 @@ class Fetcher:
         mismatches: list[str] = []
         # A pin binds only while it stands: `force` is the user starting over, and replaces it.
         previous = records.get(file.name) if file.checksum is None else None
-        pinned = previous if previous and previous.get("status") == "pinned" and not self.force else None
+        pin = previous if previous and previous.status is Status.PINNED and not self.force else None
         for index, url in enumerate(sources):
             then = "trying the next source" if index + 1 < len(sources) else "no source left"
             try:
-                hashes = self._download(url, part, file)
+                hashes = self._download_url(url, part, file)
             except _Failure as failure:
                 failures[url] = failure
                 self._say(f"{url}: {failure.reason}; {then}")
                 continue
-            problem = self._check(file, hashes, pinned)
+            problem = self._mismatch(file, hashes, pin)
             if problem:
-                if _html(part):
+                if _looks_like_html(part):
                     problem += " (an HTML page, not the file)"
-                kept = self.cache.rejected(self.dataset, file.name, hashes.sha256.hexdigest())
+                kept = self.cache.rejected_path(self.dataset, file.name, hashes.sha256.hexdigest())
                 kept.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(part, kept)
                 mismatches.append(f"{url}: {problem}; the bytes are kept at {kept}")
                 self._say(f"{url}: {problem}; {then}")
                 continue
-            return self._install(file, part, hashes, url, records, previous)
-        labels = _labels(list(failures))
+            return self._keep_blob(file, part, hashes, url, records, previous)
+        labels = _short_names(list(failures))
         tried = [f"{labels[url]}: {failure.brief}" for url, failure in failures.items()]
         if mismatches:
             message = f"{self.dataset}: {file.name} failed verification from every source ({'; '.join(mismatches + tried)})"
             python = "pass mirrors=[URL] to try another copy, or verify=False if this is your own copy"
             cli = "try another copy with --mirror URL, or --no-verify if this is your own copy"
-            if pinned:
+            if pin:
                 python += f"; if the file changed upstream on purpose, {self.rerun.python(force=True)} replaces the pin"
                 cli += f"; if the file changed upstream on purpose, `{self.rerun.cli(force=True)}` replaces the pin"
             raise ChecksumError(f"{message}; {python}", cli=f"{message}; {cli}")
@@ -471,7 +484,8 @@ class Fetcher:
             cli = f"{later}add a mirror with --mirror URL, or hand over a copy with --from PATH"
         raise FetchError(f"{message}; {python}", cli=f"{message}; {cli}")
 
-    def _check(self, file: File, hashes: _Hashes, pinned: dict[str, Any] | None) -> str | None:
+    def _mismatch(self, file: File, hashes: _Hashes, pin: FileRecord | None) -> str | None:
+        """Return how the downloaded bytes differ from what ``file`` (or its ``pin``) declares; None if they do not."""
         if not self.verify:
             return None
         if file.size is not None and hashes.size != file.size:
@@ -481,57 +495,57 @@ class Fetcher:
             actual = getattr(hashes, algo).hexdigest()
             if actual != expected:
                 return f"{algo} {actual}, expected {expected}"
-        elif pinned and pinned["sha256"] != hashes.sha256.hexdigest():
-            return f"sha256 {hashes.sha256.hexdigest()}, expected the pinned {pinned['sha256']} from the first download"
+        elif pin and pin.sha256 != hashes.sha256.hexdigest():
+            return f"sha256 {hashes.sha256.hexdigest()}, expected the pinned {pin.sha256} from the first download"
         return None
 
-    def _install(self, file: File, part: Path, hashes: _Hashes, url: str, records: dict[str, Any],
-                 previous: dict[str, Any] | None) -> Path:
+    def _keep_blob(self, file: File, part: Path, hashes: _Hashes, url: str, records: dict[str, FileRecord],
+                   previous: FileRecord | None) -> Path:
+        """Move the verified ``part`` into its blob and record where it came from and how it was verified."""
         sha = hashes.sha256.hexdigest()
-        target = self.cache.download(sha)
+        target = self.cache.blob_path(sha)
         if target.exists():
             part.unlink()
         else:
             os.replace(part, target)
         md5 = hashes.md5.hexdigest()
-        index = self.cache.md5_index(md5)
+        index = self.cache.md5_index_path(md5)
         index.parent.mkdir(parents=True, exist_ok=True)
         index.write_text(sha + "\n")
-        record: dict[str, Any] = {
-            "sha256": sha, "md5": md5, "size": hashes.size, "source": url,
-            "fetched": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        was_pinned = previous is not None and previous.get("status") == "pinned"
+        fetched = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        was_pinned = previous is not None and previous.status is Status.PINNED
+        pinned = replaces = None
         if not self.verify:
-            record["status"] = "unverified"
+            status = Status.UNVERIFIED
         elif file.checksum:
-            record["status"] = "verified"
-        elif was_pinned and previous is not None and previous["sha256"] == sha:
-            record["status"] = "pinned"  # the same bytes the pin already proved good
-            record["pinned"] = previous.get("pinned", previous.get("fetched"))
+            status = Status.VERIFIED
+        elif was_pinned and previous is not None and previous.sha256 == sha:
+            status = Status.PINNED  # the same bytes the pin already proved good
+            pinned = previous.pinned or previous.fetched
         else:
             # No published checksum: these bytes become the pin only once the dataset prepares from
-            # them (api.fetch calls pin()), so an HTML error page or a truncated file is never pinned.
-            record["status"] = "candidate"
+            # them (api.fetch pins them), so an HTML error page or a truncated file is never pinned.
+            status = Status.CANDIDATE
             if was_pinned and previous is not None:
-                record["replaces"] = previous["sha256"]
-                self._say(f"{file.name}: --force replaces the pin sha256 {previous['sha256']} with {sha} once the dataset prepares")
-        records[file.name] = record
+                replaces = previous.sha256
+                self._say(f"{file.name}: --force replaces the pin sha256 {previous.sha256} with {sha} once the dataset prepares")
+        records[file.name] = FileRecord(sha, hashes.size, status, source=url, md5=md5, fetched=fetched,
+                                        pinned=pinned, replaces=replaces)
         return target
 
     # -- bytes -------------------------------------------------------------------------------
-    def _download(self, url: str, part: Path, file: File) -> _Hashes:
+    def _download_url(self, url: str, part: Path, file: File) -> _Hashes:
         """Stream ``url`` into ``part``, resuming and retrying; return the hashes of the whole file."""
         attempts = config.retries()
         for attempt in range(1, attempts + 1):
             try:
                 return self._attempt(url, part, file)
             except _Failure as failure:
-                if failure.then is Then.RESTART:
+                if failure.then is Decision.RESTART:
                     part.unlink(missing_ok=True)
-                if failure.then is Then.NEXT or attempt == attempts:
+                if failure.then is Decision.NEXT or attempt == attempts:
                     raise
-                if failure.then is Then.RESTART:
+                if failure.then is Decision.RESTART:
                     wait, what = 0.0, "restarting from byte 0"
                 else:
                     wait = max(min(config.backoff() * 2 ** (attempt - 1), MAX_WAIT), failure.wait or 0.0)
@@ -569,16 +583,16 @@ class Fetcher:
             span = _content_range(header)
             total_ok = span is None or span[1] is None or file.size is None or span[1] == file.size
             if span is None or span[0] != offset or not total_ok:
-                raise _Failure(f"wrong Content-Range {header!r} for a resume from byte {offset:,}", Then.RESTART)
+                raise _Failure(f"wrong Content-Range {header!r} for a resume from byte {offset:,}", Decision.RESTART)
         elif status == 200:
             offset = 0  # a whole file: the server ignored Range (or none was asked), so start over
         elif status == 416:
-            raise _Failure(f"HTTP 416: the server has no bytes from byte {offset:,}", Then.RESTART)
+            raise _Failure(f"HTTP 416: the server has no bytes from byte {offset:,}", Decision.RESTART)
         else:
             raise _status_failure(status, response.reason, response.getheader("Retry-After"))
         kind = (response.getheader("Content-Type") or "").split(";")[0].strip().lower()
         if kind == "text/html" and self.verify and not file.name.lower().endswith((".html", ".htm")):
-            raise _Failure("served an HTML page (Content-Type text/html), not the file", Then.NEXT)
+            raise _Failure("served an HTML page (Content-Type text/html), not the file", Decision.NEXT)
         length = response.getheader("Content-Length")
         expected = int(length) if length and length.isdigit() else None
 
@@ -587,7 +601,7 @@ class Fetcher:
 
         hashes, received, full = self._stream(lambda: response.read1(CHUNK), part, offset, file, failed)
         if expected is not None and received < expected and not full:
-            raise _Failure(f"connection closed after {received:,} of {expected:,} bytes", Then.RETRY)
+            raise _Failure(f"connection closed after {received:,} of {expected:,} bytes", Decision.RETRY)
         return hashes
 
     def _attempt_fsspec(self, url: str, part: Path, file: File, offset: int) -> _Hashes:
@@ -596,30 +610,30 @@ class Fetcher:
         try:
             config.check_network(url)
         except FetchError as exc:
-            raise _Failure(str(exc), Then.NEXT) from None
+            raise _Failure(str(exc), Decision.NEXT) from None
         try:
             fs, path = fsspec.core.url_to_fs(url)
             source = fs.open(path, "rb")
         except FileNotFoundError:
-            raise _Failure("not found", Then.NEXT) from None
+            raise _Failure("not found", Decision.NEXT) from None
         except PermissionError:
-            raise _Failure("permission denied", Then.NEXT) from None
+            raise _Failure("permission denied", Decision.NEXT) from None
         except IsADirectoryError:
-            raise _Failure("a folder, not a file", Then.NEXT) from None
+            raise _Failure("a folder, not a file", Decision.NEXT) from None
         except (ImportError, ValueError) as exc:  # no backend for the scheme, or a malformed URL
-            raise _Failure(_reason(exc), Then.NEXT) from None
+            raise _Failure(_reason(exc), Decision.NEXT) from None
         except Exception as exc:  # noqa: BLE001 - a remote filesystem's transient error: retried
-            raise _Failure(_reason(exc), Then.RETRY) from None
+            raise _Failure(_reason(exc), Decision.RETRY) from None
 
         def failed(exc: BaseException, received: int) -> _Failure:
-            return _Failure(f"read failed after {received:,} bytes ({_reason(exc)})", Then.RETRY)
+            return _Failure(f"read failed after {received:,} bytes ({_reason(exc)})", Decision.RETRY)
 
         with source:
             if offset:
                 try:
                     source.seek(offset)
                 except Exception as exc:  # noqa: BLE001
-                    raise _Failure(f"cannot resume at byte {offset:,} ({_reason(exc)})", Then.RESTART) from None
+                    raise _Failure(f"cannot resume at byte {offset:,} ({_reason(exc)})", Decision.RESTART) from None
             return self._stream(lambda: source.read(CHUNK), part, offset, file, failed)[0]
 
     def _hash_part(self, part: Path, offset: int) -> _Hashes:
@@ -629,7 +643,7 @@ class Fetcher:
                 while chunk := done.read(CHUNK):
                     hashes.update(chunk)
             if hashes.size != offset:
-                raise _Failure(f"{part} changed while resuming", Then.RESTART)
+                raise _Failure(f"{part} changed while resuming", Decision.RESTART)
         return hashes
 
     def _stream(self, read: Callable[[], bytes], part: Path, offset: int, file: File,
@@ -675,7 +689,7 @@ class Fetcher:
         return hashes, received, False
 
 
-def _labels(urls: list[str]) -> dict[str, str]:
+def _short_names(urls: list[str]) -> dict[str, str]:
     """Name each URL in a summary by its host when that is unambiguous (the lines printed per attempt
     gave the whole URL), else by the URL itself."""
     hosts = {url: urlsplit(url).netloc if "://" in url else "" for url in urls}
@@ -684,7 +698,7 @@ def _labels(urls: list[str]) -> dict[str, str]:
     return {url: url for url in urls}
 
 
-def _html(path: Path) -> bool:
+def _looks_like_html(path: Path) -> bool:
     """Return True if ``path`` starts like an HTML page (an error or login page served as the file)."""
     with open(path, "rb") as fh:
         head = fh.read(512).lstrip().lower()
@@ -702,3 +716,7 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, DsregError):  # already worded for the user
         return text
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+#: The name of dsreg 0.1, kept for callers written against it.
+Fetcher = Downloader

@@ -1,6 +1,9 @@
 """A user's own data at any fsspec URL: a local folder, a .zip or .tar(.gz) archive, a single file,
 ``http(s)://`` or ``s3://`` (any protocol fsspec knows), read the same way by every plugin.
 
+(Named ``dsreg.sources`` / ``dsreg.fetching.sources`` and ``Source`` in dsreg 0.1; those names still
+work. "Source" now means only where a file's bytes come from: see the glossary in ``dsreg.fetching``.)
+
 How a config ``url`` becomes input (a user's URL has no published checksum):
 
     kind      what the URL names                          how the core gets it
@@ -11,37 +14,38 @@ How a config ``url`` becomes input (a user's URL has no published checksum):
     folder    a local folder, or a remote URL ending '/'   read in place through fsspec, fingerprinted
               (or one fsspec says is a folder; not http)   (names, sizes and mtimes/ETags)
 
-Remote files go through the core's fetch (mirrors, resume, a sha256 pinned the first time; later
-fetches are verified against the pin). Their File name carries a hash of the URL, so two configs with
-different URLs never share a record. Local input and remote folders are not copied: ``fingerprint``
-digests their listing into the Builder's ``config_id``, so adding, removing or rewriting a file
-prepares again (a rewrite that keeps size and mtime is not noticed; ``dsreg fetch --force`` redoes it).
-http(s) cannot list folders: point it at an archive or a single file.
+Remote files are downloaded by the core (mirrors, resume, a sha256 pinned the first time; later
+downloads are verified against the pin). Their File name carries a hash of the URL, so two configs
+with different URLs never share a record. Local input and remote folders are not copied:
+``fingerprint`` digests their listing into the Builder's ``config_id``, so adding, removing or
+rewriting a file prepares again (a rewrite that keeps size and mtime is not noticed; ``dsreg fetch
+--force`` redoes it). http(s) cannot list folders: point it at an archive or a single file.
 
 Use in a Builder whose config has ``url`` (see dsreg-image's ``imagefolder`` for a complete one):
 
-    from dsreg import sources
+    from dsreg.fetching import userdata
 
     class MyFolder(dsreg.Builder):
         config = {"url": None, "holdout": 0.2, "seed": 0}
 
         def get_files(self):
-            return sources.files_for(self.params["url"])           # () or (pinned File,)
+            return userdata.files_for(self.params["url"])          # () or (pinned File,)
 
         def fingerprint(self):
-            return sources.fingerprint(self.params["url"])         # None for pinned remote files
+            return userdata.fingerprint(self.params["url"])        # None for pinned remote files
 
-        def generate(self, split, files, url, holdout, seed, **_):
-            src = sources.Source(url, files)
-            layout = sources.class_layout(src.names(), extensions=(".png", ".jpg"))
-            assign = layout.assign(holdout=holdout, seed=seed)      # {path: split}
-            for path, data in src.walk(select=assign.__contains__):
+        def generate(self, split, files, **config):
+            p = self.params
+            data = userdata.UserData(p["url"], files)
+            layout = userdata.class_layout(data.names(), extensions=(".png", ".jpg"))
+            assign = layout.assign(holdout=p["holdout"], seed=p["seed"])   # {path: split}
+            for path, raw in data.walk(select=assign.__contains__):
                 if assign[path] == split:
-                    yield path, {"data": data, "label": layout.label(path)}
+                    yield path, {"data": raw, "label": layout.label(path)}
 
-``Source.walk()`` yields ``(relative path, bytes)`` of every file (folders in sorted order; archives
-in their stored order, read once as a stream); ``Source.names()`` lists the paths (cheap for folders
-and zips; a tar is streamed once); ``Source.open()`` opens a single-file source (or ``local_path()``
+``UserData.walk()`` yields ``(relative path, bytes)`` of every file (folders in sorted order; archives
+in their stored order, read once as a stream); ``UserData.names()`` lists the paths (cheap for folders
+and zips; a tar is streamed once); ``UserData.open()`` opens a single file (or ``local_path()``
 for readers that want a path). ``class_layout`` finds class folders and ``train/``, ``test/``,
 ``validation/`` (also ``val``, ``valid``, ``dev``) sub-folders under any single top folder;
 ``stratified_split`` is the seeded, class-stratified holdout used when there are no split folders.
@@ -54,15 +58,16 @@ import os
 import posixpath
 import random
 import re
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Callable, Hashable, Iterable, Iterator, Mapping, Sequence
+from typing import IO, Any
 
 from ..builder import File
 from ..errors import ConfigError
 
 __all__ = [
-    "ARCHIVE_SUFFIXES", "SPLIT_FOLDERS", "Source", "Layout", "kind", "is_remote", "files_for",
+    "ARCHIVE_SUFFIXES", "SPLIT_FOLDERS", "UserData", "Source", "Layout", "kind", "is_remote", "files_for",
     "fingerprint", "class_layout", "stratified_split",
 ]
 
@@ -74,10 +79,10 @@ SPLIT_FOLDERS = {
     "validation": "validation", "valid": "validation", "val": "validation", "dev": "validation",
 }
 #: Names that are never data: OS metadata and hidden files.
-_JUNK = re.compile(r"(^|/)(__MACOSX|\.[^/]*|Thumbs\.db|desktop\.ini)(/|$)")
+_NOT_DATA = re.compile(r"(^|/)(__MACOSX|\.[^/]*|Thumbs\.db|desktop\.ini)(/|$)")
 
 
-def _require(url: str | None) -> str:
+def _required_url(url: str | None) -> str:
     if not url:
         raise ConfigError("this dataset needs your data: pass -c url=PATH_OR_URL (a folder, .zip, .tar.gz, http(s):// or s3://)")
     return str(url)
@@ -89,7 +94,7 @@ def is_remote(url: str) -> bool:
     return protocol not in {"file", "local"}
 
 
-def _local(url: str) -> Path:
+def _local_path(url: str) -> Path:
     return Path(url.split("://", 1)[1] if url.lower().startswith(("file://", "local://")) else url).expanduser()
 
 
@@ -99,11 +104,11 @@ def _basename(url: str) -> str:
 
 def kind(url: str) -> str:
     """Return ``archive``, ``file`` or ``folder`` for ``url`` (see the module docstring for the rules)."""
-    url = _require(url)
+    url = _required_url(url)
     if _basename(url).lower().endswith(ARCHIVE_SUFFIXES):
         return "archive"
     if not is_remote(url):
-        path = _local(url)
+        path = _local_path(url)
         if path.is_dir():
             return "folder"
         if path.is_file():
@@ -119,7 +124,7 @@ def kind(url: str) -> str:
     return "folder" if fs.isdir(path) else "file"
 
 
-def _file_name(url: str) -> str:
+def _file_name_for(url: str) -> str:
     digest = hashlib.sha256(url.encode()).hexdigest()[:12]
     base = re.sub(r"[^A-Za-z0-9._-]+", "_", _basename(url)) or "data"
     return f"{digest}-{base}"
@@ -132,7 +137,7 @@ def files_for(url: str | None) -> tuple[File, ...]:
     """
     if not url or not is_remote(url) or kind(url) == "folder":
         return ()
-    return (File(_file_name(url), urls=(url,), pin_on_first_download=True),)
+    return (File(_file_name_for(url), urls=(url,), pin_on_first_download=True),)
 
 
 def fingerprint(url: str | None) -> str | None:
@@ -142,7 +147,7 @@ def fingerprint(url: str | None) -> str | None:
     what = kind(url)
     entries: list[tuple[str, int, str]] = []
     if not is_remote(url):
-        root = _local(url)
+        root = _local_path(url)
         if what == "folder":
             for path, _dirs, names in os.walk(root):
                 for name in names:
@@ -160,15 +165,15 @@ def fingerprint(url: str | None) -> str | None:
             entries.append((name, int(meta.get("size") or 0), stamp))
     else:
         return None  # a remote file is pinned by the core on first download
-    blob = "\n".join(f"{n}\t{s}\t{m}" for n, s, m in sorted(entries))
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    listing = "\n".join(f"{n}\t{s}\t{m}" for n, s, m in sorted(entries))
+    return hashlib.sha256(listing.encode()).hexdigest()[:16]
 
 
-class Source:
-    """The data at ``url``, given the verified local ``files`` a Builder received (for remote files)."""
+class UserData:
+    """The user's data at ``url``, given the verified local ``files`` a Builder received (for remote files)."""
 
     def __init__(self, url: str | None, files: Mapping[str, Path] | None = None) -> None:
-        self.url = _require(url)
+        self.url = _required_url(url)
         self.kind = kind(self.url)
         self.remote = is_remote(self.url)
         self._files = dict(files or {})
@@ -178,21 +183,21 @@ class Source:
         if self.kind == "folder":
             raise ConfigError(f"{self.url} is a folder, not a file")
         if not self.remote:
-            return _local(self.url)
-        name = _file_name(self.url)
+            return _local_path(self.url)
+        name = _file_name_for(self.url)
         if name not in self._files:
-            raise ConfigError(f"{self.url} has not been fetched; return sources.files_for(url) from get_files()")
+            raise ConfigError(f"{self.url} has not been fetched; return userdata.files_for(url) from get_files()")
         return Path(self._files[name])
 
     def open(self) -> IO[bytes]:
-        """Open a single-file source for reading (binary)."""
+        """Open the single file at ``url`` for reading (binary)."""
         return open(self.local_path(), "rb")
 
     def _folder(self) -> tuple[Any, str]:
         import fsspec
 
         if not self.remote:
-            return fsspec.filesystem("file"), str(_local(self.url).resolve())
+            return fsspec.filesystem("file"), str(_local_path(self.url).resolve())
         fs, path = fsspec.core.url_to_fs(self.url)
         return fs, path.rstrip("/")
 
@@ -202,7 +207,7 @@ class Source:
         for full in fs.find(root):
             rel = posixpath.relpath(full, root) if not self.remote else full[len(root):].lstrip("/")
             rel = rel.replace(os.sep, "/")
-            if not _JUNK.search(rel):
+            if not _NOT_DATA.search(rel):
                 out.append((rel, full))
         return sorted(out)
 
@@ -220,8 +225,8 @@ class Source:
 
             with zipfile.ZipFile(path) as zf:
                 names = [archive.check_member_name(i.filename, path.name) for i in zf.infolist() if not i.is_dir()]
-            return [n for n in names if n and not _JUNK.search(n)]
-        return [name for name, _ in archive.members(path, label=_basename(self.url)) if not _JUNK.search(name)]
+            return [n for n in names if n and not _NOT_DATA.search(n)]
+        return [name for name, _ in archive.members(path, label=_basename(self.url)) if not _NOT_DATA.search(name)]
 
     def walk(self, select: Callable[[str], bool] | None = None) -> Iterator[tuple[str, bytes]]:
         """Yield ``(relative path, bytes)`` of every data file; ``select(path)`` False skips reading it."""
@@ -239,8 +244,12 @@ class Source:
         from . import archive
 
         for name, data in archive.members(self.local_path(), label=_basename(self.url)):
-            if not _JUNK.search(name) and (select is None or select(name)):
+            if not _NOT_DATA.search(name) and (select is None or select(name)):
                 yield name, data
+
+
+#: The name of dsreg 0.1, kept for plugins written against it.
+Source = UserData
 
 
 # -- class folders and splits -------------------------------------------------------------------
@@ -284,7 +293,7 @@ def class_layout(paths: Iterable[str], extensions: Sequence[str] | None = None) 
     class; else the first folder is. Only ``extensions`` (lower-case, with the dot) count as data.
     """
     exts = tuple(e.lower() for e in extensions) if extensions else None
-    kept = sorted(p for p in paths if not _JUNK.search(p))
+    kept = sorted(p for p in paths if not _NOT_DATA.search(p))
     ignored = [p for p in kept if exts is not None and not p.lower().endswith(exts)]
     data = [p.split("/") for p in kept if exts is None or p.lower().endswith(exts)]
     prefix: list[str] = []
@@ -293,7 +302,10 @@ def class_layout(paths: Iterable[str], extensions: Sequence[str] | None = None) 
         prefix.append(data[0][0])
         data = [parts[1:] for parts in data]
     joined = "/".join(prefix)
-    full = (lambda parts: "/".join([*prefix, *parts]))
+
+    def full(parts: list[str]) -> str:
+        return "/".join([*prefix, *parts])
+
     by_split = bool(data) and all(len(parts) >= 3 and _split_of(parts[0]) for parts in data)
     entries: dict[str, tuple[str | None, str]] = {}
     for parts in data:
