@@ -14,7 +14,7 @@ from typing import Any
 
 from . import _moved
 from .api import DatasetInfo, fetch, get_builder, info, load, names
-from .builder import Builder, File, Skip
+from .builder import Builder, File, Skip, Split
 from .errors import (
     ArchiveError,
     CacheError,
@@ -38,7 +38,7 @@ except _metadata.PackageNotFoundError:  # pragma: no cover - running from a sour
 
 __all__ = [
     "ArchiveError", "Binary", "Builder", "CacheError", "ChecksumError", "ClassLabel", "ConfigError", "Dataset",
-    "DatasetInfo", "DsregError", "FetchError", "File", "OfflineError", "PluginError", "Skip",
+    "DatasetInfo", "DsregError", "FetchError", "File", "OfflineError", "PluginError", "Skip", "Split",
     "Tensor", "Text", "UnknownDatasetError", "Value", "__version__", "fetch", "get_builder",
     "hookimpl", "info", "load", "names",
 ]

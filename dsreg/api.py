@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .builder import Builder, File
-from .fetching.cache import Cache
-from .errors import CacheError, DsregError
+from .builder import Builder, File, Split, check_plan, needed
+from .errors import CacheError, ConfigError, DsregError
 from .features import ClassLabel, Feature
+from .fetching.cache import Cache
 from .plugins import get_registry
 
 __all__ = ["DatasetInfo", "names", "info", "fetch", "load", "get_builder"]
@@ -38,9 +39,11 @@ class DatasetInfo:
     cache_root: Path
     #: ``{file name: {sha256, size, status, source}}`` for files already fetched.
     fetched: dict[str, dict[str, Any]] = field(default_factory=dict)
-    #: The prepared store's manifest, or None if this configuration is not prepared.
+    #: The prepared store's manifest, or None if no split of this configuration was prepared.
     manifest: dict[str, Any] | None = None
     prepared_path: Path | None = None
+    #: The splits that can be served now, in plan order (``splits`` lists every split).
+    ready_splits: tuple[str, ...] = ()
 
     @property
     def classes(self) -> list[str]:
@@ -51,7 +54,8 @@ class DatasetInfo:
 
     @property
     def cached(self) -> bool:
-        return self.manifest is not None
+        """True when every split is prepared and can be served."""
+        return bool(self.splits) and set(self.splits) <= set(self.ready_splits)
 
     @property
     def size(self) -> int | None:
@@ -76,7 +80,8 @@ class DatasetInfo:
                 }
                 for f in self.files
             ],
-            "cached": self.cached, "prepared_path": str(self.prepared_path) if self.cached else None,
+            "cached": self.cached, "ready_splits": list(self.ready_splits),
+            "prepared_path": str(self.prepared_path) if self.ready_splits else None,
             "manifest": self.manifest,
         }
 
@@ -92,59 +97,79 @@ def get_builder(name: str, **config: Any) -> Builder:
     return entry.builder(**config)
 
 
-def _sources(cache: Cache, builder: Builder) -> dict[str, dict[str, Any]] | None:
-    """Return the fetched record of each file the builder needs, or None if any is missing."""
-    records = cache.read_files(builder.name)
-    out = {}
-    for file in builder.get_files():
-        record = records.get(file.name)
-        if record is None or not cache.download(record["sha256"]).exists():
-            return None
-        out[file.name] = {"sha256": record["sha256"], "status": record.get("status")}
-    return out
+@dataclass
+class _Resolved:
+    """One dataset configuration, resolved once: what ``info``, ``fetch`` and ``load`` all start from."""
 
+    entry: Any
+    builder: Builder
+    cache: Cache
+    plan: tuple[Split, ...]
+    folder: Path
+    manifest: dict[str, Any] | None = None
+    ready: tuple[str, ...] = ()
 
-def _prepared(cache: Cache, builder: Builder) -> tuple[Path, dict[str, Any] | None]:
-    from .store.storage import read_manifest
+    @classmethod
+    def of(cls, name: str, config: dict[str, Any], cache_dir: str | os.PathLike[str] | None) -> _Resolved:
+        entry = get_registry().get(name)
+        builder = entry.builder(**config)
+        cache = Cache(cache_dir)
+        resolved = cls(entry, builder, cache, check_plan(builder), cache.prepared_dir(builder.name, builder.config_id))
+        return resolved.reread()
 
-    folder = cache.prepared_dir(builder.name, builder.config_id)
-    sources = _sources(cache, builder)
-    return folder, (read_manifest(folder, sources) if sources is not None else None)
+    def reread(self) -> _Resolved:
+        """Read the store's state again (another process may have prepared splits meanwhile)."""
+        from .store.storage import read_manifest, ready_splits
+
+        self.manifest = read_manifest(self.folder)
+        ready = ready_splits(self.folder, self.manifest, self.fetched())
+        self.ready = tuple(s for s in self.split_names if s in ready)
+        return self
+
+    def fetched(self) -> dict[str, str]:
+        """Return ``{file name: sha256}`` of this dataset's files whose verified bytes are in the cache."""
+        return {name: record["sha256"] for name, record in self.cache.read_files(self.builder.name).items()
+                if self.cache.download(record["sha256"]).exists()}
+
+    @property
+    def split_names(self) -> tuple[str, ...]:
+        return tuple(split.name for split in self.plan)
+
+    def wanted(self, split: str | Sequence[str] | None) -> list[str]:
+        """Return the split names ``split`` asks for (None: every split; an expression names its splits)."""
+        from .store import splits as split_expr
+
+        if split is None:
+            return list(self.split_names)
+        expressions = [split] if isinstance(split, str) else list(split)
+        names: list[str] = []
+        for expression in expressions:
+            for term in split_expr.parse(expression, self.split_names):
+                if term.split not in names:
+                    names.append(term.split)
+        if not names:
+            raise ConfigError(f"no split named; choose from {', '.join(self.split_names)}")
+        return names
+
+    def info(self) -> DatasetInfo:
+        from .store.storage import stored_features
+
+        builder, manifest = self.builder, self.manifest if self.ready else None
+        splits = self.split_names + tuple(s for s in (manifest or {}).get("split_order", []) if s not in self.split_names)
+        return DatasetInfo(
+            name=builder.name, version=builder.version, description=builder.description,
+            homepage=builder.homepage, license=builder.license, citation=builder.citation,
+            task=builder.task, features=stored_features(builder, manifest), splits=splits,
+            files=builder.get_files(), config=dict(builder.params), plugin=self.entry.plugin.name,
+            dist=self.entry.plugin.dist, aliases=self.entry.aliases, cache_root=self.cache.root,
+            fetched=self.cache.read_files(builder.name), manifest=manifest,
+            prepared_path=self.folder if self.ready else None, ready_splits=self.ready,
+        )
 
 
 def info(name: str, *, cache_dir: str | os.PathLike[str] | None = None, **config: Any) -> DatasetInfo:
     """Return the metadata and cache state of dataset ``name`` with ``config``."""
-    entry = get_registry().get(name)
-    builder = entry.builder(**config)
-    cache = Cache(cache_dir)
-    folder, manifest = _prepared(cache, builder)
-    return _make_info(entry, builder, cache, folder, manifest)
-
-
-def _features(builder: Builder, manifest: dict[str, Any] | None) -> dict[str, Feature]:
-    """Return the features fixed when ``manifest`` was prepared, else the builder's for its config."""
-    from .features import from_json
-
-    if manifest and manifest.get("schema"):
-        stored = {name: from_json(data) for name, data in manifest["schema"].items()}
-        if all(feat is not None for feat in stored.values()):
-            return stored  # type: ignore[return-value]
-    return builder.get_features()
-
-
-def _make_info(entry: Any, builder: Builder, cache: Cache, folder: Path, manifest: dict[str, Any] | None) -> DatasetInfo:
-    # The Dataset reads builder.features: bind those of the prepared store (they may depend on the data).
-    builder.features = _features(builder, manifest)
-    splits = tuple(manifest["split_order"]) if manifest and manifest.get("split_order") else builder.get_splits()
-    return DatasetInfo(
-        name=builder.name, version=builder.version, description=builder.description,
-        homepage=builder.homepage, license=builder.license, citation=builder.citation,
-        task=builder.task, features=dict(builder.features), splits=splits,
-        files=builder.get_files(), config=dict(builder.params), plugin=entry.plugin.name,
-        dist=entry.plugin.dist, aliases=entry.aliases, cache_root=cache.root,
-        fetched=cache.read_files(builder.name), manifest=manifest,
-        prepared_path=folder if manifest else None,
-    )
+    return _Resolved.of(name, config, cache_dir).info()
 
 
 def _locked(cache: Cache, name: str, quiet: bool) -> Any:
@@ -166,17 +191,17 @@ def _locked(cache: Cache, name: str, quiet: bool) -> Any:
     return lock
 
 
-def _candidates(cache: Cache, name: str) -> list[str]:
-    """Return the files of ``name`` downloaded without a published checksum and not yet proved good."""
-    return sorted(f for f, record in cache.read_files(name).items() if record.get("status") == "candidate")
+def _candidates(cache: Cache, name: str, files: set[str]) -> list[str]:
+    """Return ``files`` of ``name`` downloaded without a published checksum and not yet proved good."""
+    return sorted(f for f, record in cache.read_files(name).items() if f in files and record.get("status") == "candidate")
 
 
-def _pin(cache: Cache, name: str, quiet: bool) -> None:
-    """Pin every candidate file of ``name``: the dataset prepared from them, so their bytes are good."""
+def _pin(cache: Cache, name: str, files: set[str], quiet: bool) -> None:
+    """Pin the candidate ``files`` of ``name``: a split prepared from them, so their bytes are good."""
     records = cache.read_files(name)
     changed = False
     for file, record in records.items():
-        if record.get("status") == "candidate":
+        if file in files and record.get("status") == "candidate":
             record["status"] = "pinned"
             record["pinned"] = record.get("fetched")
             replaced = record.pop("replaces", None)
@@ -191,6 +216,7 @@ def _pin(cache: Cache, name: str, quiet: bool) -> None:
 def fetch(
     name: str,
     *,
+    split: str | Sequence[str] | None = None,
     mirrors: Sequence[str] = (),
     from_path: str | os.PathLike[str] | None = None,
     verify: bool = True,
@@ -200,55 +226,68 @@ def fetch(
     workers: int | None = None,
     **config: Any,
 ) -> DatasetInfo:
-    """Download, verify and prepare dataset ``name``; return its info (with the manifest).
+    """Download, verify and prepare dataset ``name`` (only ``split``, if given); return its info.
 
-    Concurrent calls (other shells, every torchrun rank) wait on a per-dataset lock, so the work
-    happens once; a dataset already prepared is returned without the lock, so a read-only cache
-    serves it. ``force`` downloads and prepares again even when the cache is complete, and replaces
-    the pin of a file that has no published checksum. Such a file is pinned (its sha256 recorded
-    and enforced on later downloads) only once the dataset prepared from it. Each failed attempt
-    prints one line on stderr unless ``quiet``.
+    ``split`` names one split or several (a list), and only the files those need are downloaded;
+    splits prepared later are added to the same prepared store. A split reviewed against others
+    (the plan's ``after``) brings them along. Concurrent calls (other shells, every torchrun rank)
+    wait on a per-dataset lock, so the work happens once; splits already prepared are returned
+    without the lock, so a read-only cache serves them. ``force`` downloads and prepares the
+    splits again even when cached, and replaces the pin of a file that has no published checksum.
+    Such a file is pinned (its sha256 recorded and enforced on later downloads) only once a split
+    prepared from it. Each failed attempt prints one line on stderr unless ``quiet``.
     """
-    from .fetching.download import Fetcher, Rerun
-    from .store.storage import prepare, read_manifest
+    resolved = _Resolved.of(name, config, cache_dir)
+    _fetch(resolved, resolved.wanted(split), config=config, mirrors=mirrors, from_path=from_path, verify=verify,
+           force=force, quiet=quiet, cache_dir=cache_dir, workers=workers)
+    return resolved.info()
 
-    entry = get_registry().get(name)
-    builder = entry.builder(**config)
-    cache = Cache(cache_dir)
-    folder = cache.prepared_dir(builder.name, builder.config_id)
+
+def _fetch(resolved: _Resolved, wanted: list[str], *, config: dict[str, Any], mirrors: Sequence[str] = (),
+           from_path: str | os.PathLike[str] | None = None, verify: bool = True, force: bool = False,
+           quiet: bool = False, cache_dir: str | os.PathLike[str] | None = None, workers: int | None = None) -> None:
+    """Make the ``wanted`` splits of ``resolved`` (and those they are reviewed after) ready, then re-read its state."""
+    from .fetching.download import Fetcher, Rerun
+    from .store.storage import prepare
+
+    builder, cache = resolved.builder, resolved.cache
+    todo = needed(resolved.plan, wanted)
+    files = {name for split in todo for name in split.files}
+    if not force and all(s.name in resolved.ready for s in todo) and not _candidates(cache, builder.name, files):
+        return  # nothing to write: no lock, so a read-only cache (a shared or mounted one) still serves it
     rerun = Rerun(builder.name, config, tuple(mirrors), None if from_path is None else str(from_path), verify,
                   None if cache_dir is None else str(cache_dir))
-
-    def fetcher() -> Fetcher:
-        return Fetcher(cache, builder.name, mirrors=mirrors, from_path=from_path, verify=verify, force=force, quiet=quiet, rerun=rerun)
-
-    if not force and fetcher().cached(builder.get_files()) is not None and not _candidates(cache, builder.name):
-        # Nothing to write: no lock, so a read-only cache (a shared or mounted one) still serves it.
-        manifest = read_manifest(folder, _sources(cache, builder) or {})
-        if manifest is not None:
-            return _make_info(entry, builder, cache, folder, manifest)
     lock = _locked(cache, builder.name, quiet)
     try:
-        paths = fetcher().fetch(builder.get_files())
-        sources = _sources(cache, builder) or {}
-        manifest = None if force else read_manifest(folder, sources)
-        if manifest is None:
-            # The manifest is written only if prepare succeeds, by when every candidate is pinned.
-            proved = {f: s | {"status": "pinned"} if s.get("status") == "candidate" else s for f, s in sources.items()}
+        resolved.reread()
+        missing = todo if force else [s for s in todo if s.name not in resolved.ready]
+        files = {name for split in missing for name in split.files} if missing else files
+        fetcher = Fetcher(cache, builder.name, mirrors=mirrors, from_path=from_path, verify=verify, force=force, quiet=quiet, rerun=rerun)
+        paths = fetcher.fetch(tuple(f for f in builder.get_files() if f.name in files))
+        if missing:
+            records = cache.read_files(builder.name)
+            # The manifest records a split only once it is prepared, by when its candidate files are proved good.
+            proved = {f: {"sha256": records[f]["sha256"],
+                          "status": "pinned" if records[f].get("status") == "candidate" else records[f].get("status")}
+                      for f in files}
+            existing = resolved.manifest if resolved.ready else None
+            if existing is None and resolved.folder.exists():
+                shutil.rmtree(resolved.folder)  # nothing in it can be served: start the store afresh
             try:
-                manifest = prepare(builder, paths, folder, proved, workers=workers)
+                prepare(builder, missing, paths, resolved.folder, proved, workers=workers, existing=existing,
+                        order=resolved.split_names)
             except DsregError as exc:
-                unproven = _candidates(cache, builder.name)
+                unproven = _candidates(cache, builder.name, files)
                 if unproven:
                     what = ", ".join(unproven)
                     note = f"{what} has no published checksum, so it was not pinned"
                     exc.add_advice(f"{note}: {rerun.python(force=True)} downloads it again",
                                    f"{note}: `{rerun.cli(force=True)}` downloads it again")
                 raise
-        _pin(cache, builder.name, quiet)
+        _pin(cache, builder.name, files, quiet)
     finally:
         lock.release()
-    return _make_info(entry, builder, cache, folder, manifest)
+        resolved.reread()
 
 
 def load(
@@ -263,24 +302,27 @@ def load(
     """Return split ``split`` of dataset ``name`` as a ``dsreg.Dataset`` (all splits as a dict if None).
 
     ``split`` may slice and combine: ``"train[:10%]"``, ``"train[100:200]"``, ``"train+test"``.
-    The dataset is fetched and prepared on first use unless ``download=False``.
+    The splits it names are fetched and prepared on first use (only those, and only the files they
+    need) unless ``download=False``.
     """
     from .store import splits as split_expr
     from .store.dataset import Dataset
 
-    entry = get_registry().get(name)
-    builder = entry.builder(**config)
-    cache = Cache(cache_dir)
-    folder, manifest = _prepared(cache, builder)
-    if manifest is None:
+    resolved = _Resolved.of(name, config, cache_dir)
+    wanted = resolved.wanted(split)
+    missing = [s for s in wanted if s not in resolved.ready]
+    if missing:
         if not download:
-            raise CacheError(f"{builder.name} is not prepared in {cache.root}; run `dsreg fetch {builder.name}` or pass download=True")
-        manifest = fetch(name, cache_dir=cache_dir, quiet=True, **config).manifest
-    ds_info = _make_info(entry, builder, cache, folder, manifest)
+            which = " ".join(f"--split {s}" for s in missing)
+            raise CacheError(f"{resolved.builder.name} ({', '.join(missing)}) is not prepared in {resolved.cache.root}; "
+                             f"run `dsreg fetch {resolved.builder.name} {which}` or pass download=True")
+        _fetch(resolved, missing, config=config, quiet=True, cache_dir=cache_dir)
+    ds_info = resolved.info()
+    manifest = ds_info.manifest
     assert manifest is not None
-    # The prepared order (JSON keys are stored sorted; the splits may depend on the data).
-    counts = {s: manifest["splits"][s]["examples"] for s in ds_info.splits if s in manifest["splits"]}
+    counts = {s: manifest["splits"][s]["examples"] for s in resolved.ready}
+    builder, folder = resolved.builder, resolved.folder
     if split is None:
-        return {s: Dataset(builder, folder, [(s, 0, n)], ds_info, s, transform) for s, n in counts.items()}
+        return {s: Dataset(builder, folder, [(s, 0, counts[s])], ds_info, s, transform) for s in wanted}
     ranges = split_expr.resolve(split, counts)
     return Dataset(builder, folder, ranges, ds_info, split, transform)

@@ -1,4 +1,14 @@
-"""A dataset is a Builder: class-level metadata, remote files, and one generator.
+"""A dataset is a Builder: class-level metadata, remote files, a split plan and one generator.
+
+What an author writes (everything else has a working default):
+
+* the class attributes: ``name``, ``version``, ``task``, ``features``, ``splits``, ``files`` (and the
+  descriptive ``description``/``license``/``homepage``/``citation``, ``config`` defaults);
+* ``generate(self, split, files)``: yield ``(key, example)`` for one split from the verified local
+  files, reading the configuration from ``self.params``;
+* optionally ``plan()`` when a split needs only some of the files or is reviewed against another
+  split, ``decode`` (a pure function the core maps over a process pool), ``collate_fn`` (a plain
+  function), ``review_split`` (checks that need a whole split), ``train_defaults``.
 
     class Letters(dsreg.Builder):
         name = "letters"
@@ -12,7 +22,7 @@
         splits = ("train", "test")
         files = (File("letters.tar.gz", size=1234, sha256="...", urls=("https://...",)),)
 
-        def generate(self, split, files, **config):
+        def generate(self, split, files):
             for key, example in ...:
                 yield key, example          # or yield key, record and set `decode`
 
@@ -32,7 +42,7 @@ from typing import Any, Callable, ClassVar, Iterator, Mapping
 from .errors import ConfigError, PluginError
 from .features import Feature
 
-__all__ = ["Builder", "File", "Skip", "NAME_PATTERN", "TRAIN_SETTINGS", "check_train_settings"]
+__all__ = ["Builder", "File", "Split", "Skip", "NAME_PATTERN", "TRAIN_SETTINGS", "check_train_settings"]
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _HEX = re.compile(r"^[0-9a-f]+$")
@@ -132,8 +142,31 @@ class File:
         return None
 
 
+@dataclass(frozen=True)
+class Split:
+    """One split in a Builder's plan: the files it is generated from and the splits it is reviewed against.
+
+    ``files`` names files of ``Builder.get_files()``: fetching this split downloads only those.
+    ``after`` names splits that must be prepared first because ``review_split`` reads their stored
+    examples (e.g. to drop images equal to a test image); they come earlier in the plan.
+    """
+
+    name: str
+    files: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "files", tuple(self.files))
+        object.__setattr__(self, "after", tuple(self.after))
+
+
 class Builder:
-    """Base class of every dataset. Subclasses set the class attributes and implement ``generate``."""
+    """Base class of every dataset.
+
+    Implement ``generate(split, files)`` and set the class attributes (``name``, ``version``,
+    ``task``, ``features``, ``splits``, ``files``); override ``plan()`` when splits need different
+    files or depend on each other. The configuration is ``self.params``.
+    """
 
     name: ClassVar[str] = ""
     version: ClassVar[str] = "1.0.0"
@@ -202,8 +235,22 @@ class Builder:
         """
         return None
 
+    def plan(self) -> tuple[Split, ...]:
+        """Return, per split in order, which files it needs and which splits it is reviewed against.
+
+        The default: every split of ``get_splits()`` needs every file of ``get_files()`` and no
+        other split. ``dsreg fetch NAME --split S`` downloads and prepares only what S needs (with
+        the splits named in its ``after``, recursively).
+        """
+        names = tuple(f.name for f in self.get_files())
+        return tuple(Split(split, names) for split in self.get_splits())
+
     def generate(self, split: str, files: Mapping[str, Path], **config: Any) -> Iterator[tuple[str, Any]]:
-        """Yield ``(key, example)`` pairs of ``split`` from the verified local ``files``."""
+        """Yield ``(key, example)`` pairs of ``split`` from the verified local ``files`` (its plan's files).
+
+        The configuration is ``self.params``; the core calls this with no keyword arguments. It may
+        run in any order with any other split, or alone: keep no state between calls.
+        """
         raise NotImplementedError(f"{type(self).__name__} must implement generate()")
 
     def note(self, key: str, value: Any) -> None:
@@ -211,13 +258,23 @@ class Builder:
         self.notes[key] = value
 
     def review(self, split: str, key: str, example: Any) -> Any:
-        """Return what to store for one decoded ``example`` (or Skip) of ``split``; None leaves it out.
-
-        The core calls it in the preparing process, in generation order, after the parallel decode:
-        the place for checks that need every example of a split in one place (per-class skip counts,
-        dropping exact duplicates of another split). Record what it leaves out with ``note()``.
-        """
+        """Return what to store for one decoded ``example`` (or Skip) of ``split``; None leaves it out."""
         return example
+
+    def review_split(self, split: str, examples: Iterator[tuple[str, Any]],
+                     earlier: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
+        """Yield ``(key, example or Skip)`` to store for ``split``, from its decoded ``examples`` in generation order.
+
+        The core calls it in the preparing process after the parallel decode: the place for checks
+        that need a whole split (per-class skip counts, dropping exact copies of another split's
+        examples). Keep its state in local variables. ``earlier`` maps each split of this split's
+        ``after`` to its stored examples (``earlier["test"].column("image")`` is a numpy array).
+        Record what it leaves out with ``note()``. The default calls ``review`` on each example.
+        """
+        for key, example in examples:
+            reviewed = self.review(split, key, example)
+            if reviewed is not None:
+                yield key, reviewed
 
     def decode_example(self, example: dict[str, Any]) -> dict[str, Any]:
         """Turn a stored example into what ``__getitem__`` returns (default: unchanged)."""
@@ -239,12 +296,16 @@ class Builder:
         return dict(self.train_defaults)
 
     def get_collate_fn(self) -> Callable[[Any], Any]:
-        """Return the collate function (resolving a name in ``dsreg.store.collate``)."""
-        if callable(self.collate_fn):
-            return self.collate_fn
-        from .store import collate
+        """Return the collate function (resolving a name in ``dsreg.store.collate``).
 
-        return getattr(collate, self.collate_fn)
+        Read from the class, so a plain function set as ``collate_fn = my_collate`` stays a plain
+        function (through the instance it would become a method taking the builder as ``batch``).
+        """
+        return _plain_function(type(self), "collate_fn") or _named_collate(self.collate_fn)
+
+    def get_decode(self) -> Callable[[Any], dict[str, Any]] | None:
+        """Return the ``decode`` function as the class declares it (a plain function), or None."""
+        return _plain_function(type(self), "decode")
 
     # -- identity ---------------------------------------------------------------------------
     def prepared_params(self) -> dict[str, Any]:
@@ -276,7 +337,60 @@ class Builder:
         names = [f.name for f in cls.files]
         if len(names) != len(set(names)):
             raise PluginError(f"{where}: two files share a name in {names}")
+        if not isinstance(cls.collate_fn, str) and _plain_function(cls, "collate_fn") is None:
+            raise PluginError(f"{where}: collate_fn must be a function or the name of one in dsreg.store.collate, "
+                              f"not {cls.collate_fn!r}")
         check_train_settings(cls.train_defaults, f"{where}.train_defaults", PluginError)
         for col, feat in dict(cls.features).items():
             if not isinstance(feat, Feature):
                 raise PluginError(f"{where}: feature {col!r} is {feat!r}, not a dsreg.features.Feature")
+
+
+def _plain_function(cls: type, attribute: str) -> Callable[..., Any] | None:
+    """Return ``cls.attribute`` when it is a function (a staticmethod unwrapped on class access), else None."""
+    value = getattr(cls, attribute, None)
+    return value if callable(value) and not isinstance(value, str) else None
+
+
+def _named_collate(name: Any) -> Callable[[Any], Any]:
+    from .store import collate  # here: the data core does not import the store (and torch) at import time
+
+    function = getattr(collate, str(name), None)
+    if not callable(function):
+        raise PluginError(f"collate_fn {name!r} is not a function of dsreg.store.collate; "
+                          "name one of stack, pad, or give a function")
+    return function
+
+
+def check_plan(builder: Builder) -> tuple[Split, ...]:
+    """Return ``builder.plan()`` after checking it: known files, unique names, ``after`` naming earlier splits."""
+    plan = tuple(builder.plan())
+    where = builder.name
+    files = {f.name for f in builder.get_files()}
+    seen: list[str] = []
+    for split in plan:
+        if not isinstance(split, Split):
+            raise PluginError(f"{where}: plan() must return dsreg.Split objects, got {split!r}")
+        if split.name in seen:
+            raise PluginError(f"{where}: plan() names split {split.name!r} twice")
+        unknown = sorted(set(split.files) - files)
+        if unknown:
+            raise PluginError(f"{where}: split {split.name!r} needs files {unknown} that get_files() does not declare")
+        late = [s for s in split.after if s not in seen]
+        if late:
+            raise PluginError(f"{where}: split {split.name!r} is reviewed after {late}, which must come earlier in plan()")
+        seen.append(split.name)
+    return plan
+
+
+def needed(plan: tuple[Split, ...], wanted: Iterator[str] | tuple[str, ...] | list[str]) -> list[Split]:
+    """Return the splits of ``plan`` to prepare for ``wanted``: those and every split their ``after`` names, in plan order."""
+    by_name = {split.name: split for split in plan}
+    chosen: set[str] = set()
+    stack = list(wanted)
+    while stack:
+        name = stack.pop()
+        if name not in chosen:
+            chosen.add(name)
+            stack.extend(by_name[name].after)
+    return [split for split in plan if split.name in chosen]

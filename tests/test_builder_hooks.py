@@ -28,13 +28,13 @@ def make(stored: str) -> type[dsreg.Builder]:
                 return {"x": dsreg.Tensor((2,), "int64"), "label": dsreg.ClassLabel(("lo", "hi"))}
             return {"x": dsreg.Binary(), "label": dsreg.ClassLabel(("lo", "hi"))}
 
-        def generate(self, split, files, stored, tag):
+        def generate(self, split, files):
             for i in range(4):
-                value = [i, i] if stored == "tensor" else bytes([i, i])
+                value = [i, i] if self.params["stored"] == "tensor" else bytes([i, i])
                 yield str(i), {"x": value, "label": i // 2}
 
         def decodes_on_access(self):
-            return not isinstance(self.features["x"], dsreg.Tensor)
+            return not isinstance(self.get_features()["x"], dsreg.Tensor)
 
         def decode_example(self, example):
             x = example["x"]
@@ -68,28 +68,28 @@ def test_fingerprint_joins_the_config_id() -> None:
     assert plain(tag="a").config_id != builder(tag="a").config_id
 
 
-def test_splits_found_at_prepare_are_served_in_their_order(dsreg_cache: Path, register) -> None:
-    class Found(dsreg.Builder):
-        """Splits known only once the data is read (here: after get_features ran)."""
+def test_splits_found_in_the_input_are_planned_and_served_in_their_order(dsreg_cache: Path, register, tmp_path: Path) -> None:
+    """A builder whose splits depend on its input finds them in plan() (a cheap listing), before any data is read."""
+    for split in ("train", "validation", "test"):
+        (tmp_path / "input" / split).mkdir(parents=True)
 
+    class Found(dsreg.Builder):
         name = "found"
-        splits = ("train", "test")
+        config = {"root": str(tmp_path / "input")}
         features = {"v": dsreg.Value("int64")}
 
-        def get_features(self, files=None):
-            if files is not None:
-                self.found = ("train", "validation", "test")
-            return dict(self.features)
-
         def get_splits(self):
-            return getattr(self, "found", self.splits)
+            order = {"train": 0, "validation": 1, "test": 2}
+            return tuple(sorted((p.name for p in Path(self.params["root"]).iterdir()), key=order.get))
 
         def generate(self, split, files):
             yield split, {"v": len(split)}
 
     register(Found)
+    assert [s.name for s in Found().plan()] == ["train", "validation", "test"]
+    dsreg.fetch("found", quiet=True, split="validation")
+    assert dsreg.info("found").ready_splits == ("validation",)
     dsreg.fetch("found", quiet=True)
-    # A fresh builder has not read the data; the manifest says which splits exist, in order.
     assert dsreg.info("found").splits == ("train", "validation", "test")
     assert list(dsreg.load("found")) == ["train", "validation", "test"]
     assert dsreg.load("found", split="validation")[0]["v"].item() == len("validation")

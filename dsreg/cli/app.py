@@ -149,19 +149,25 @@ def cli(debug: bool) -> None:
 @cli.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def list_cmd(as_json: bool) -> None:
-    """List every registered dataset: name, plugin, task, size and whether it is cached."""
+    """List every registered dataset: name, plugin, task, size and which splits are ready (prepared).
+
+    \b
+    READY is "yes" when every split is prepared, "no" when none is, else the ready splits.
+    """
     rows = []
     for name in api.names():
         inf = api.info(name)
-        rows.append({"name": name, "plugin": inf.plugin, "task": inf.task, "size": inf.size, "cached": inf.cached})
+        rows.append({"name": name, "plugin": inf.plugin, "task": inf.task, "size": inf.size, "cached": inf.cached,
+                     "ready_splits": list(inf.ready_splits)})
     if as_json:
         _echo_json(rows)
         return
     if not rows:
         click.echo("no datasets registered; install a plugin (e.g. pip install dsreg-notmnist) or see `dsreg plugins`")
         return
-    table = [("NAME", "PLUGIN", "TASK", "SIZE", "CACHED")] + [
-        (r["name"], r["plugin"], r["task"] or "-", human_bytes(r["size"]) if r["size"] is not None else "-", "yes" if r["cached"] else "no")
+    table = [("NAME", "PLUGIN", "TASK", "SIZE", "READY")] + [
+        (r["name"], r["plugin"], r["task"] or "-", human_bytes(r["size"]) if r["size"] is not None else "-",
+         "yes" if r["cached"] else ",".join(r["ready_splits"]) or "no")
         for r in rows
     ]
     widths = [max(len(row[i]) for row in table) for i in range(5)]
@@ -204,11 +210,11 @@ def info_cmd(name: str, config: tuple[str, ...], as_json: bool) -> None:
     lines.append("splits:")
     for split in inf.splits:
         meta = (m or {}).get("splits", {}).get(split)
-        if meta:
+        if meta and split in inf.ready_splits:
             skipped = f", {len(meta['skipped'])} skipped" if meta["skipped"] else ""
             lines.append(f"  {split}: {meta['examples']:,} examples{skipped}")
         else:
-            lines.append(f"  {split}: not prepared")
+            lines.append(f"  {split}: not prepared (dsreg fetch {inf.name} --split {split})")
     lines.append("files:")
     for f in inf.files:
         record = inf.fetched.get(f.name)
@@ -228,7 +234,7 @@ def info_cmd(name: str, config: tuple[str, ...], as_json: bool) -> None:
             lines.append(f"    mirror {url}")
     if m:
         for split, meta in m["splits"].items():
-            if meta["skipped"]:
+            if meta["skipped"] and split in inf.ready_splits:
                 lines.append(f"skipped in {split}:")
                 lines += [f"  {s['key']}: {s['reason']}" for s in meta["skipped"][:20]]
                 if len(meta["skipped"]) > 20:
@@ -246,15 +252,20 @@ def info_cmd(name: str, config: tuple[str, ...], as_json: bool) -> None:
 @cli.command("fetch")
 @click.argument("names", nargs=-1, required=True)
 @config_option
+@click.option("--split", "splits", multiple=True, metavar="SPLIT",
+              help="Fetch and prepare only this split, and only the files it needs (repeatable; default: every split).")
 @click.option("--mirror", "mirrors", multiple=True, metavar="URL", help="Try this base URL or folder first (repeatable).")
 @click.option("--from", "from_path", metavar="PATH", help="Take the files from this file or folder instead of downloading.")
 @click.option("--no-verify", is_flag=True, help="Accept files whose size or hash differ (recorded and shown by `dsreg info`).")
 @click.option("--force", is_flag=True, help="Download and prepare again even if cached (replaces the pin of a file with no published checksum).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars, and no line per failed download attempt.")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Processes for decoding while preparing (default: all cores).")
-def fetch_cmd(names: tuple[str, ...], config: tuple[str, ...], mirrors: tuple[str, ...], from_path: str | None,
-              no_verify: bool, force: bool, quiet: bool, workers: int | None) -> None:
+def fetch_cmd(names: tuple[str, ...], config: tuple[str, ...], splits: tuple[str, ...], mirrors: tuple[str, ...],
+              from_path: str | None, no_verify: bool, force: bool, quiet: bool, workers: int | None) -> None:
     """Download, verify and prepare datasets (mirrors, resume, checksums, a lock against doing it twice).
+
+    With --split, only that split is prepared, from only the files it needs; splits fetched later
+    are added to the same prepared store (`dsreg list` shows which are ready).
 
     \b
     Settings (environment or the config file, see docs/cache.md):
@@ -266,11 +277,11 @@ def fetch_cmd(names: tuple[str, ...], config: tuple[str, ...], mirrors: tuple[st
     """
     params = parse_config(config)
     for name in names:
-        inf = api.fetch(name, mirrors=mirrors, from_path=from_path, verify=not no_verify, force=force,
-                        quiet=quiet, workers=workers, **params)
-        m = inf.manifest or {}
-        counts = ", ".join(f"{s} {meta['examples']:,}" for s, meta in m.get("splits", {}).items())
-        skipped = sum(len(meta["skipped"]) for meta in m.get("splits", {}).values())
+        inf = api.fetch(name, split=list(splits) or None, mirrors=mirrors, from_path=from_path, verify=not no_verify,
+                        force=force, quiet=quiet, workers=workers, **params)
+        ready = {s: (inf.manifest or {})["splits"][s] for s in inf.ready_splits}
+        counts = ", ".join(f"{s} {meta['examples']:,}" for s, meta in ready.items())
+        skipped = sum(len(meta["skipped"]) for meta in ready.values())
         extra = f"; {skipped} skipped (see `dsreg info {inf.name}`)" if skipped else ""
         click.echo(f"{inf.name}: {counts}{extra} -> {inf.prepared_path}")
 

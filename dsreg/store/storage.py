@@ -6,8 +6,11 @@ it). Fixed-shape tensor columns are streamed to a raw side file while examples a
 wrapped as Arrow at the end, so each such column is one contiguous buffer in the file: a batch is
 one gather from the memory map, and preparing never holds the split in RAM.
 
-A prepare writes into a temporary folder and renames it into place after ``manifest.json``; a
-folder without a manifest, or whose files disagree with it, is never served.
+A prepared store is one folder per configuration holding one file per split and ``manifest.json``.
+Splits are prepared on their own or together (``Builder.plan()`` says what each needs): each is
+written to a temporary file renamed into place, then recorded in the manifest, which is replaced
+atomically. A split is served only while its file has the size the manifest records and the files
+it was generated from are the ones in the cache now; anything else is prepared again.
 """
 
 from __future__ import annotations
@@ -23,15 +26,16 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
-from ..builder import Builder, Skip
+from ..builder import Builder, Skip, Split
 from ..fetching.cache import read_json, write_json_atomic
 from ..errors import CacheError, PluginError
 from ..features import ClassLabel, Feature, Tensor, Value
 
-__all__ = ["prepare", "read_manifest", "open_split", "SplitWriter"]
+__all__ = ["prepare", "read_manifest", "ready_splits", "open_split", "SplitWriter", "StoredSplit"]
 
 MANIFEST = "manifest.json"
-FORMAT = 1
+#: 2: per-split readiness (each split records the files it was generated from); 1 was all-or-nothing.
+FORMAT = 2
 _FLUSH_ROWS = 65536
 
 
@@ -205,13 +209,6 @@ def _decode_chunk(decode: Callable[[Any], Any], chunk: list[tuple[str, Any]]) ->
     return out
 
 
-def _static_decode(builder: Builder) -> Callable[[Any], Any] | None:
-    attr = inspect.getattr_static(type(builder), "decode", None)
-    if isinstance(attr, staticmethod):
-        attr = attr.__func__
-    return attr
-
-
 def prepare_workers() -> int:
     """Processes used to decode while preparing: DSREG_PREPARE_WORKERS, else the usable cores."""
     value = os.environ.get("DSREG_PREPARE_WORKERS")
@@ -258,8 +255,8 @@ def _watch_parent(parent: int, interval: float = 0.5) -> None:
 
 def examples(builder: Builder, split: str, files: Mapping[str, Path], workers: int | None = None) -> Iterator[tuple[str, Any]]:
     """Yield ``(key, example or Skip)`` for ``split``, decoding records in a process pool if the builder names a decode."""
-    stream = builder.generate(split, files, **builder.params)
-    decode = _static_decode(builder)
+    stream = builder.generate(split, files)  # the configuration is builder.params
+    decode = builder.get_decode()
     if decode is None:
         yield from stream
         return
@@ -319,103 +316,211 @@ def disk_error(exc: OSError, folder: Path, what: str) -> CacheError | None:
     return CacheError(f"{what} stopped: {reason}: {_DISK_ERRORS[code].format(folder=folder)}; then fetch again")
 
 
-def prepare(builder: Builder, files: Mapping[str, Path], target: Path, sources: Mapping[str, Any], workers: int | None = None) -> dict[str, Any]:
-    """Run ``builder`` over every split into ``target`` (atomically) and return the manifest."""
+class StoredSplit:
+    """A prepared split as ``Builder.review_split`` sees an earlier one: its length and its columns."""
+
+    def __init__(self, path: Path, features: Mapping[str, Feature]) -> None:
+        self.path = path
+        self.features = dict(features)
+        self._table: Any = None
+
+    def _columns(self) -> Any:
+        if self._table is None:
+            self._table = open_split(self.path)
+        return self._table
+
+    def __len__(self) -> int:
+        return int(self._columns().num_rows)
+
+    def column(self, name: str) -> Any:
+        """Return column ``name``: a numpy array of shape ``(rows, *shape)`` for a fixed-shape tensor, else a list."""
+        import numpy as np
+        import pyarrow as pa
+
+        column = self._columns().column(name).combine_chunks()
+        feature = self.features[name]
+        if isinstance(feature, Tensor) and feature.fixed:
+            values = column
+            while pa.types.is_fixed_size_list(values.type):
+                values = values.flatten()
+            return np.asarray(values.to_numpy(zero_copy_only=False)).reshape((len(column), *feature.shape))
+        return column.to_pylist()
+
+
+def _merge_notes(into: dict[str, Any], notes: Mapping[str, Any]) -> None:
+    """Merge one split's notes: a dict note (e.g. counts per split) is updated key by key, others replaced."""
+    for key, value in notes.items():
+        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
+            into[key].update(value)
+        else:
+            into[key] = value
+
+
+def _clean_leftovers(folder: Path) -> None:
+    """Remove what a killed prepare left: temporary split files, their raw side files, old temp folders."""
+    for stale in (*folder.glob(".*.tmp-*"), *folder.glob(".*.raw"), *folder.parent.glob(f".{folder.name}.tmp-*")):
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
+
+
+def prepare(builder: Builder, splits: list[Split], files: Mapping[str, Path], target: Path,
+            records: Mapping[str, Any], workers: int | None = None,
+            existing: dict[str, Any] | None = None, order: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Prepare ``splits`` of ``builder`` into the store ``target`` and return its manifest.
+
+    ``records`` holds ``{file name: {sha256, status}}`` of the fetched files; ``existing`` is the
+    store's manifest when some of its splits are ready (their features are kept: they may depend
+    on the data); ``order`` is the plan's split order. Each split is renamed into place and
+    recorded in the manifest as soon as it is complete, so a failure in a later split loses
+    nothing prepared before it.
+    """
     from ..fetching import archive
 
     what = f"preparing {builder.name}"
+    created = not target.exists()
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        for stale in target.parent.glob(f".{target.name}.tmp-*"):  # left by a killed prepare
-            shutil.rmtree(stale, ignore_errors=True)
-        tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
-        tmp.mkdir()
+        target.mkdir(parents=True, exist_ok=True)
+        _clean_leftovers(target)
     except OSError as exc:
         told = disk_error(exc, target.parent, what)
         if told is None:
             raise
         raise told from exc
-    started = time.perf_counter()
-    splits: dict[str, Any] = {}
-    builder.notes.clear()
+    manifest = existing
     try:
         # A dataset may declare its own archive limits; the user's settings still win (see dsreg.fetching.archive).
         with archive.for_dataset(max_member=builder.max_member,
                                  max_expanded=builder.max_expanded,
                                  names={str(path): name for name, path in files.items()}):
-            # Fixed here for this configuration (they may depend on the data) and kept in the manifest.
-            features = dict(builder.get_features(files))
-            builder.features = features
-            for split in builder.get_splits():
-                writer = SplitWriter(tmp / f"{split}.arrow", features)
-                skipped: list[dict[str, str]] = []
-                try:
-                    for key, example in examples(builder, split, files, workers):
-                        example = builder.review(split, key, example)
-                        if example is None:
-                            continue
-                        if isinstance(example, Skip):
-                            skipped.append({"key": str(key), "reason": str(example)})
-                            continue
-                        try:
-                            writer.write(example)
-                        except (ValueError, TypeError) as exc:
-                            raise PluginError(f"{builder.name}: example {key!r} of split {split!r}: {exc}") from exc
-                    rows = writer.close()
-                except BaseException:
-                    writer.discard()
-                    raise
-                splits[split] = {"examples": rows, "bytes": (tmp / f"{split}.arrow").stat().st_size, "skipped": skipped}
-        manifest = {
-            "format": FORMAT,
-            "dataset": builder.name,
-            "version": builder.version,
-            "config": builder.prepared_params(),
-            "config_id": builder.config_id,
-            "builder": f"{type(builder).__module__}:{type(builder).__qualname__}",
-            "features": {name: feat.describe() for name, feat in features.items()},
-            "schema": {name: feat.to_json() for name, feat in features.items()},
-            # JSON keys are stored sorted: keep the builder's split order (it may depend on the data).
-            "split_order": list(splits),
-            "sources": dict(sources),
-            "splits": splits,
-            "notes": dict(builder.notes),
-            "prepared": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "seconds": round(time.perf_counter() - started, 3),
-        }
-        write_json_atomic(tmp / MANIFEST, manifest)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        told = disk_error(exc, target.parent, what)
-        if told is None:
-            raise
-        raise told from exc
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+            # Fixed by the store's first prepare (they may depend on the data) and kept in the manifest.
+            features = stored_features(builder, manifest, files)
+            if manifest is None:
+                manifest = _new_manifest(builder, features)
+            for split in splits:
+                manifest["splits"][split.name] = _prepare_split(builder, split, files, target, records, features, workers)
+                _merge_notes(manifest["notes"], builder.notes)
+                builder.notes.clear()
+                manifest["split_order"] = [s for s in order if s in manifest["splits"]] + \
+                    [s for s in manifest["splits"] if s not in order]
+                manifest["prepared"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                write_json_atomic(target / MANIFEST, manifest)
+    except BaseException as exc:
+        _clean_leftovers(target)
+        if created and not any(target.iterdir()):
+            shutil.rmtree(target, ignore_errors=True)  # nothing was prepared: leave no empty store behind
+        if isinstance(exc, OSError):
+            told = disk_error(exc, target.parent, what)
+            if told is not None:
+                raise told from exc
         raise
     return manifest
 
 
-def read_manifest(folder: Path, sources: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
-    """Return the manifest of a complete, intact store in ``folder``; None if it must be (re)prepared."""
+def stored_features(builder: Builder, manifest: Mapping[str, Any] | None,
+                    files: Mapping[str, Path] | None = None) -> dict[str, Feature]:
+    """Return the features ``manifest`` fixed when the store was first prepared, else the builder's.
+
+    A feature type the core cannot rebuild from JSON (a plugin's own) is asked of the builder.
+    """
+    from ..features import from_json
+
+    if manifest and manifest.get("schema"):
+        stored = {name: from_json(data) for name, data in manifest["schema"].items()}
+        if all(feat is not None for feat in stored.values()):
+            return stored  # type: ignore[return-value]
+    return dict(builder.get_features(files))
+
+
+def _new_manifest(builder: Builder, features: Mapping[str, Feature]) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "dataset": builder.name,
+        "version": builder.version,
+        "config": builder.prepared_params(),
+        "config_id": builder.config_id,
+        "builder": f"{type(builder).__module__}:{type(builder).__qualname__}",
+        "features": {name: feat.describe() for name, feat in features.items()},
+        "schema": {name: feat.to_json() for name, feat in features.items()},
+        # JSON keys are stored sorted: this keeps the plan's split order (it may depend on the data).
+        "split_order": [],
+        "splits": {},
+        "notes": {},
+    }
+
+
+def _prepare_split(builder: Builder, split: Split, files: Mapping[str, Path], target: Path,
+                   records: Mapping[str, Any], features: Mapping[str, Feature], workers: int | None) -> dict[str, Any]:
+    """Write one split to ``target/<split>.arrow`` (through a temporary file) and return its manifest entry."""
+    started = time.perf_counter()
+    final = target / f"{split.name}.arrow"
+    tmp = target / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}"
+    own = {name: files[name] for name in split.files}
+    earlier = {name: StoredSplit(target / f"{name}.arrow", features) for name in split.after}
+    writer = SplitWriter(tmp, features)
+    skipped: list[dict[str, str]] = []
+    try:
+        stream = examples(builder, split.name, own, workers)
+        for key, example in builder.review_split(split.name, stream, earlier):
+            if isinstance(example, Skip):
+                skipped.append({"key": str(key), "reason": str(example)})
+                continue
+            try:
+                writer.write(example)
+            except (ValueError, TypeError) as exc:
+                raise PluginError(f"{builder.name}: example {key!r} of split {split.name!r}: {exc}") from exc
+        rows = writer.close()
+        os.replace(tmp, final)
+    except BaseException:
+        writer.discard()
+        tmp.unlink(missing_ok=True)
+        raise
+    return {
+        "examples": rows,
+        "bytes": final.stat().st_size,
+        "skipped": skipped,
+        "files": {name: dict(records[name]) for name in split.files if name in records},
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+
+
+def read_manifest(folder: Path) -> dict[str, Any] | None:
+    """Return the manifest of the store in ``folder`` if it is one this dsreg writes; None otherwise."""
     try:
         manifest = read_json(folder / MANIFEST)
     except CacheError:
         return None
-    if not manifest or manifest.get("format") != FORMAT:
+    if not manifest or manifest.get("format") != FORMAT or not isinstance(manifest.get("splits"), dict):
         return None
-    if sources is not None and {k: v.get("sha256") for k, v in manifest.get("sources", {}).items()} != {
-        k: v.get("sha256") for k, v in sources.items()
-    }:
-        return None
-    for split, meta in manifest.get("splits", {}).items():
-        path = folder / f"{split}.arrow"
-        if not path.exists() or path.stat().st_size != meta.get("bytes"):
-            return None
+    # JSON keys are stored sorted: give the splits back in the plan's order.
+    order = [s for s in manifest.get("split_order", []) if s in manifest["splits"]]
+    manifest["splits"] = {s: manifest["splits"][s] for s in order + sorted(set(manifest["splits"]) - set(order))}
     return manifest
+
+
+def ready_splits(folder: Path, manifest: Mapping[str, Any] | None, fetched: Mapping[str, str]) -> list[str]:
+    """Return the splits of ``manifest`` that can be served, in its order.
+
+    A split is ready while its file has the recorded size and every file it was generated from is
+    in the cache now with the same sha256 (``fetched``: ``{file name: sha256}`` of the files whose
+    verified bytes are present).
+    """
+    if manifest is None:
+        return []
+    ready = []
+    for split in manifest.get("split_order", []):
+        meta = manifest["splits"].get(split)
+        if meta is None:
+            continue
+        path = folder / f"{split}.arrow"
+        try:
+            intact = path.stat().st_size == meta.get("bytes")
+        except OSError:
+            intact = False
+        if intact and all(fetched.get(name) == record.get("sha256") for name, record in meta.get("files", {}).items()):
+            ready.append(split)
+    return ready
 
 
 def open_split(path: Path) -> Any:

@@ -1,17 +1,19 @@
 """The four notMNIST Builders. Light at import: numpy, Pillow and torch load only while preparing.
 
-How a prepare runs (the core calls ``generate`` once per split, in ``splits`` order, and
-``review`` on each decoded example in the same process):
+Each split is generated on its own from the files its plan names (``plan()``), keeping no state
+between calls, so ``dsreg fetch notmnist --split test`` downloads only the 8 MB archive:
 
-* ``test`` streams ``notMNIST_small.tar.gz`` once, yielding raw PNG bytes; the core decodes them
-  in parallel with ``decode_png``.
-* ``validation`` streams ``notMNIST_large.tar.gz`` once. Each member gets a seeded rank
-  (blake2b of seed and ``letter/name``); per class the lowest ranks are kept in memory as
-  validation candidates and every other member is appended to an anonymous spool file in the
-  temp folder. ``train`` then replays the spool: one read of the large archive, not two.
-* ``review`` counts skipped members per class, keeps the first ``quota`` readable candidates
-  per class in validation (spares go back to train), and with ``dedupe`` drops an image whose
-  pixels equal an image of a split generated before it (test, then validation).
+* ``test`` streams ``notMNIST_small.tar.gz``, yielding raw PNG bytes; the core decodes them in
+  parallel with ``decode_png``.
+* ``validation`` streams ``notMNIST_large.tar.gz`` keeping, per class, the members with the lowest
+  seeded rank (blake2b of seed and ``letter/name``): the quota plus a few spares. Its review keeps
+  the first ``quota`` readable ones per class.
+* ``train`` streams the large archive again and yields every member as soon as it is sure not to
+  be a validation candidate; at the end it decodes the remaining candidates to find which ones
+  validation took (the same rule, so no state is shared) and yields the rest.
+* ``review_split`` counts skipped members per class, and with ``dedupe`` drops an image whose
+  pixels equal an image of a split before it in the plan (test, then validation), reading those
+  splits from the prepared store: the plan's ``after`` makes sure they are prepared first.
 """
 
 from __future__ import annotations
@@ -19,12 +21,10 @@ from __future__ import annotations
 import hashlib
 import heapq
 import os
-import pickle
 import random
-import tempfile
 from collections import Counter
 from pathlib import Path
-from typing import IO, Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import dsreg
 from dsreg.errors import ArchiveError, ConfigError
@@ -111,59 +111,49 @@ class _Letters(dsreg.Builder):
 
 
 class _Reviewed(_Letters):
-    """Counts skips per class and exact duplicates, and with ``dedupe`` removes cross-split copies."""
+    """Counts skips per class and exact duplicates, and with ``dedupe`` removes copies of earlier splits."""
 
-    #: Splits in generation order; an image is removed from a split if it equals one of an earlier split.
+    #: Splits in plan order; with ``dedupe`` an image is removed from a split if it equals one of an earlier split.
     splits: tuple[str, ...] = ("test", "train")
     decode = staticmethod(decode_png)
 
-    def _start(self) -> None:
-        """Reset the figures of a prepare (called when the first split starts)."""
-        self._hashes: dict[str, set[bytes]] = {}
-        self._skipped: dict[str, Counter[str]] = {}
-        self._within: Counter[str] = Counter()
-        self._overlap: dict[str, Counter[str]] = {}
-        self._removed: Counter[str] = Counter()
-        self.note("skipped_per_class", self._skipped)
-        self.note("duplicates_within_split", self._within)
-        self.note("equal_to_earlier_split", self._overlap)
-        self.note("removed_by_dedupe", self._removed)
+    def files_of(self, split: str) -> tuple[str, ...]:
+        """Return the names of the files ``split`` is generated from."""
+        return tuple(f.name for f in self.get_files())
+
+    def plan(self) -> tuple[dsreg.Split, ...]:
+        names = self.get_splits()
+        dedupe = bool(self.params.get("dedupe"))
+        return tuple(dsreg.Split(split, self.files_of(split), after=names[:i] if dedupe else ())
+                     for i, split in enumerate(names))
+
+    def review_split(self, split: str, examples: Iterator[tuple[str, Any]], earlier: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
+        """Count skips per class and duplicates within the split; with ``dedupe`` drop images equal to an earlier split's."""
+        earlier_hashes = {name: {_pixel_hash(image) for image in stored.column("image")} for name, stored in earlier.items()}
+        skipped: Counter[str] = Counter()
+        overlap: Counter[str] = Counter()
+        seen: set[bytes] = set()
+        within = 0
+        for key, example in examples:
+            if isinstance(example, dsreg.Skip):
+                skipped[key[0]] += 1
+                yield key, example
+                continue
+            digest = _pixel_hash(example["image"])
+            equal_to = next((name for name, hashes in earlier_hashes.items() if digest in hashes), None)
+            if equal_to is not None:  # only with dedupe: without it the plan reviews no split after another
+                overlap[equal_to] += 1
+                continue
+            if digest in seen:
+                within += 1
+            else:
+                seen.add(digest)
+            yield key, example
+        self.note("skipped_per_class", {split: skipped})
+        self.note("duplicates_within_split", {split: within})
+        self.note("equal_to_earlier_split", {split: dict(overlap)})
+        self.note("removed_by_dedupe", {split: sum(overlap.values())})
         self.note("dedupe", bool(self.params.get("dedupe")))
-
-    def _begin(self, split: str) -> None:
-        if split == self.get_splits()[0] or not hasattr(self, "_hashes"):
-            self._start()
-        splits = self.get_splits()
-        # The splits an image of this one is compared with, in generation order: an image equal to
-        # both a test and a validation image counts as equal to test.
-        self._earlier = list(splits[: splits.index(split)])
-        for earlier in self._earlier:  # e.g. a split generated on its own has no earlier hashes
-            self._hashes.setdefault(earlier, set())
-        self._hashes[split] = set()
-        self._skipped[split] = Counter()
-        self._overlap[split] = Counter()
-        self._removed[split] = 0
-        self._within[split] = 0
-
-    def review(self, split: str, key: str, example: Any) -> Any:
-        """Count skips per class; measure (and with ``dedupe`` remove) exact duplicates of earlier splits."""
-        if isinstance(example, dsreg.Skip):
-            self._skipped[split][key[0]] += 1
-            return example
-        digest = _pixel_hash(example["image"])
-        for earlier in self._earlier:
-            if digest in self._hashes[earlier]:
-                self._overlap[split][earlier] += 1
-                if self.params.get("dedupe"):
-                    self._removed[split] += 1
-                    return None
-                break
-        seen = self._hashes[split]
-        if digest in seen:
-            self._within[split] += 1
-        else:
-            seen.add(digest)
-        return example
 
 
 def _pixel_hash(image: Any) -> bytes:
@@ -179,40 +169,16 @@ def _stream(path: Path, root: str, archive: str) -> Iterator[tuple[str, tuple[by
         yield key, (data, label)
 
 
-class _Spool:
-    """An anonymous temp file of ``(key, record)`` pickles: written once, replayed once, gone on close."""
-
-    def __init__(self) -> None:
-        self.fh: IO[bytes] = tempfile.TemporaryFile(prefix="dsreg-notmnist-", suffix=".spool")
-        self.count = 0
-        self._pickler = pickle.Pickler(self.fh, protocol=pickle.HIGHEST_PROTOCOL)
-
-    def add(self, key: str, record: tuple[bytes, int]) -> None:
-        self._pickler.dump((key, record))
-        self._pickler.clear_memo()
-        self.count += 1
-
-    def replay(self) -> Iterator[tuple[str, tuple[bytes, int]]]:
-        self.fh.flush()
-        self.fh.seek(0)
-        unpickler = pickle.Unpickler(self.fh)
-        for _ in range(self.count):
-            yield unpickler.load()
-
-    def close(self) -> None:
-        self.fh.close()
-
-
 class NotMNIST(_Reviewed):
     """notMNIST as the course used it: test from notMNIST_small, validation and train from notMNIST_large."""
 
     name = "notmnist"
     description = (
         "Letters A-J rendered from many fonts, 28x28 grayscale (Yaroslav Bulatov, 2011). "
-        "test: every readable image of notMNIST_small (hand-cleaned); validation: a seeded, class-balanced "
-        "10,000 of notMNIST_large; train: the rest of notMNIST_large (~6.5% wrong labels). With dedupe "
-        "(default) an image equal to a test image is removed from validation and train, and one equal to "
-        "a validation image from train; the counts are in the manifest notes."
+        "test: every readable image of notMNIST_small (hand-cleaned, 8 MB: `--split test` fetches only it); "
+        "validation: a seeded, class-balanced 10,000 of notMNIST_large; train: the rest of notMNIST_large "
+        "(~6.5% wrong labels). With dedupe (default) an image equal to a test image is removed from validation "
+        "and train, and one equal to a validation image from train; the counts are in the manifest notes."
     )
     splits = ("test", "validation", "train")
     files = (SMALL, LARGE)
@@ -223,67 +189,74 @@ class NotMNIST(_Reviewed):
         size = self.params["validation_size"]
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise ConfigError(f"notmnist: validation_size must be a whole number >= 0, got {size!r}")
-        self._large: dict[str, Any] | None = None
+
+    def files_of(self, split: str) -> tuple[str, ...]:
+        return (SMALL.name,) if split == "test" else (LARGE.name,)
 
     def generate(self, split: str, files: Mapping[str, Path], **config: Any) -> Iterator[tuple[str, Any]]:
-        self._begin(split)
         if split == "test":
             yield from _stream(files[SMALL.name], "notMNIST_small", SMALL.name)
             return
-        large = self._select(files[LARGE.name])
-        if split == "validation":
-            self._taken = Counter[str]()
-            self._returned: list[str] = []
-            for letter in LETTERS:
-                for key in large["candidates"][letter]:
-                    yield key, large["records"][key]
-            return
-        try:  # train: everything that did not end in validation, spool first, then unused spares
-            yield from large["spool"].replay()
-            for key in getattr(self, "_returned", ()):
-                yield key, large["records"][key]
-        finally:
-            large["spool"].close()
-            self._large = None
-
-    def _select(self, path: Path) -> dict[str, Any]:
-        """Stream the large archive once: keep each class's lowest-ranked candidates, spool the rest."""
-        if self._large is not None and self._large["path"] == path:
-            return self._large
-        seed = self.params["seed"]
-        self._quota = dict(zip(LETTERS, _quotas(self.params["validation_size"])))
         heaps: dict[str, list[tuple[int, str, tuple[bytes, int]]]] = {letter: [] for letter in LETTERS}
-        spool = _Spool()
-        try:
-            for key, record in _stream(path, "notMNIST_large", LARGE.name):
-                heap = heaps[key[0]]
-                cap = self._quota[key[0]] + SPARES if self._quota[key[0]] else 0
-                item = (-rank(seed, key), key, record)  # a max-heap of ranks: the root is the worst kept
-                if len(heap) < cap:
-                    heapq.heappush(heap, item)
-                elif cap and item > heap[0]:
-                    _, out_key, out_record = heapq.heapreplace(heap, item)
-                    spool.add(out_key, out_record)
-                else:
-                    spool.add(key, record)
-        except BaseException:
-            spool.close()
-            raise
-        candidates = {letter: [key for _, key, _ in sorted(heap, reverse=True)] for letter, heap in heaps.items()}
-        records = {key: record for heap in heaps.values() for _, key, record in heap}
-        self._large = {"path": path, "candidates": candidates, "records": records, "spool": spool}
-        self.note("validation_candidates_per_class", {k: len(v) for k, v in candidates.items()})
-        return self._large
+        for key, record in self._rank(files[LARGE.name], heaps):
+            if split == "train":  # surely not a validation candidate: train's, at once
+                yield key, record
+        candidates = {letter: [(key, record) for _, key, record in sorted(heap, reverse=True)] for letter, heap in heaps.items()}
+        if split == "validation":
+            self.note("validation_candidates_per_class", {k: len(v) for k, v in candidates.items()})
+            for letter in LETTERS:
+                yield from candidates[letter]
+            return
+        # train: validation's review keeps the first `quota` readable candidates per class; the rest are train's.
+        quota = dict(zip(LETTERS, _quotas(self.params["validation_size"])))
+        for letter in LETTERS:
+            taken = 0
+            for key, record in candidates[letter]:
+                if taken < quota[letter] and _readable(record):
+                    taken += 1
+                    continue
+                yield key, record
 
-    def review(self, split: str, key: str, example: Any) -> Any:
+    def _rank(self, path: Path, heaps: dict[str, list[Any]]) -> Iterator[tuple[str, tuple[bytes, int]]]:
+        """Stream the large archive, keeping each class's lowest-ranked members in ``heaps``; yield every other one."""
+        seed = self.params["seed"]
+        quota = dict(zip(LETTERS, _quotas(self.params["validation_size"])))
+        for key, record in _stream(path, "notMNIST_large", LARGE.name):
+            heap = heaps[key[0]]
+            cap = quota[key[0]] + SPARES if quota[key[0]] else 0
+            item = (-rank(seed, key), key, record)  # a max-heap of ranks: the root is the worst kept
+            if len(heap) < cap:
+                heapq.heappush(heap, item)
+            elif cap and item > heap[0]:
+                _, out_key, out_record = heapq.heapreplace(heap, item)
+                yield out_key, out_record
+            else:
+                yield key, record
+
+    def review_split(self, split: str, examples: Iterator[tuple[str, Any]], earlier: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
         """Fill validation with the first ``quota`` readable candidates per class, then count and dedupe."""
-        if split == "validation" and not isinstance(example, dsreg.Skip):
-            letter = key[0]
-            if self._taken[letter] >= self._quota[letter]:
-                self._returned.append(key)  # a spare that was not needed: it belongs to train
-                return None
-            self._taken[letter] += 1
-        return super().review(split, key, example)
+        if split == "validation":
+            examples = _first_readable(examples, dict(zip(LETTERS, _quotas(self.params["validation_size"]))))
+        return super().review_split(split, examples, earlier)
+
+
+def _readable(record: tuple[bytes, int]) -> bool:
+    try:
+        decode_png(record)
+    except dsreg.Skip:
+        return False
+    return True
+
+
+def _first_readable(examples: Iterator[tuple[str, Any]], quota: Mapping[str, int]) -> Iterator[tuple[str, Any]]:
+    """Pass skips through and keep each class's first ``quota`` decoded examples (the spares go to train)."""
+    taken: Counter[str] = Counter()
+    for key, example in examples:
+        if not isinstance(example, dsreg.Skip):
+            if taken[key[0]] >= quota[key[0]]:
+                continue
+            taken[key[0]] += 1
+        yield key, example
 
 
 class NotMNISTSmall(_Reviewed):
@@ -306,22 +279,18 @@ class NotMNISTSmall(_Reviewed):
             raise ConfigError(f"notmnist-small: test_fraction must be a number from 0 to 1, got {fraction!r}")
 
     def generate(self, split: str, files: Mapping[str, Path], **config: Any) -> Iterator[tuple[str, Any]]:
-        self._begin(split)
-        if split == "test":  # the small archive is 8 MB: read it once, keep it until train is done
-            by_class: dict[str, list[tuple[str, tuple[bytes, int]]]] = {letter: [] for letter in LETTERS}
-            for key, record in _stream(files[SMALL.name], "notMNIST_small", SMALL.name):
-                by_class[key[0]].append((key, record))
-            self._test_keys: set[str] = set()
-            for members in by_class.values():
-                ranked = sorted(members, key=lambda m: rank(self.params["seed"], m[0]))
-                self._test_keys.update(k for k, _ in ranked[: round(len(members) * self.params["test_fraction"])])
-            self._members = [m for members in by_class.values() for m in members]
-        members = self._members
-        for key, record in members:
-            if (key in self._test_keys) == (split == "test"):
-                yield key, record
-        if split == "train":
-            del self._members
+        # The small archive is 8 MB: each split reads it whole and draws the same test members.
+        by_class: dict[str, list[tuple[str, tuple[bytes, int]]]] = {letter: [] for letter in LETTERS}
+        for key, record in _stream(files[SMALL.name], "notMNIST_small", SMALL.name):
+            by_class[key[0]].append((key, record))
+        test_keys: set[str] = set()
+        for members in by_class.values():
+            ranked = sorted(members, key=lambda m: rank(self.params["seed"], m[0]))
+            test_keys.update(k for k, _ in ranked[: round(len(members) * self.params["test_fraction"])])
+        for members in by_class.values():
+            for key, record in members:
+                if (key in test_keys) == (split == "test"):
+                    yield key, record
 
 
 class NotMNISTIdx(_Reviewed):
@@ -331,8 +300,8 @@ class NotMNISTIdx(_Reviewed):
     description = (
         "notMNIST in MNIST's idx format (github.com/davidflanagan/notMNIST-to-MNIST): train = 6,000 images "
         "per letter from notMNIST_large, test (t10k) = 1,000 per letter from notMNIST_small. The train "
-        "images file has no published checksum: it is pinned on first download. splits= chooses which "
-        "splits (and so which files) a configuration needs, e.g. -c splits=test."
+        "images file has no published checksum: it is pinned on first download. `dsreg fetch notmnist-idx "
+        "--split test` fetches only the two t10k files (splits= still limits a configuration to some splits)."
     )
     homepage = "https://github.com/davidflanagan/notMNIST-to-MNIST"
     license = "unknown (derived from notMNIST; the repository states no license)"
@@ -347,6 +316,8 @@ class NotMNISTIdx(_Reviewed):
                    sha256="1fa03836e01c862542f8eb83463bb951bebec6fcb3efa28dad748c6b38a9021b"),
     )
     config = {"splits": ["train", "test"], "dedupe": False, "normalize": True}
+    # Which splits a configuration lists does not change any split's content: one prepared store serves all.
+    load_only = ("normalize", "splits")
     decode = None  # idx files are read as whole arrays; there is nothing to decode per example
     _PREFIX = {"train": "train", "test": "t10k"}
 
@@ -367,10 +338,12 @@ class NotMNISTIdx(_Reviewed):
         prefixes = {self._PREFIX[s] for s in self.get_splits()}
         return tuple(f for f in self.files if f.name.split("-", 1)[0] in prefixes)
 
+    def files_of(self, split: str) -> tuple[str, ...]:
+        return tuple(f.name for f in self.files if f.name.split("-", 1)[0] == self._PREFIX[split])
+
     def generate(self, split: str, files: Mapping[str, Path], **config: Any) -> Iterator[tuple[str, Any]]:
         from .codec import read_idx
 
-        self._begin(split)
         prefix = self._PREFIX[split]
         images = read_idx(files[f"{prefix}-images-idx3-ubyte.gz"], 3, f"{prefix}-images-idx3-ubyte.gz")
         labels = read_idx(files[f"{prefix}-labels-idx1-ubyte.gz"], 1, f"{prefix}-labels-idx1-ubyte.gz")

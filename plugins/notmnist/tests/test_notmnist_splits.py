@@ -89,13 +89,34 @@ def test_no_image_is_in_two_splits_and_validation_is_class_balanced(dsreg_cache:
     assert all(want["validation_per_class"][letter] == QUOTA for letter in LETTERS)
 
 
-def test_dedupe_off_measures_but_keeps_everything(dsreg_cache: Path, register, file_server, pair: Pair) -> None:
+def test_dedupe_off_keeps_everything_and_ties_no_split_to_another(dsreg_cache: Path, register, file_server, pair: Pair) -> None:
     inf = fetch(pair, register, file_server, dedupe=False)
     want = expected(pair, seed=0, dedupe=False)
     assert {s: meta["examples"] for s, meta in inf.manifest["splits"].items()} == want["sizes"]
     assert want["sizes"] == {"test": 300, "validation": 50, "train": 120 * 10 - 50}
     assert inf.manifest["notes"]["removed_by_dedupe"] == {"test": 0, "validation": 0, "train": 0}
-    assert inf.manifest["notes"]["equal_to_earlier_split"]["train"]["test"] == want["train_equal_test"]
+    assert [split.after for split in NotMNIST(dedupe=False).plan()] == [(), (), ()]
+    assert [split.after for split in NotMNIST().plan()] == [(), ("test",), ("test", "validation")]
+
+
+def test_each_split_prepared_alone_equals_the_split_prepared_with_the_others(dsreg_cache: Path, register, file_server,
+                                                                            pair: Pair, tmp_path: Path) -> None:
+    """Per-split prepares keep no state between calls: train alone (after its plan's splits) equals train of a full fetch."""
+    register(bind(NotMNIST, pair.paths))
+    url = serve(file_server, pair.paths)
+    dsreg.fetch("notmnist", mirrors=[url], quiet=True, validation_size=50, cache_dir=tmp_path / "full")
+    full = dsreg.load("notmnist", validation_size=50, normalize=False, cache_dir=tmp_path / "full")
+    for split in ("validation", "train"):
+        alone = tmp_path / f"alone-{split}"
+        inf = dsreg.fetch("notmnist", split=split, mirrors=[url], quiet=True, validation_size=50, cache_dir=alone)
+        assert inf.ready_splits == (("test", "validation") if split == "validation" else ("test", "validation", "train"))
+        got = dsreg.load("notmnist", split=split, validation_size=50, normalize=False, cache_dir=alone, download=False)
+        assert column(got, "image").tolist() == column(full[split], "image").tolist()
+        assert column(got, "label").tolist() == column(full[split], "label").tolist()
+    # Without dedupe, validation needs no other split and train alone is still the same train.
+    alone = tmp_path / "nodedupe"
+    inf = dsreg.fetch("notmnist", split="train", mirrors=[url], quiet=True, validation_size=50, dedupe=False, cache_dir=alone)
+    assert inf.ready_splits == ("train",)
 
 
 def test_seeded_validation_is_deterministic_and_seed_dependent(tmp_path: Path, monkeypatch, register, file_server, pair: Pair) -> None:
