@@ -104,7 +104,7 @@ def fault(title: str, faults: dict[str, Any] | None = None, *, body: bytes | Non
                 outcome = f"ok ({dsreg.fetch('toy').fetched['toy.bin']['status']})"
             except dsreg.DsregError as exc:
                 outcome = f"{type(exc).__name__}: {exc}"
-        part = Cache().partial("toy", "toy.bin")
+        part = Cache().part_path("toy", "toy.bin")
         print(f"### {title}  [{time.monotonic() - start:.1f} s; HTTP {[s for _, _, s in server.requests]}; "
               f".part {part.stat().st_size if part.exists() else 'none'}]")
         for line in [*said.getvalue().splitlines(), f"=> {outcome}"]:

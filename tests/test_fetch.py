@@ -50,7 +50,7 @@ def test_server_ignoring_range_restarts_from_zero(dsreg_cache, file_server, regi
 def test_part_file_left_by_a_dead_process_is_resumed(dsreg_cache, file_server, register, data):
     url = file_server.serve({"toy.bin": data})
     register(make_builder(data, urls=(url + "toy.bin",)))
-    part = Cache(dsreg_cache).partial("toy", "toy.bin")
+    part = Cache(dsreg_cache).part_path("toy", "toy.bin")
     part.parent.mkdir(parents=True)
     part.write_bytes(data[:123_456])
     dsreg.fetch("toy", quiet=True)

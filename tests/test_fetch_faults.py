@@ -43,13 +43,13 @@ def timed(fn, *args, **kwargs):
 
 
 def part_of(cache: Path, name: str = "toy") -> Path:
-    return Cache(cache).partial(name, "toy.bin")
+    return Cache(cache).part_path(name, "toy.bin")
 
 
 def assert_nothing_complete(cache: Path, name: str = "toy") -> None:
     """No download installed, no record and no prepared store for ``name``: nothing half-made is served."""
     assert not [p for p in (cache / "downloads").glob("*") if p.is_file()]
-    assert name not in Cache(cache).read_files(name)
+    assert name not in Cache(cache).read_records(name)
     assert not (cache / "datasets" / name / "prepared").exists()
 
 

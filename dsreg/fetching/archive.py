@@ -65,7 +65,7 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"PK\x03\x04", "zip"),
     (b"PK\x05\x06", "zip"),  # empty zip
 )
-_OPENERS: dict[str, Callable[..., IO[bytes]]] = {"gzip": gzip.open, "bz2": bz2.open, "xz": lzma.open}
+_OPENERS: dict[str, Callable[..., Any]] = {"gzip": gzip.open, "bz2": bz2.open, "xz": lzma.open}  # each opens binary files here
 
 
 def detect(path: str | Path) -> str:
@@ -253,7 +253,8 @@ class _BoundedReader(io.RawIOBase):
 
     def readall(self) -> bytes:
         # BufferedReader.read() ends here: a whole read is held in memory, so it is bounded as a member.
-        pieces, held = [], 0
+        pieces: list[bytes] = []
+        held = 0
         while True:
             piece = self.read(_STEP)
             if not piece:
@@ -311,7 +312,7 @@ def _tarfile_members(path: str | Path, label: str, budget: _Budget) -> Iterator[
         while (info := tar.next()) is not None:
             # tarfile keeps every header it has read (600 bytes each): an archive of millions of
             # empty members would fill memory with them. Reading on needs none of them.
-            del tar.members[:]
+            del tar.members[:]  # type: ignore[attr-defined]  # a documented attribute the stubs leave out
             budget.header(info.name)
             name = check_member_name(info.name, label)
             if info.isdir():
@@ -325,7 +326,7 @@ def _tarfile_members(path: str | Path, label: str, budget: _Budget) -> Iterator[
             if handle is None:
                 yield name, b""
             else:
-                yield name, handle.read() if info.size <= _STEP else _read_whole(handle.readinto, info.size)
+                yield name, handle.read() if info.size <= _STEP else _read_whole(handle.readinto, info.size)  # type: ignore[attr-defined]  # an ExFileObject has it
 
 
 class _Unsupported(Exception):
@@ -422,7 +423,7 @@ def _direct_tar_members(path: str | Path, kind: str, label: str, budget: _Budget
                 raise budget.bomb(_header_text(header[:100]))
             stored = _header_number(header[148:156])
             unsigned = sum(header) - sum(header[148:156]) + 256
-            if stored != unsigned and stored not in tarfile.calc_chksums(header):
+            if stored != unsigned and stored not in tarfile.calc_chksums(header):  # type: ignore[attr-defined]  # tarfile's own, unlisted in its stubs
                 raise tarfile.ReadError("bad checksum in a tar header")
             type_ = header[156:157]
             size = _header_number(header[124:136])
@@ -497,7 +498,7 @@ def _zip_members(path: str | Path, label: str, budget: _Budget) -> Iterator[tupl
                     # the deflate stream holds: a lying header cannot make this read bigger, and
                     # zipfile's CRC check then refuses the member it cut.
                     size = info.file_size
-                    data = fh.read(size) if size <= _STEP else _read_whole(fh.readinto, size)
+                    data = fh.read(size) if size <= _STEP else _read_whole(fh.readinto, size)  # type: ignore[attr-defined]  # a ZipExtFile has it
                 if len(data) != size:
                     raise _damaged(f"{label}: member {info.filename!r} holds fewer bytes than its header says "
                                    f"({size:,}); the archive is damaged or hostile")
