@@ -1,26 +1,23 @@
-"""Test kit for dsreg and plugin authors, also registered as a pytest plugin (``pytest11``).
+"""dsreg's test kit, for dsreg's own tests and for plugin authors; one job per module.
 
-Fixtures (no network needed):
+    server       ``LoopbackServer`` and ``Faults``: a loopback HTTP server with Range support and
+                 injected faults (error statuses with Retry-After, stalls, cuts, ignored or wrong
+                 ranges, trickles, redirects, content types)
+    trees        a user's data in every container: ``write_tree(root, {path: bytes})`` (a folder),
+                 ``pack({path: bytes}, "zip" | "tar" | "tar.gz")`` (archive bytes), and
+                 ``registered(*builders)`` (a throwaway registry, as a context manager)
+    media        fake data, valid and small, from a seed: ``fake_png``, ``fake_jpeg``, ``fake_wav``,
+                 ``fake_flac``, ``fake_text``, ``fake_tree`` (a ``split/class/file`` layout of any of them)
+    conformance  ``check_builder(MyBuilder, files={name: fake bytes})``: fetch, prepare and load in a
+                 throwaway cache and run every check a plugin must pass; a failure raises
+                 ``ConformanceError`` naming the check, the dataset and the fix
+    hostile      hostile and damaged archives (escaping members, bombs, corrupt streams), one function each
+    fixtures     the pytest plugin: ``dsreg_cache``, ``dsreg_file_server``, ``dsreg_register``
 
-    dsreg_cache      an isolated cache: DSREG_CACHE points at a tmp dir; returns its Path
-    file_server      a loopback HTTP server: ``file_server.serve({"a.bin": b"..."})`` returns the
-                     base URL; Range support and injected faults (``Faults``: error statuses with
-                     Retry-After, stalls, cuts, ignored or wrong ranges, trickles, content types)
-    register         register Builder classes in a fresh in-process registry for one test:
-                     ``register(MyBuilder, OtherBuilder)``
-
-Plain helpers: ``LoopbackServer`` (the same server, usable outside pytest),
-``registered(*builders)`` (a context manager), and for generating a user's data in every
-container: ``write_tree(root, {path: bytes})`` (a folder) and ``pack({path: bytes}, "zip" |
-"tar" | "tar.gz")`` (archive bytes).
-
-Fake data, valid and small, from a seed (no Pillow, numpy or soundfile needed except for JPEG):
-``fake_png``, ``fake_jpeg``, ``fake_wav``, ``fake_flac``, ``fake_text`` and ``fake_tree`` (a
-``split/class/file`` layout of any of them, ready for ``pack`` or ``write_tree``).
-
-The conformance suite: ``check_builder(MyBuilder, files={name: fake bytes})`` fetches, prepares and
-loads the dataset in a throwaway cache and runs every check a plugin must pass (see its docstring);
-a failure raises ``ConformanceError`` with one line naming the check, the dataset and the fix.
+The fixtures need no network and are loaded into every pytest session wherever dsreg is installed
+(``pytest11``); their old names ``file_server`` and ``register`` still work and warn once per run.
+Everything above is re-exported here: ``from dsreg.testing import check_builder, fake_png, pack``.
+The kit's page in the docs is ``docs/testing.md``.
 """
 
 from __future__ import annotations
@@ -37,8 +34,8 @@ from .media import fake_flac, fake_jpeg, fake_png, fake_text, fake_tree, fake_wa
 from .server import Faults, LoopbackServer
 from .trees import pack, registered, write_tree
 
-if _pytest is not None:  # the fixtures exist only where pytest does (as before the split)
-    from .fixtures import dsreg_cache, file_server, register
+if _pytest is not None:  # the fixtures exist only where pytest does
+    from .fixtures import dsreg_cache, dsreg_file_server, dsreg_register, file_server, register
 
 __all__ = [
     "LoopbackServer",
@@ -47,6 +44,8 @@ __all__ = [
     "write_tree",
     "pack",
     "dsreg_cache",
+    "dsreg_file_server",
+    "dsreg_register",
     "file_server",
     "register",
     "fake_png",

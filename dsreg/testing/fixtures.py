@@ -1,24 +1,39 @@
-"""Test kit: the pytest fixtures ``dsreg_cache``, ``file_server`` and ``register`` (defined only when pytest is installed)."""
+"""The pytest plugin: the fixtures ``dsreg_cache``, ``dsreg_file_server`` and ``dsreg_register``.
+
+pytest loads this module at start-up wherever dsreg is installed (the ``pytest11`` entry point), so
+it stays thin: three fixtures over the kit's helpers, nothing imported that a test does not use
+(no torch, numpy or datasets). The fixtures exist only where pytest does.
+
+``file_server`` and ``register`` are the fixtures' old names, kept for suites written against them:
+each still works and warns once per run with a ``DeprecationWarning`` naming its new name.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ..builder import Builder
 from ..registry import Registry
 from .server import LoopbackServer
 from .trees import registered
 
-# -- pytest fixtures (active when the dsreg pytest plugin is loaded) --------------------------
 try:
     import pytest
 except ImportError:  # pragma: no cover - dsreg.testing used without pytest
     pytest = None  # type: ignore[assignment]
 
+__all__ = ["dsreg_cache", "dsreg_file_server", "dsreg_register", "file_server", "register", "RENAMED"]
+
+#: Old fixture name -> new name. The old names still work and warn once per pytest run.
+RENAMED = {"file_server": "dsreg_file_server", "register": "dsreg_register"}
+
 
 if pytest is not None:
+    _WARNED = pytest.StashKey[set]()
 
     @pytest.fixture
     def dsreg_cache(tmp_path: Path, monkeypatch: Any) -> Path:
@@ -33,14 +48,14 @@ if pytest is not None:
         return root
 
     @pytest.fixture
-    def file_server() -> Iterator[LoopbackServer]:
-        """A loopback HTTP server; ``file_server.serve({name: bytes})`` returns its base URL."""
+    def dsreg_file_server() -> Iterator[LoopbackServer]:
+        """A loopback HTTP server; ``dsreg_file_server.serve({name: bytes})`` returns its base URL."""
         with LoopbackServer() as server:
             yield server
 
     @pytest.fixture
-    def register() -> Iterator[Any]:
-        """Call ``register(*builders)`` to make them the only registered datasets for this test."""
+    def dsreg_register() -> Iterator[Callable[..., Registry]]:
+        """Call ``dsreg_register(*builders)`` to make them the only registered datasets for this test."""
         stack = contextlib.ExitStack()
 
         def _register(*builders: type[Builder]) -> Registry:
@@ -49,3 +64,27 @@ if pytest is not None:
         with stack:
             yield _register
 
+    def _old_name(old: str) -> Any:
+        """Return a fixture named ``old`` that serves ``RENAMED[old]`` and warns once per run."""
+        new = RENAMED[old]
+
+        @pytest.fixture(name=old)
+        def alias(request: Any) -> Any:
+            warned = request.config.stash.setdefault(_WARNED, set())
+            if old not in warned:  # once per run: a suite using it in 80 tests needs to hear it once
+                warned.add(old)
+                # Pointed at the first test that asked for it: pytest's own frames would say nothing.
+                path, lineno, _ = request.node.reportinfo()
+                warnings.warn_explicit(
+                    f"the dsreg fixture {old!r} is deprecated; request {new!r} instead (same behaviour)",
+                    DeprecationWarning,
+                    filename=str(path),
+                    lineno=(lineno or 0) + 1,
+                )
+            return request.getfixturevalue(new)
+
+        alias.__doc__ = f"Deprecated name of ``{new}`` (warns once per run)."
+        return alias
+
+    file_server = _old_name("file_server")
+    register = _old_name("register")

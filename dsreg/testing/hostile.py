@@ -10,7 +10,7 @@ member, so a reader that checks late would already have handed something out.
 They are plain functions over ``tarfile``, ``zipfile`` and ``gzip``, so a plugin's own tests can
 use them too::
 
-    from dsreg import hostile
+    from dsreg.testing import hostile
     path = hostile.tar_bomb(tmp_path, expand_to=200 << 20)
 """
 
@@ -23,8 +23,8 @@ import lzma
 import struct
 import tarfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 __all__ = [
     "dotdot", "absolute", "symlink", "hardlink", "device", "fifo", "gnu_long_name_escape", "pax_path_escape",
@@ -44,7 +44,7 @@ class _Zeros(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: "memoryview | bytearray") -> int:  # type: ignore[override]  # RawIOBase's signature is Buffer
+    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]  # RawIOBase's signature is Buffer
         n = min(len(buffer), self.left)
         buffer[:n] = bytes(n)
         self.left -= n

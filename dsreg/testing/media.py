@@ -1,4 +1,4 @@
-"""Test kit: fake data, valid and small, from a seed: ``fake_png``, ``fake_jpeg``, ``fake_wav``, ``fake_flac``, ``fake_text``, ``fake_tree``."""
+"""Test kit: fake data, valid and small, from a seed: ``fake_png``, ``fake_jpeg``, ``fake_wav``, ``fake_flac``, ``fake_text``, ``fake_tree``; ``png`` encodes given pixels."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import math
 import random
 import struct
 import zlib
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 # -- fake data: small, valid files from a seed --------------------------------------------------
 _WORDS = (
@@ -16,26 +17,24 @@ _WORDS = (
 ).split()
 
 
-
 def _pixels(width: int, height: int, channels: int, seed: int) -> bytes:
     rng = random.Random(seed)
     return bytes(rng.randrange(256) for _ in range(width * height * channels))
-
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
 
-
-def fake_png(width: int = 8, height: int = 8, *, mode: str = "L", seed: int = 0) -> bytes:
-    """Return a valid PNG of random pixels; ``mode`` is "L", "LA", "RGB" or "RGBA" (8 bits per channel)."""
+def png(pixels: bytes, width: int, height: int, *, mode: str = "L") -> bytes:
+    """Return a valid PNG of the given 8-bit ``pixels`` (row by row); ``mode`` is "L", "LA", "RGB" or "RGBA"."""
     modes = {"L": (0, 1), "LA": (4, 2), "RGB": (2, 3), "RGBA": (6, 4)}
     if mode not in modes:
         raise ValueError(f"PNG mode {mode!r} is not one of {', '.join(modes)}")
     color_type, channels = modes[mode]
-    pixels = _pixels(width, height, channels, seed)
     stride = width * channels
+    if len(pixels) != height * stride:
+        raise ValueError(f"{len(pixels)} bytes of pixels for a {width}x{height} {mode} PNG; expected {height * stride}")
     # Filter byte 0 (none) before every row, as the format requires.
     raw = b"".join(b"\x00" + pixels[y * stride : (y + 1) * stride] for y in range(height))
     header = struct.pack(">IIBBBBB", width, height, 8, color_type, 0, 0, 0)
@@ -44,6 +43,13 @@ def fake_png(width: int = 8, height: int = 8, *, mode: str = "L", seed: int = 0)
         + _png_chunk(b"IDAT", zlib.compress(raw)) + _png_chunk(b"IEND", b"")
     )
 
+
+def fake_png(width: int = 8, height: int = 8, *, mode: str = "L", seed: int = 0) -> bytes:
+    """Return a valid PNG of random pixels; ``mode`` is "L", "LA", "RGB" or "RGBA" (8 bits per channel)."""
+    channels = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}.get(mode)
+    if channels is None:
+        raise ValueError(f"PNG mode {mode!r} is not one of L, LA, RGB, RGBA")
+    return png(_pixels(width, height, channels, seed), width, height, mode=mode)
 
 
 def fake_jpeg(width: int = 8, height: int = 8, *, mode: str = "RGB", seed: int = 0, quality: int = 90) -> bytes:
@@ -61,7 +67,6 @@ def fake_jpeg(width: int = 8, height: int = 8, *, mode: str = "RGB", seed: int =
     return buf.getvalue()
 
 
-
 def _samples(seconds: float, rate: int, channels: int, seed: int, freq: float | None) -> list[int]:
     """Return interleaved 16-bit samples: a sine (a random pitch from the seed) plus a little noise."""
     rng = random.Random(seed)
@@ -71,7 +76,6 @@ def _samples(seconds: float, rate: int, channels: int, seed: int, freq: float | 
         value = 0.5 * math.sin(2 * math.pi * pitch * i / rate) + rng.uniform(-0.05, 0.05)
         out.extend([int(value * 32767)] * channels)
     return out
-
 
 
 def fake_wav(seconds: float = 0.25, *, rate: int = 8000, channels: int = 1, seed: int = 0, freq: float | None = None) -> bytes:
@@ -88,7 +92,6 @@ def fake_wav(seconds: float = 0.25, *, rate: int = 8000, channels: int = 1, seed
     return buf.getvalue()
 
 
-
 def _crc8(data: bytes) -> int:
     crc = 0
     for byte in data:
@@ -98,7 +101,6 @@ def _crc8(data: bytes) -> int:
     return crc
 
 
-
 def _crc16(data: bytes) -> int:
     crc = 0
     for byte in data:
@@ -106,7 +108,6 @@ def _crc16(data: bytes) -> int:
         for _ in range(8):
             crc = ((crc << 1) ^ 0x8005) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
     return crc
-
 
 
 def _utf8_number(n: int) -> bytes:
@@ -122,7 +123,6 @@ def _utf8_number(n: int) -> bytes:
         n >>= 6
     lead = (0xFF << (8 - length)) & 0xFF
     return bytes([lead | n, *reversed(out)])
-
 
 
 def fake_flac(seconds: float = 0.25, *, rate: int = 8000, channels: int = 1, seed: int = 0, freq: float | None = None) -> bytes:
@@ -154,12 +154,10 @@ def fake_flac(seconds: float = 0.25, *, rate: int = 8000, channels: int = 1, see
     return bytes(out)
 
 
-
 def fake_text(lines: int = 3, words: int = 8, *, seed: int = 0) -> str:
     """Return ``lines`` lines of ``words`` random words each (a newline after each line)."""
     rng = random.Random(seed)
     return "".join(" ".join(rng.choice(_WORDS) for _ in range(words)).capitalize() + ".\n" for _ in range(lines))
-
 
 
 def fake_tree(

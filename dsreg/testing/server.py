@@ -42,7 +42,6 @@ class Faults:
     redirect: str | None = None
 
 
-
 @dataclass
 class _State:
     files: dict[str, bytes] = field(default_factory=dict)
@@ -60,7 +59,6 @@ class _State:
             if left > 0:
                 setattr(fault, counter, left - 1)
             return left > 0
-
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -143,12 +141,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                     return self._drop(0)
             self._send(payload[at:at + step])
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self._serve(body=True)
 
-    def do_HEAD(self) -> None:  # noqa: N802
+    def do_HEAD(self) -> None:
         self._serve(body=False)
-
 
 
 class _Server(http.server.ThreadingHTTPServer):
@@ -161,7 +158,6 @@ class _Server(http.server.ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-
 class LoopbackServer:
     """An HTTP server on 127.0.0.1 serving in-memory files, with injectable faults (see ``Faults``)."""
 
@@ -169,7 +165,9 @@ class LoopbackServer:
         self.state = _State()
         handler = type("Handler", (_Handler,), {"state": self.state})
         self.httpd = _Server(("127.0.0.1", 0), handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        # A short poll interval: closing waits for the next poll, and the default 0.5 s was paid by
+        # every test that used a server.
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
         self.thread.start()
 
     @property
@@ -202,7 +200,7 @@ class LoopbackServer:
         self.httpd.shutdown()
         self.httpd.server_close()
 
-    def __enter__(self) -> "LoopbackServer":
+    def __enter__(self) -> LoopbackServer:
         return self
 
     def __exit__(self, *exc: Any) -> None:

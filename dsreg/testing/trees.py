@@ -6,8 +6,8 @@ import contextlib
 import io
 import tarfile
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from ..builder import Builder
 from ..plugins import use_registry
@@ -25,7 +25,6 @@ def registered(*builders: type[Builder], plugin: str = "tests") -> Iterator[Regi
         yield registry
 
 
-
 def write_tree(root: Path, tree: dict[str, bytes]) -> Path:
     """Write ``{relative path: bytes}`` under ``root`` (folders made as needed); return ``root``."""
     for name, data in tree.items():
@@ -33,7 +32,6 @@ def write_tree(root: Path, tree: dict[str, bytes]) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
     return Path(root)
-
 
 
 def pack(tree: dict[str, bytes], fmt: str = "zip") -> bytes:
