@@ -45,6 +45,36 @@ def test_real_t10k_files_load_with_their_published_facts(dsreg_cache: Path, idx_
     assert all_white.sum() == 141 and set(labels[all_white].tolist()) == {8} and test.classes[8] == "I"
 
 
+def test_the_test_split_alone_from_a_folder_holding_only_its_files(dsreg_cache: Path, idx_data: Path, tmp_path: Path,
+                                                                   monkeypatch) -> None:
+    import socket
+
+    from click.testing import CliRunner
+
+    from dsreg.cli import cli
+
+    only_test = tmp_path / "t10k"
+    only_test.mkdir()
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        (only_test / name).write_bytes((idx_data / name).read_bytes())
+    fetched = CliRunner().invoke(cli, ["fetch", "notmnist-idx", "--split", "test", "--from", str(only_test), "-q"])
+    assert fetched.exit_code == 0, fetched.output
+    assert "notmnist-idx: test 10,000 ->" in fetched.output
+
+    def refuse(*args, **kwargs):
+        raise OSError("network refused by the test")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    assert len(dsreg.load("notmnist-idx", split="test")) == 10_000  # the default config: the same store
+    listed = CliRunner().invoke(cli, ["list"])
+    row = next(line.split() for line in listed.output.splitlines() if line.startswith("notmnist-idx "))
+    assert row[-1] == "test"
+    with pytest.raises(dsreg.FetchError):  # train was never fetched, and the network is refused
+        dsreg.load("notmnist-idx", split="train")
+    assert dsreg.info("notmnist-idx").ready_splits == ("test",)
+
+
 def test_the_full_configuration_names_the_missing_train_images(dsreg_cache: Path, idx_data: Path) -> None:
     with pytest.raises(dsreg.FetchError, match="train-images-idx3-ubyte.gz is not at"):
         dsreg.fetch("notmnist-idx", from_path=idx_data, quiet=True)

@@ -99,6 +99,24 @@ def test_dedupe_off_keeps_everything_and_ties_no_split_to_another(dsreg_cache: P
     assert [split.after for split in NotMNIST().plan()] == [(), ("test",), ("test", "validation")]
 
 
+def test_the_test_split_downloads_only_the_small_archive_and_later_splits_join_its_store(
+        dsreg_cache: Path, register, file_server, pair: Pair) -> None:
+    register(bind(NotMNIST, pair.paths))
+    url = serve(file_server, pair.paths)
+    inf = dsreg.fetch("notmnist", split="test", mirrors=[url], quiet=True, validation_size=50)
+    assert {name for name, _, _ in file_server.requests} == {"notMNIST_small.tar.gz"}
+    assert inf.ready_splits == ("test",) and not inf.cached
+    store = inf.prepared_path
+    test_file = (store / "test.arrow").stat()
+    # A later split joins the same store; test is not prepared again.
+    dsreg.fetch("notmnist", split="validation", mirrors=[url], quiet=True, validation_size=50)
+    assert len(dsreg.load("notmnist", split="validation", validation_size=50, download=False)) > 0
+    assert {name for name, _, _ in file_server.requests} == {"notMNIST_small.tar.gz", "notMNIST_large.tar.gz"}
+    after = dsreg.info("notmnist", validation_size=50)
+    assert after.ready_splits == ("test", "validation") and after.prepared_path == store
+    assert (store / "test.arrow").stat().st_mtime_ns == test_file.st_mtime_ns
+
+
 def test_each_split_prepared_alone_equals_the_split_prepared_with_the_others(dsreg_cache: Path, register, file_server,
                                                                             pair: Pair, tmp_path: Path) -> None:
     """Per-split prepares keep no state between calls: train alone (after its plan's splits) equals train of a full fetch."""
