@@ -3,6 +3,7 @@ preloads with the same results, and the ``dsreg train`` command writes what it s
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -17,11 +18,15 @@ from click.testing import CliRunner
 
 import dsreg
 from dsreg.cli import cli
+from dsreg.cli.train import _forwarded, pick_splits, settings_from_options, train_cmd
 from dsreg.errors import ConfigError
-from dsreg.train import CHECKPOINT, METRICS, Trainer, load_checkpoint, pick_device, pick_precision
-from dsreg.cli.train import _forwarded, pick_splits, train_cmd
+from dsreg.train import CHECKPOINT, FALLBACKS, METRICS, Trainer, TrainSettings, load_checkpoint, pick_device, pick_precision
 
-from trainsets import ALL, Stripes, add_default_models, one_thread, registry, state_equal  # noqa: F401 - fixtures
+import trainsets
+from trainsets import ALL, Stripes, add_default_models, state_equal
+
+# The shared fixtures, bound here by name: pytest finds a module's fixtures among its globals.
+one_thread, registry = trainsets.one_thread, trainsets.registry
 
 TESTS = Path(__file__).parent
 
@@ -283,7 +288,7 @@ def test_dsreg_train_json_and_resume(registry, tmp_path):
     data = json.loads(again.stdout)
     assert [row["epoch"] for row in data["history"]] == [1, 2] and data["dataset"]["config"] == {"n": 128}
     assert data["test"]["examples"] == 32 and data["out"] == str(out)
-    assert "resumed from" in again.stderr and "after epoch 1" in again.stderr
+    assert "resumed from" in again.stderr and "after epoch 1; settings changed since: epochs 1 -> 2 (the schedule now spans them)" in again.stderr
 
 
 def test_dsreg_train_unknown_model_is_one_line(registry):
@@ -403,6 +408,8 @@ def test_train_defaults_are_checked_when_the_plugin_registers(defaults, message)
     (["--workers", "-1"], "error: dsreg train: --workers -1 is out of range; give 0 (load in this process) or more"),
     (["--nproc", "0"], "error: dsreg train: --nproc 0 is out of range; give a whole number >= 1"),
     (["--threads", "0"], "error: dsreg train: --threads 0 is out of range; give a whole number >= 1"),
+    (["--seed", "-1"], "error: dsreg train: --seed -1 is out of range; give a whole number >= 0"),
+    (["--precision", "fp8"], "error: dsreg train: --precision 'fp8' is out of range; give auto, fp32, bf16 or fp16"),
 ])
 def test_out_of_range_numbers_are_refused_before_any_work(registry, tmp_path, args, message):
     out = tmp_path / "run"
@@ -500,4 +507,99 @@ def test_the_trainer_restores_the_callers_thread_count(registry):
     trainer = Trainer("image-mlp", "stripes", epochs=1, threads=2, loss=loss, quiet=True, config={"n": 64})
     trainer.fit()
     trainer.evaluate("stripes:test")
-    assert set(seen) == {2} and torch.get_num_threads() == 1 and trainer._settings()["threads"] == 2
+    assert set(seen) == {2} and torch.get_num_threads() == 1 and trainer.settings.threads == 2
+
+
+# -- the settings object ------------------------------------------------------------------------
+@pytest.mark.parametrize("values,message", [
+    ({"epochs": 0}, "TrainSettings: epochs 0 is out of range; give a whole number >= 1"),
+    ({"lr": float("nan")}, "TrainSettings: lr nan is out of range; give a number > 0"),
+    ({"schedule": "step"}, "TrainSettings: schedule 'step' is out of range; give cosine, linear or constant"),
+    ({"num_workers": -1}, "TrainSettings: num_workers -1 is out of range; give 0 (load in this process) or more"),
+    ({"threads": 0}, "TrainSettings: threads 0 is out of range; give a whole number >= 1"),
+    ({"precision": "fp8"}, "TrainSettings: precision 'fp8' is out of range; give auto, fp32, bf16 or fp16"),
+    ({"preload": 1}, "TrainSettings: preload 1 is out of range; give True, False or 'auto'"),
+    ({"resume": None}, "TrainSettings: resume None is out of range; give True, False or a checkpoint path"),
+])
+def test_settings_are_checked_when_made(values, message):
+    with pytest.raises(ConfigError) as err:
+        TrainSettings(**values)
+    assert str(err.value) == message
+
+
+def test_every_setting_is_checked_and_the_object_is_frozen():
+    for field in dataclasses.fields(TrainSettings):
+        with pytest.raises(ConfigError, match=f"^TrainSettings: {field.name} <object object"):
+            TrainSettings(**{field.name: object()})
+    settings = TrainSettings(epochs=2, device=torch.device("cpu"), out_dir=Path("runs") / "a", model_options={"width": 8})
+    assert (settings.device, settings.out_dir) == ("cpu", str(Path("runs") / "a"))  # plain values, as a checkpoint stores them
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.epochs = 3  # type: ignore[misc]  # the point: it cannot be assigned
+    assert settings.replace(epochs=4).epochs == 4 and settings.epochs == 2
+    assert settings.to_dict()["model_options"] == {"width": 8} and len(settings.to_dict()) == len(dataclasses.fields(TrainSettings))
+
+
+def test_keywords_apply_over_the_settings_object(registry):
+    settings = TrainSettings(epochs=1, batch_size=64, lr=3e-3, quiet=True)
+    trainer = Trainer("image-mlp", "stripes", settings=settings, epochs=2, lr=None, config={"n": 64})  # None: not given
+    assert (trainer.epochs, trainer.batch_size, trainer.lr, trainer.settings.quiet) == (2, 64, 3e-3, True)
+    assert settings.epochs == 1  # the caller's object is left as it was
+    with pytest.raises(TypeError, match=r"Trainer\(\) got an unexpected keyword argument 'epoch' \(did you mean 'epochs'\?\)"):
+        Trainer("image-mlp", "stripes", epoch=2)
+    with pytest.raises(ConfigError, match=r"^Trainer: epochs 0 is out of range; give a whole number >= 1$"):
+        Trainer(None, "stripes", epochs=0)
+    with pytest.raises(ConfigError, match="model is an nn.Module and settings.model is 'image-cnn'; give one of them"):
+        Trainer(torch.nn.Linear(2, 2), "stripes", settings=TrainSettings(model="image-cnn"))
+
+
+def test_for_dataset_fills_what_was_not_given_from_the_train_defaults(tuned):
+    tuned_ds = dsreg.load("tuned-stripes", split="train", n=64)
+    filled = TrainSettings(lr=1e-2).for_dataset(tuned_ds)
+    assert (filled.model, filled.model_options, filled.epochs, filled.batch_size, filled.lr, filled.schedule) == (
+        "image-cnn", {"width": 8}, 2, 32, 1e-2, "linear")
+    assert TrainSettings(model="image-mlp").for_dataset(tuned_ds).model_options == {}  # the dataset's options are its model's
+    assert TrainSettings().for_dataset(tuned_ds, own_module=True).model is None
+    plain = TrainSettings().for_dataset(dsreg.load("stripes", split="train", n=64))
+    assert {key: getattr(plain, key) for key in FALLBACKS} == FALLBACKS
+
+
+def test_the_settings_a_run_used_rebuild_the_same_run(registry):
+    first = Trainer(None, "stripes", settings=TrainSettings(epochs=1, batch_size=32, seed=5, quiet=True), config={"n": 64})
+    first.fit()
+    used = first.settings
+    assert (used.model, used.epochs, used.lr, used.schedule, used.eval_batch_size, used.target) == ("image-mlp", 1, 1e-3, "cosine", 256, "label")
+    assert (used.device, used.precision, used.threads, used.num_workers, used.pin_memory, used.preload) == ("cpu", "fp32", 1, 0, False, False)
+    again = Trainer(None, "stripes", settings=used, config={"n": 64})
+    again.fit()
+    assert state_equal(again.module.state_dict(), first.module.state_dict())
+
+
+def test_dsreg_train_options_become_one_settings_object(tmp_path):
+    ctx = train_cmd.make_context("train", ["stripes", "--epochs", "2", "--workers", "0", "--threads", "1", "--no-preload",
+                                           "--seed", "3", "-m", "image-cnn", "-q", "--resume"])
+    assert settings_from_options(ctx.params, tmp_path) == TrainSettings(
+        model="image-cnn", epochs=2, num_workers=0, threads=1, preload=False, seed=3, quiet=True, resume=True, out_dir=str(tmp_path))
+    bare = train_cmd.make_context("train", ["stripes"])
+    assert settings_from_options(bare.params, tmp_path) == TrainSettings(out_dir=str(tmp_path))  # nothing decided before the data
+
+
+def test_the_checkpoint_stores_the_settings_and_a_resume_says_what_changed(registry, tmp_path):
+    Trainer("image-mlp", "stripes", epochs=1, batch_size=64, quiet=True, out_dir=tmp_path, config={"n": 64}).fit()
+    path = tmp_path / CHECKPOINT
+    stored = load_checkpoint(path)["settings"]
+    assert set(TrainSettings().to_dict()) <= set(stored) and stored["out_dir"] == str(tmp_path) and stored["num_workers"] == 0
+    lines: list[str] = []
+    Trainer("image-mlp", "stripes", epochs=2, batch_size=64, lr=1e-2, out_dir=tmp_path, resume=True, log=lines.append, config={"n": 64})
+    assert lines == [f"resumed from {path} after epoch 1; settings changed since: epochs 1 -> 2 (the schedule now spans them), lr 0.001 -> 0.01"]
+
+    # A checkpoint written before TrainSettings held these settings only: it resumes, compared on them.
+    old = load_checkpoint(path)
+    old["settings"] = {key: old["settings"][key] for key in (
+        "model", "model_options", "epochs", "batch_size", "lr", "weight_decay", "schedule", "clip_grad", "seed",
+        "precision", "device", "threads", "world_size", "preload", "optimizer", "target")}
+    torch.save(old, path)
+    lines.clear()
+    resumed = Trainer("image-mlp", "stripes", epochs=2, batch_size=64, out_dir=tmp_path, resume=True, log=lines.append, config={"n": 64})
+    assert lines == [f"resumed from {path} after epoch 1; settings changed since: epochs 1 -> 2 (the schedule now spans them)"]
+    resumed.fit()
+    assert load_checkpoint(path)["epoch"] == 2

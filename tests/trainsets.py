@@ -6,7 +6,8 @@ They need no files and no network; each builds in well under a second.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import torch

@@ -1,7 +1,8 @@
 """``dsreg train NAME``: fetch if needed, train the task's default (or a chosen) model, test, write results.
 
-Thin over ``dsreg.train.Trainer``. Imported only when the command runs (and torch only inside the
-command), so ``dsreg list`` and ``dsreg --help`` stay fast.
+Thin over ``dsreg.train.Trainer``: the options become one ``TrainSettings`` (``settings_from_options``).
+Imported only when the command runs (and torch only inside the command), so ``dsreg list`` and
+``dsreg --help`` stay fast.
 """
 
 from __future__ import annotations
@@ -12,15 +13,26 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import click
 
-from .app import _echo_json, config_option, parse_config
 from ..errors import ConfigError
+from ..train.settings import TrainSettings, check_settings
+from .app import _echo_json, config_option, parse_config
 
-__all__ = ["train_cmd", "pick_splits", "default_out_dir", "check_options", "resume_command", "run_train"]
+__all__ = ["train_cmd", "pick_splits", "default_out_dir", "settings_from_options", "option_name", "check_options",
+           "resume_command", "run_train"]
+
+#: Each ``TrainSettings`` field that ``dsreg train`` sets, and the option (its parameter name) that sets it.
+SETTING_OPTIONS = {
+    "model": "model", "epochs": "epochs", "batch_size": "batch_size", "lr": "lr", "weight_decay": "weight_decay",
+    "schedule": "schedule", "clip_grad": "clip_grad", "seed": "seed", "deterministic": "deterministic",
+    "device": "device", "precision": "precision", "num_workers": "workers", "threads": "threads",
+    "preload": "preload", "out_dir": "out", "resume": "resume", "quiet": "quiet",
+}
 
 _EVAL_SPLITS = ("validation", "valid", "val", "dev")
 
@@ -72,17 +84,31 @@ def _forwarded(ctx: click.Context, out: Path, given_only: bool = False) -> list[
     return [*args, "--out", str(out)]
 
 
-def check_options(given: dict[str, Any], workers: int | None, nproc: int, threads: int | None = None) -> None:
-    """Raise ConfigError (one line, before any work) for an option out of range."""
-    from ..builder import check_train_settings
+def option_name(setting: str) -> str:
+    """Return the ``dsreg train`` option that sets the ``TrainSettings`` field ``setting`` (``num_workers`` → ``--workers``)."""
+    return "--" + SETTING_OPTIONS.get(setting, setting).replace("_", "-")
 
-    check_train_settings(given, "dsreg train", spell=lambda key: "--" + key.replace("_", "-"))
-    if workers is not None and workers < 0:
-        raise ConfigError(f"dsreg train: --workers {workers} is out of range; give 0 (load in this process) or more")
+
+def settings_from_options(options: Mapping[str, Any], out: Path) -> TrainSettings:
+    """Return the ``TrainSettings`` that ``dsreg train``'s parsed ``options`` configure, with run folder ``out``.
+
+    The one place options become settings. A value out of range raises ConfigError in one line that
+    names the option as typed (``dsreg train: --batch-size -5 is out of range; ...``), before any work.
+    """
+    values = {setting: options[option] for setting, option in SETTING_OPTIONS.items()}
+    values["preload"] = "auto" if values["preload"] is None else values["preload"]  # neither flag: the trainer decides
+    values["out_dir"] = str(out)
+    check_settings(values, "dsreg train", spell=option_name)
+    if options["nproc"] < 1:
+        raise ConfigError(f"dsreg train: --nproc {options['nproc']} is out of range; give a whole number >= 1")
+    return TrainSettings(**values)
+
+
+def check_options(given: dict[str, Any], workers: int | None, nproc: int, threads: int | None = None) -> None:
+    """Raise ConfigError (one line, before any work) for an option out of range (``settings_from_options`` does this too)."""
+    check_settings({**given, "num_workers": workers, "threads": threads}, "dsreg train", spell=option_name)
     if nproc < 1:
         raise ConfigError(f"dsreg train: --nproc {nproc} is out of range; give a whole number >= 1")
-    if threads is not None and threads < 1:
-        raise ConfigError(f"dsreg train: --threads {threads} is out of range; give a whole number >= 1")
 
 
 def resume_command(ctx: click.Context, out: Path, nproc: int = 1) -> str:
@@ -167,19 +193,15 @@ _FALLBACK_HELP = "default: the dataset's train_defaults, else"
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON (progress goes to stderr).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the final result.")
 @click.pass_context
-def train_cmd(ctx: click.Context, name: str, model: str | None, epochs: int | None, batch_size: int | None,
-              lr: float | None, weight_decay: float | None, schedule: str | None, clip_grad: float | None, seed: int,
-              deterministic: bool, device: str, precision: str, workers: int | None, threads: int | None, preload: bool | None,
-              out: Path | None, resume: bool, nproc: int, config: tuple[str, ...], as_json: bool, quiet: bool) -> None:
+def train_cmd(ctx: click.Context, name: str, out: Path | None, resume: bool, nproc: int, config: tuple[str, ...],
+              as_json: bool, quiet: bool, **options: Any) -> None:
     """Train a model on dataset NAME, test it, and write checkpoint.pt and metrics.json into the run folder.
 
     Options not given come from the dataset's train_defaults (`dsreg info NAME` shows them).
     """
     params = parse_config(config)
-    given = {"model": model, "epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
-             "schedule": schedule, "clip_grad": clip_grad}
-    check_options(given, workers, nproc, threads)
     out = out or default_out_dir(name, resume)
+    settings = settings_from_options(ctx.params, out)  # every option checked, in one line, before any work
     from ..train.trainer import check_run_folder
 
     made = _missing_folders(out)
@@ -194,7 +216,7 @@ def train_cmd(ctx: click.Context, name: str, model: str | None, epochs: int | No
     from ..train.distributed import world
     from ..train.trainer import CHECKPOINT, METRICS, Trainer, dataset_defaults, pick_device
 
-    w = world(pick_device(device).type)
+    w = world(pick_device(settings.device).type)
     say = (lambda line: click.echo(line, err=True)) if as_json else click.echo
     try:
         if not w.main:  # rank 0 downloads and prepares; the others then find it cached
@@ -204,13 +226,8 @@ def train_cmd(ctx: click.Context, name: str, model: str | None, epochs: int | No
             w.barrier()
         splits = list((inf.manifest or {}).get("splits", {})) or list(inf.splits)
         train_split, val_split, test_split = pick_splits(splits)
-        trainer = Trainer(
-            model, f"{name}:{train_split}", f"{name}:{val_split}" if val_split else None, config=params,
-            epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, schedule=schedule,
-            clip_grad=clip_grad, seed=seed, deterministic=deterministic, device=device, precision=precision,
-            num_workers=workers, threads=threads, preload="auto" if preload is None else preload, out_dir=out, resume=resume,
-            quiet=quiet, log=say,
-        )
+        trainer = Trainer(None, f"{name}:{train_split}", f"{name}:{val_split}" if val_split else None, config=params,
+                          settings=settings, log=say)
         with trainer:
             if not quiet and w.main:
                 n_params = sum(p.numel() for p in trainer.module.parameters())
@@ -220,7 +237,7 @@ def train_cmd(ctx: click.Context, name: str, model: str | None, epochs: int | No
                 val = f", eval on {val_split}" if val_split else ""
                 say(f"{inf.name}: {trainer.model_name} ({n_params:,} parameters) on {where}; "
                     f"{len(trainer.train_data):,} {train_split} examples{val}; run folder {out}")
-                taken = {k: v for k, v in dataset_defaults(trainer.train_data).items() if given.get(k) is None}
+                taken = {k: v for k, v in dataset_defaults(trainer.train_data).items() if getattr(settings, k) is None}
                 if taken:
                     say("from the dataset's train_defaults: " + ", ".join(f"{k} {v}" for k, v in taken.items()))
             try:

@@ -2,7 +2,8 @@
 
     from dsreg.train import Trainer
 
-    trainer = Trainer("image-cnn", "notmnist-synth", "notmnist-synth:test", epochs=3, out_dir="runs/a")
+    settings = TrainSettings(epochs=3, out_dir="runs/a")   # or keywords: Trainer(..., epochs=3, out_dir="runs/a")
+    trainer = Trainer("image-cnn", "notmnist-synth", "notmnist-synth:test", settings=settings)
     history = trainer.fit()             # one dict per epoch: loss, accuracy, eval figures, time
     print(trainer.evaluate())           # loss, accuracy, per-class accuracy
 
@@ -24,26 +25,30 @@ import os
 import random
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from ..errors import ConfigError
+from ..features import ClassLabel, Tensor, Value
 from ..store.collate import Batch
 from .checkpoint import FORMAT, load_checkpoint, plain, rng_state, save, set_rng_state
 from .distributed import EvalShard, World, all_sum, broadcast_object, gather_objects, world
-from ..builder import check_train_settings
-from ..errors import ConfigError
-from ..features import ClassLabel, Tensor, Value
 from .models import build_model, sample_batch
+from .settings import FALLBACKS, PRECISIONS, TrainSettings, dataset_defaults
 
-__all__ = ["Trainer", "build_model", "load_checkpoint", "pick_device", "pick_precision", "sample_batch", "CHECKPOINT", "METRICS"]
+__all__ = ["Trainer", "TrainSettings", "build_model", "load_checkpoint", "pick_device", "pick_precision", "sample_batch",
+           "CHECKPOINT", "METRICS", "FALLBACKS", "dataset_defaults"]
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+#: Settings that say where a run lives and how it reports, or that the machine's load picks
+#: (threads): a resume does not list them among the settings that changed.
+_NOT_COMPARED = ("out_dir", "resume", "quiet", "progress", "threads")
 
 
 # -- choosing where and how to compute ----------------------------------------------------------
@@ -152,35 +157,6 @@ class _Preloaded:
             yield _move(self.collate(batch), self.device, False)
 
 
-#: What the trainer uses for a setting neither the caller nor the dataset's ``train_defaults`` gives.
-FALLBACKS: dict[str, Any] = {
-    "model": None, "model_options": {}, "epochs": 3, "batch_size": 128, "lr": 1e-3, "weight_decay": 0.01,
-    "schedule": "cosine", "clip_grad": None,
-}
-
-
-def dataset_defaults(ds: Any) -> dict[str, Any]:
-    """Return the ``train_defaults`` the builder of dataset ``ds`` declares ({} for other datasets)."""
-    builder = getattr(ds, "builder", None)
-    return builder.get_train_defaults() if builder is not None and hasattr(builder, "get_train_defaults") else {}
-
-
-def resolve_settings(given: dict[str, Any], ds: Any, own_module: bool = False) -> dict[str, Any]:
-    """Return every training setting: ``given`` (None = not given), else the dataset's, else ``FALLBACKS``.
-
-    The dataset's ``model_options`` belong to its model: they apply only when that model is used.
-    With ``own_module`` (the caller passed an nn.Module) the dataset's model choice is moved aside.
-    """
-    declared = dataset_defaults(ds)
-    settings = {key: given[key] if given.get(key) is not None else declared.get(key, fallback)
-                for key, fallback in FALLBACKS.items()}
-    if own_module:
-        settings["model"] = None
-    same_model = settings["model"] is not None and settings["model"] == declared.get("model")
-    settings["model_options"] = {**(declared.get("model_options", {}) if same_model else {}), **(given.get("model_options") or {})}
-    return settings
-
-
 def check_run_folder(path: str | os.PathLike[str]) -> Path:
     """Create the run folder ``path`` and prove a file can be written there, or raise ConfigError in one line."""
     folder = Path(path)
@@ -221,17 +197,23 @@ def _rate(x: float) -> str:
 
 # -- the trainer --------------------------------------------------------------------------------
 class Trainer:
-    """Train a classifier on a dsreg dataset: see the module docstring; every argument has a default.
+    """Train a classifier on a dsreg dataset: see the module docstring and ``TrainSettings``.
 
-    ``model``: an ``nn.Module``, a registered model name, or None for the task's default.
+    ``model``: an ``nn.Module``, a registered model name, or None (``settings.model``, else the
+    dataset's ``train_defaults``, else the task's default). ``train_data`` and ``eval_data``: a
+    ``dsreg.Dataset``, ``"name"`` or ``"name:split"`` (loaded with the dataset ``config``).
+    ``settings``: a ``TrainSettings``, the documented way to configure a run; its training settings
+    left None take the train data's ``train_defaults``, else ``FALLBACKS`` (``TrainSettings.for_dataset``).
+    ``**options``: any ``TrainSettings`` field as a keyword (``Trainer(model, ds, epochs=3)``),
+    applied over ``settings``; a None keyword is "not given".
+    ``loss``: ``(logits, target) -> loss`` (default: cross-entropy for classification tasks).
+    ``optimizer``: None (AdamW with the settings' lr and weight_decay), an optimizer, or ``params -> optimizer``.
     ``inputs``: what the model is called with: None → the batch dict (dsreg models), a column
-    name → that tensor, a callable → ``inputs(batch)``. ``target``: the label column (default: the
-    dataset's ClassLabel). ``optimizer``: None (AdamW), an optimizer, or ``params -> optimizer``.
-    ``preload``: "auto" (on CUDA when the split fits comfortably), True or False.
-    ``resume``: True continues from ``out_dir``'s checkpoint if there is one; a path names it.
-    ``model`` None, ``model_options``, ``epochs``, ``batch_size``, ``lr``, ``weight_decay``, ``schedule``
-    and ``clip_grad`` left None take the train data's ``train_defaults``, else ``FALLBACKS``.
-    ``threads``: CPU threads while fitting and evaluating (None: ``pick_threads``).
+    name → that tensor, a callable → ``inputs(batch)``. ``log``: where lines go (default ``print``).
+
+    After construction ``trainer.settings`` holds what the run uses, every choice made (the
+    dataset's defaults, the device, precision, threads, workers, preload): a ``TrainSettings``
+    that rebuilds the same run when given to another Trainer with the same model and data.
     """
 
     def __init__(
@@ -240,57 +222,40 @@ class Trainer:
         train_data: Any = None,
         eval_data: Any = None,
         *,
+        settings: TrainSettings | None = None,
         config: dict[str, Any] | None = None,
         loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
         optimizer: Any = None,
-        lr: float | None = None,
-        weight_decay: float | None = None,
-        epochs: int | None = None,
-        batch_size: int | None = None,
-        eval_batch_size: int | None = None,
-        schedule: str | None = None,
-        clip_grad: float | None = None,
-        device: str | torch.device = "auto",
-        precision: str = "auto",
-        num_workers: int | None = None,
-        threads: int | None = None,
-        pin_memory: bool | None = None,
-        preload: bool | str = "auto",
-        seed: int = 0,
-        deterministic: bool = False,
-        out_dir: str | os.PathLike[str] | None = None,
-        resume: bool | str | os.PathLike[str] = False,
-        quiet: bool = False,
-        progress: bool | None = None,
         inputs: str | Callable[[dict[str, Any]], Any] | None = None,
-        target: str | None = None,
-        model_options: dict[str, Any] | None = None,
         log: Callable[[str], None] | None = None,
+        **options: Any,
     ) -> None:
         if train_data is None:
             raise ConfigError("Trainer needs train_data: a dsreg.Dataset or a dataset name")
-        given = {"model": model if isinstance(model, str) else None, "model_options": model_options, "epochs": epochs,
-                 "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay, "schedule": schedule, "clip_grad": clip_grad}
-        check_train_settings(given, "Trainer")  # before any data is fetched
-        if out_dir is not None:
-            check_run_folder(out_dir)
-        device = pick_device(device)
+        own_module = isinstance(model, nn.Module)
+        # The keyword arguments (and a model named by string) are applied over the settings object, here only.
+        given = (settings or TrainSettings()).with_options({**options, "model": model if isinstance(model, str) else None})
+        if own_module and given.model is not None:
+            raise ConfigError(f"Trainer: model is an nn.Module and settings.model is {given.model!r}; give one of them")
+        if given.out_dir is not None:
+            check_run_folder(given.out_dir)  # before any data is fetched
+        device = pick_device(given.device)
         self.world: World = world(device.type)
         if device.type == "cuda" and device.index is None:
             device = torch.device("cuda", self.world.local_rank if self.world.distributed else torch.cuda.current_device())
         self.device = device
         #: Where collectives run: nccl needs CUDA tensors, gloo CPU ones.
         self._reduce_device = device if device.type == "cuda" else torch.device("cpu")
-        self.precision = pick_precision(precision, device)
+        self.precision = pick_precision(given.precision, device)
         #: Intra-op threads while fitting and evaluating on the CPU (restored afterwards).
         local = int(os.environ.get("LOCAL_WORLD_SIZE", self.world.size))  # torchrun's processes on this machine
-        self.threads = pick_threads(threads, local) if device.type == "cpu" else None
-        self.seed = seed
-        self.quiet = quiet or not self.world.main
-        self.progress = (not self.quiet) and (progress if progress is not None else sys.stderr.isatty())
+        self.threads = pick_threads(given.threads, local) if device.type == "cpu" else None
+        self.seed = given.seed
+        self.quiet = given.quiet or not self.world.main
+        self.progress = (not self.quiet) and (given.progress if given.progress is not None else sys.stderr.isatty())
         self._log = log or print
         self.inputs = inputs
-        self._seed_everything(seed, deterministic)
+        self._seed_everything(given.seed, given.deterministic)
 
         # Rank 0 fetches and prepares first; the others wait, then find it cached.
         self.config = dict(config or {})
@@ -302,37 +267,39 @@ class Trainer:
             self.world.barrier()
 
         # What was given wins; then the dataset's own train_defaults; then the trainer's fallbacks.
-        self.settings = resolve_settings(given, self.train_data, isinstance(model, nn.Module))
-        if model is None:
-            model = self.settings["model"]
-        epochs, batch_size = self.settings["epochs"], self.settings["batch_size"]
-        self.epochs, self.batch_size, self.lr = epochs, batch_size, self.settings["lr"]
-        self.eval_batch_size = eval_batch_size or max(batch_size, 256)
-        self.schedule, self.clip_grad = self.settings["schedule"], self.settings["clip_grad"]
+        chosen = given.for_dataset(self.train_data, own_module=own_module)
+        assert chosen.epochs and chosen.batch_size and chosen.lr and chosen.weight_decay is not None  # for_dataset filled them
+        self.epochs: int = chosen.epochs
+        self.batch_size: int = chosen.batch_size
+        self.lr: float = chosen.lr
+        self.eval_batch_size = chosen.eval_batch_size or max(chosen.batch_size, 256)
+        self.schedule, self.clip_grad = chosen.schedule, chosen.clip_grad
 
         info = self.train_data.info
         self.info = info
         self.classes = list(self.train_data.classes)
-        if target is None:
+        if chosen.target is None:
             from .models import target_column
 
-            target = target_column(info)
-        self.target = target
+            self.target = target_column(info)
+        else:
+            self.target = chosen.target
         self.loss_fn = loss if loss is not None else self._default_loss(info.task)
 
         # Model: built from the registry with the seeded RNG, so every rank starts identical.
         if isinstance(model, nn.Module):
             self.model_name = type(model).__name__
         else:
-            self.model_name, model = build_model(model, info, sample_batch(self.train_data), **self.settings["model_options"])
+            self.model_name, model = build_model(chosen.model, info, sample_batch(self.train_data), **(chosen.model_options or {}))
         self.module: nn.Module = model.to(self.device)
         self.model: nn.Module = self.module
         if self.world.distributed:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.model = nn.parallel.DistributedDataParallel(self.module, device_ids=ids)
 
+        self.optimizer: torch.optim.Optimizer
         if optimizer is None:
-            self.optimizer = torch.optim.AdamW(self.module.parameters(), lr=self.lr, weight_decay=self.settings["weight_decay"])
+            self.optimizer = torch.optim.AdamW(self.module.parameters(), lr=self.lr, weight_decay=chosen.weight_decay)
         elif isinstance(optimizer, torch.optim.Optimizer):
             self.optimizer = optimizer
         else:
@@ -341,25 +308,33 @@ class Trainer:
 
         # Data: one DataLoader (or the device-resident copy) over a per-epoch seeded shard order.
         on_gpu = self.device.type == "cuda"
-        self.num_workers = num_workers if num_workers is not None else (min(4, (os.cpu_count() or 2) // 2) if on_gpu else 0)
-        self.pin_memory = on_gpu if pin_memory is None else pin_memory
+        workers = chosen.num_workers
+        self.num_workers = workers if workers is not None else (min(4, (os.cpu_count() or 2) // 2) if on_gpu else 0)
+        self.pin_memory = on_gpu if chosen.pin_memory is None else chosen.pin_memory
         self.non_blocking = on_gpu and self.pin_memory
-        self.preloaded = self._want_preload(preload, self.train_data)
-        self.sampler = torch.utils.data.DistributedSampler(
-            self.train_data, num_replicas=self.world.size, rank=self.world.rank, shuffle=True, seed=seed,
+        self.preloaded = self._want_preload(chosen.preload, self.train_data)
+        self.sampler: torch.utils.data.DistributedSampler[Any] = torch.utils.data.DistributedSampler(
+            self.train_data, num_replicas=self.world.size, rank=self.world.rank, shuffle=True, seed=self.seed,
         )
         self._loader_rng = torch.Generator()
         self._resident: dict[int, _Preloaded] = {}
         self._loaders: dict[tuple[str, int], Any] = {}
-        self.steps_per_epoch = math.ceil(len(self.sampler) / batch_size)
-        self.total_steps = self.steps_per_epoch * epochs
+        self.steps_per_epoch = math.ceil(len(self.sampler) / self.batch_size)
+        self.total_steps = self.steps_per_epoch * self.epochs
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: self._lr_factor(step))
 
         self.epoch = 0
         self.history: list[dict[str, Any]] = []
         # Rank 0's folder wins, so ranks that computed a default name a second later agree with it.
-        shared = broadcast_object(str(out_dir) if out_dir is not None else None, self.world)
+        shared = broadcast_object(chosen.out_dir, self.world)
         self.out_dir = Path(shared) if shared is not None else None
+        #: What this run uses, every choice made: the settings given, filled and decided here.
+        self.settings = chosen.replace(
+            model=None if own_module else self.model_name, eval_batch_size=self.eval_batch_size, target=self.target,
+            device=str(self.device), precision=self.precision, threads=self.threads, num_workers=self.num_workers,
+            pin_memory=self.pin_memory, preload=self.preloaded, out_dir=shared, quiet=self.quiet, progress=self.progress,
+        )
+        resume = chosen.resume
         if resume:
             path = Path(resume) if not isinstance(resume, bool) else (self.out_dir / CHECKPOINT if self.out_dir else None)
             if path is None:
@@ -395,8 +370,6 @@ class Trainer:
             torch.backends.cudnn.benchmark = True
 
     def _want_preload(self, preload: bool | str, ds: Any) -> bool:
-        if preload not in (True, False, "auto"):
-            raise ConfigError(f"preload={preload!r}: use True, False or 'auto'")
         fixed = _fixed(ds)
         if preload is True and not fixed:
             raise ConfigError(f"{ds.info.name} has variable-length or decoded columns; it cannot be preloaded (drop --preload)")
@@ -609,14 +582,14 @@ class Trainer:
         info = self.info
         return plain({"name": info.name, "version": info.version, "config": info.config, "split": getattr(self.train_data, "split", None)})
 
-    def _settings(self) -> dict[str, Any]:
-        return plain({
-            "model": self.model_name, "model_options": self.settings["model_options"], "epochs": self.epochs,
-            "batch_size": self.batch_size, "lr": self.lr, "weight_decay": self.settings["weight_decay"],
-            "schedule": self.schedule, "clip_grad": self.clip_grad, "seed": self.seed, "precision": self.precision,
-            "device": str(self.device), "threads": self.threads, "world_size": self.world.size, "preload": self.preloaded,
-            "optimizer": type(self.optimizer).__name__, "target": self.target,
-        })
+    def _settings_record(self) -> dict[str, Any]:
+        """The settings as the checkpoint and metrics.json store them: ``self.settings`` and what ran.
+
+        ``model`` is the model that ran (an nn.Module's class name too); ``epochs`` the run's current
+        target (raised when a run is continued).
+        """
+        return plain({**self.settings.to_dict(), "model": self.model_name, "epochs": self.epochs,
+                      "world_size": self.world.size, "optimizer": type(self.optimizer).__name__})
 
     def save_checkpoint(self, path: str | os.PathLike[str] | None = None) -> Path | None:
         """Write the checkpoint (model, optimizer, scheduler, epoch, RNG, dataset) atomically; rank 0 writes."""
@@ -631,7 +604,7 @@ class Trainer:
             "format": FORMAT, "epoch": self.epoch, "model": self.module.state_dict(),
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
-            "rng": rng, "dataset": self._identity(), "settings": self._settings(),
+            "rng": rng, "dataset": self._identity(), "settings": self._settings_record(),
             "classes": list(self.classes), "task": self.info.task, "history": plain(self.history),
         }
         return save(state, path)
@@ -654,14 +627,17 @@ class Trainer:
         set_rng_state(rng[min(self.world.rank, len(rng) - 1)])
         self.epoch = int(ckpt["epoch"])
         self.history = list(ckpt["history"])
-        was = ckpt["settings"].get("epochs")
-        note = f" (it planned {was}; the schedule now spans {self.epochs})" if was != self.epochs else ""
+        # Checkpoints before TrainSettings stored fewer keys: only the keys both hold are compared.
+        was, now = ckpt.get("settings") or {}, self._settings_record()
+        changed = [f"{key} {was[key]!r} -> {now[key]!r}" + (" (the schedule now spans them)" if key == "epochs" else "")
+                   for key in now if key in was and key not in _NOT_COMPARED and was[key] != now[key]]
+        note = f"; settings changed since: {', '.join(changed)}" if changed else ""
         self._say(f"resumed from {path} after epoch {self.epoch}{note}")
 
     def metrics(self, **extra: Any) -> dict[str, Any]:
         """Return the run's figures: dataset, settings, parameter count, history, and ``extra`` (e.g. test=)."""
         return plain({
-            "dataset": self._identity(), "settings": self._settings(), "task": self.info.task,
+            "dataset": self._identity(), "settings": self._settings_record(), "task": self.info.task,
             "classes": self.classes, "parameters": sum(p.numel() for p in self.module.parameters()),
             "history": self.history, **extra,
         })
@@ -684,7 +660,7 @@ class Trainer:
         self.model = self.module  # drop the DDP wrapper (and its pending gloo work) before the group goes
         self.world.close()
 
-    def __enter__(self) -> "Trainer":
+    def __enter__(self) -> Trainer:
         return self
 
     def __exit__(self, *exc: Any) -> None:
