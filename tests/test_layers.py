@@ -13,9 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "dsreg"
-#: Top-level modules of the data core; every other layer is a subpackage.
-CORE = {"__init__", "_moved", "api", "builder", "errors", "features", "folder", "hookspecs", "plugins", "registry"}
-#: What each layer may import at module level (besides itself).
+#: The data core is dsreg/'s top-level modules; every other layer is a subpackage. What each layer may import at module level (besides itself).
 ALLOWED = {
     "core": {"core", "fetching"},  # api and the package's lazy exports reach into fetching
     "fetching": {"core"},
