@@ -603,3 +603,14 @@ def test_the_checkpoint_stores_the_settings_and_a_resume_says_what_changed(regis
     assert lines == [f"resumed from {path} after epoch 1; settings changed since: epochs 1 -> 2 (the schedule now spans them)"]
     resumed.fit()
     assert load_checkpoint(path)["epoch"] == 2
+
+
+def test_docs_list_every_setting_with_its_default():
+    import ast
+    import re
+
+    page = (TESTS.parent / "docs" / "train.md").read_text()
+    table = page[page.index("| field | default |"):]
+    rows = re.findall(r"^\| `(\w+)` \| `([^`]+)`", table[: table.index("\n\n")], flags=re.M)
+    assert [name for name, _ in rows] == [f.name for f in dataclasses.fields(TrainSettings)]
+    assert {name: ast.literal_eval(default) for name, default in rows} == TrainSettings().to_dict()
