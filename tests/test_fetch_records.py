@@ -92,6 +92,17 @@ def test_a_pinned_candidate_keeps_its_bytes_and_dates_the_pin_when_they_arrived(
         "fetched": "2026-05-06T07:08:09Z", "pinned": "2026-05-06T07:08:09Z",
     }
     assert FileRecord.from_json(pinned.to_json() | {"added_by_a_later_dsreg": 1}) == pinned
+    assert pinned.describe_status() == f"pinned sha256 {'a' * 64} on 2026-05-06T07:08:09Z"
+    assert candidate.describe_status() == "not pinned yet (pinned once the dataset prepares from it)"
+
+
+def test_every_status_is_described_as_dsreg_info_prints_it() -> None:
+    words = {s: FileRecord("c" * 64, 1, s, source="u").describe_status() for s in Status}
+    assert words == {
+        Status.VERIFIED: "verified", Status.PINNED: f"pinned sha256 {'c' * 64} on ?",
+        Status.UNVERIFIED: "NOT VERIFIED (fetched with --no-verify)",
+        Status.CANDIDATE: "not pinned yet (pinned once the dataset prepares from it)",
+    }
 
 
 def test_a_damaged_record_is_a_cache_error_naming_the_file(dsreg_cache: Path) -> None:

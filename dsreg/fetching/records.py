@@ -70,6 +70,15 @@ class FileRecord:
         data["status"] = self.status.value
         return {key: value for key, value in data.items() if value is not None}
 
+    def describe_status(self) -> str:
+        """Return how the bytes were verified, in the words ``dsreg info`` prints."""
+        return {
+            Status.VERIFIED: "verified",
+            Status.PINNED: f"pinned sha256 {self.sha256} on {self.pinned or '?'}",
+            Status.UNVERIFIED: "NOT VERIFIED (fetched with --no-verify)",
+            Status.CANDIDATE: "not pinned yet (pinned once the dataset prepares from it)",
+        }[self.status]
+
     def as_pinned(self) -> FileRecord:
         """Return this CANDIDATE made the pin (its dataset prepared from these bytes), dated when they arrived."""
         return dataclasses.replace(self, status=Status.PINNED, pinned=self.fetched, replaces=None)
