@@ -1,4 +1,4 @@
-"""`dsreg new-plugin`: the package it writes passes its own tests, installs, lists and trains."""
+"""`dsreg new-plugin`: the package each kind writes passes its own tests, installs, lists and trains."""
 
 from __future__ import annotations
 
@@ -8,13 +8,15 @@ import subprocess
 import sys
 import sysconfig
 import venv
+from importlib import resources
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from dsreg.cli import cli
-from dsreg.cli.newplugin import sample_csv, write_plugin
+from dsreg.cli.newplugin import KINDS, sample_csv, write_plugin
+from dsreg.errors import ConfigError
 from dsreg.testing import check_builder
 
 ENV = {k: v for k, v in os.environ.items() if not k.startswith("DSREG_")}
@@ -29,15 +31,68 @@ def _import_generated(target: Path, package: str):
         sys.path.remove(str(target))
 
 
-def test_the_command_writes_a_complete_package(tmp_path):
-    result = CliRunner().invoke(cli, ["new-plugin", "my-data", "--dir", str(tmp_path)])
+def _files(target: Path) -> list[str]:
+    return sorted(str(p.relative_to(target)) for p in target.rglob("*") if p.is_file())
+
+
+def test_the_command_writes_a_complete_package_into_dir(tmp_path):
+    target = tmp_path / "plugins" / "mine"
+    result = CliRunner().invoke(cli, ["new-plugin", "my-data", "--dir", str(target)])
     assert result.exit_code == 0, result.output
-    target = tmp_path / "my-data"
-    files = sorted(str(p.relative_to(target)) for p in target.rglob("*") if p.is_file())
-    assert files == ["README.md", "dsreg_my_data/__init__.py", "dsreg_my_data/data/my-data.csv", "pyproject.toml", "tests/test_my_data.py"]
+    assert _files(target) == ["README.md", "dsreg_my_data/__init__.py", "dsreg_my_data/data/my-data.csv", "pyproject.toml", "tests/test_my_data.py"]
     pyproject = (target / "pyproject.toml").read_text()
     assert '[project.entry-points.dsreg]\nmy-data = "dsreg_my_data"' in pyproject
     assert f'pip install -e "{target}[test]"' in result.output
+
+
+def test_without_dir_the_package_is_written_to_dot_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["new-plugin", "here", "--kind", "files"])
+    assert result.exit_code == 0, result.output
+    assert "wrote dsreg-here (files) to here" in result.output
+    assert _files(tmp_path / "here") == ["README.md", "dsreg_here/__init__.py", "dsreg_here/data/test.bin", "dsreg_here/data/train.bin", "pyproject.toml", "tests/test_here.py"]
+
+
+@pytest.mark.parametrize("kind, data", [("image", ["k.tar.gz"]), ("audio", ["k.tar.gz"]), ("text", ["k.csv"]), ("files", ["test.bin", "train.bin"])])
+def test_every_kind_renders_its_templates_completely(tmp_path, kind, data):
+    target = write_plugin("k", kind=kind, dest=tmp_path / "k")
+    assert _files(target) == ["README.md", "dsreg_k/__init__.py", *(f"dsreg_k/data/{name}" for name in data), "pyproject.toml", "tests/test_k.py"]
+    for path in ("README.md", "pyproject.toml", "dsreg_k/__init__.py", "tests/test_k.py"):
+        assert "${" not in (target / path).read_text(), path  # every placeholder was filled
+    module = (target / "dsreg_k" / "__init__.py").read_text()
+    # The author's part named first in the class, the config read from self.params, training defaults set.
+    top = module[module.index("(dsreg.Builder):"):module.index("    name = ")]  # the class docstring
+    assert "What you write: the attributes below and ``generate(split, files)``" in top
+    assert 'self.params["' in module and "train_defaults = {" in module
+    assert ('"Pillow>=10"' in (target / "pyproject.toml").read_text()) == (kind == "image")
+
+
+def test_the_templates_are_files_of_the_package():
+    templates = resources.files("dsreg.cli").joinpath("templates")
+    assert sorted(entry.name for entry in templates.iterdir()) == sorted(["common", *KINDS])
+    for kind in KINDS:
+        assert sorted(entry.name for entry in templates.joinpath(kind).iterdir()) == ["README.md.tmpl", "__init__.py.tmpl", "test.py.tmpl"]
+
+
+def test_every_kind_passes_its_own_tests_and_imports_light(tmp_path):
+    """Each kind's package, generated and not installed, passes its tests (the entry-point one skips)."""
+    targets = [write_plugin(f"kind-{kind}", kind=kind, dest=tmp_path / kind) for kind in KINDS]
+    env = {**ENV, "PYTHONPATH": os.pathsep.join([*map(str, targets), ENV.get("PYTHONPATH", "")])}
+    light = subprocess.run(
+        [sys.executable, "-c", "import sys, dsreg_kind_text, dsreg_kind_image, dsreg_kind_audio, dsreg_kind_files; "
+                               "print(sorted(m for m in ('torch', 'numpy', 'PIL', 'datasets') if m in sys.modules))"],
+        env=env, capture_output=True, text=True, timeout=60)
+    assert light.stdout.strip() == "[]", light.stdout + light.stderr  # dsreg list imports these modules
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning", *map(str, targets)],
+                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "13 passed, 4 skipped" in done.stdout, done.stdout + done.stderr
+
+
+def test_unknown_kinds_are_refused(tmp_path):
+    result = CliRunner().invoke(cli, ["new-plugin", "x", "--kind", "video", "--dir", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "'video' is not one of 'text', 'image', 'audio', 'files'" in result.output
+    with pytest.raises(ConfigError, match="unknown plugin kind 'video'; choose one of text, image, audio, files"):
+        write_plugin("x", kind="video", dest=tmp_path / "x")
 
 
 def test_the_generated_builder_passes_check_builder_without_installing(tmp_path, monkeypatch):
@@ -48,17 +103,17 @@ def test_the_generated_builder_passes_check_builder_without_installing(tmp_path,
     finally:
         sys.modules.pop("dsreg_sampledata", None)
     assert report.splits == {"train": 120, "test": 40}
-    assert report.results["train"].startswith("ok (text-bag")
     # The module dsreg list imports stays light.
     assert "import torch" not in (target / "dsreg_sampledata" / "__init__.py").read_text()
 
 
-def test_existing_folders_and_bad_names_are_refused(tmp_path):
+def test_an_empty_dir_is_used_and_a_full_one_refused(tmp_path):
     runner = CliRunner()
-    assert runner.invoke(cli, ["new-plugin", "taken", "--dir", str(tmp_path)]).exit_code == 0
-    again = runner.invoke(cli, ["new-plugin", "taken", "--dir", str(tmp_path)])
+    (tmp_path / "empty").mkdir()
+    assert runner.invoke(cli, ["new-plugin", "taken", "--dir", str(tmp_path / "empty")]).exit_code == 0
+    again = runner.invoke(cli, ["new-plugin", "taken", "--dir", str(tmp_path / "empty")])
     assert again.exit_code == 1 and "already exists and is not empty; pick another --dir or name" in again.output
-    bad = runner.invoke(cli, ["new-plugin", "My Data", "--dir", str(tmp_path)])
+    bad = runner.invoke(cli, ["new-plugin", "My Data", "--dir", str(tmp_path / "bad")])
     assert bad.exit_code == 1 and "plugin name 'My Data' is invalid; use lowercase letters" in bad.output
 
 

@@ -1,9 +1,18 @@
-"""``dsreg new-plugin NAME``: write a complete, working plugin package to start from.
+"""``dsreg new-plugin NAME [--kind text|image|audio|files] [--dir PATH]``: a working plugin package to start from.
 
 The package it writes installs with ``pip install -e``, passes its own tests untouched (they run
 ``dsreg.testing.check_builder``), shows up in ``dsreg list`` and trains with ``dsreg train``. Its
-Builder reads a small CSV of labelled sentences shipped inside the package, so everything works
-offline; replace the CSV (or point ``urls`` at where your data is published) and edit ``generate``.
+data ships inside the package, so everything works offline; replace it (or point ``urls`` at where
+your data is published) and edit ``generate``. One kind per way data is usually published:
+
+    text   a CSV of labelled sentences (the default)
+    image  a tar.gz of PNGs in ``split/class/`` folders, decoded in the core's process pool (Pillow)
+    audio  a tar.gz of WAV clips in ``split/class/`` folders, of varying length (padded per batch)
+    files  one binary file per split of fixed-size records, each split fetching only its own file
+
+The files written are the templates in ``dsreg/cli/templates/`` (``common/`` and one folder per
+kind), rendered with ``string.Template``: ``${name}``, ``${dist}``, ``${package}``, ``${cls}``,
+``${files}`` (the ``dsreg.File`` lines with the sample data's sizes and sha256) and ``${dependencies}``.
 """
 
 from __future__ import annotations
@@ -11,6 +20,8 @@ from __future__ import annotations
 import hashlib
 import random
 import re
+from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
 from string import Template
 
@@ -18,8 +29,10 @@ import click
 
 from ..builder import NAME_PATTERN
 from ..errors import ConfigError
+from ..testing.media import fake_wav, png
+from ..testing.trees import pack
 
-__all__ = ["new_plugin_cmd", "write_plugin", "sample_csv"]
+__all__ = ["new_plugin_cmd", "write_plugin", "sample_csv", "sample_images", "sample_clips", "sample_records", "KINDS"]
 
 _SUBJECTS = ("the film", "this café", "the hotel", "our trip", "the concert", "that book", "the garden", "the service")
 _FILLERS = ("truly", "rather", "quite", "simply", "honestly", "mostly")
@@ -50,219 +63,59 @@ def sample_csv(train: int = 120, test: int = 40, seed: int = 0) -> bytes:
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
-_PYPROJECT = """\
-[build-system]
-requires = ["setuptools>=68"]
-build-backend = "setuptools.build_meta"
-
-[project]
-name = "${dist}"
-version = "0.1.0"
-description = "The ${name} dataset for dsreg."
-readme = "README.md"
-requires-python = ">=3.10"
-dependencies = ["dsreg"]
-
-[project.optional-dependencies]
-test = ["pytest>=8"]
-
-# This line is the whole plugin registration: dsreg finds the package through the group "dsreg".
-[project.entry-points.dsreg]
-${name} = "${package}"
-
-[tool.setuptools.packages.find]
-include = ["${package}*"]
-
-[tool.setuptools.package-data]
-${package} = ["data/*.csv"]
-
-[tool.pytest.ini_options]
-testpaths = ["tests"]
-"""
-
-_MODULE = '''\
-"""${dist}: the ``${name}`` dataset for dsreg.
-
-Keep this module light: ``dsreg list`` imports it, so no torch, numpy or PIL at module level
-(import them inside the functions that need them).
-"""
-
-from __future__ import annotations
-
-import csv
-from pathlib import Path
-from typing import Any, Iterator, Mapping
-
-import dsreg
-
-__all__ = ["${cls}", "CLASSES", "encode", "register_datasets"]
-
-#: The data ships inside this package so everything works offline. Once you publish the file,
-#: put its https URL first in ``urls`` below (keep size and sha256: the core verifies every copy).
-DATA = Path(__file__).with_name("data") / "${name}.csv"
-CLASSES = ("negative", "positive")
+def _bars(rng: random.Random, label: str, size: int) -> bytes:
+    """Return ``size``x``size`` grey pixels: one dark bar, horizontal or vertical, on a noisy light ground."""
+    at, width = rng.randrange(1, size - 4), rng.randrange(2, 4)
+    pixels = bytearray(rng.randrange(170, 256) for _ in range(size * size))
+    for y in range(size):
+        for x in range(size):
+            if at <= (y if label == "horizontal" else x) < at + width:
+                pixels[y * size + x] = rng.randrange(0, 60)
+    return bytes(pixels)
 
 
-def encode(text: str) -> list[int]:
-    """Return the token ids of ``text``: its UTF-8 bytes (256 ids). Swap in your own tokenizer."""
-    return list(text.encode("utf-8"))
-
-
-class ${cls}(dsreg.Builder):
-    """Short labelled reviews read from one CSV file (columns split, text, label)."""
-
-    name = "${name}"
-    version = "1.0.0"
-    description = "Short reviews labelled negative or positive, from one small CSV file."
-    homepage = "https://example.org/${name}"
-    license = "CC0-1.0"
-    citation = "none"
-    task = "text-classification"
-    features = {
-        "text": dsreg.Text(),
-        "input_ids": dsreg.Tensor((None,), "int64"),  # None: the length varies; collate pads it
-        "label": dsreg.ClassLabel(CLASSES),
-    }
-    splits = ("train", "test")
-    files = (
-        dsreg.File(
-            "${name}.csv",
-            size=${size},
-            sha256="${sha256}",
-            urls=(DATA.as_uri(),),
-        ),
-    )
-    collate_fn = "pad"  # pads input_ids and adds lengths and attention_mask
-
-    def generate(self, split: str, files: Mapping[str, Path], **config: Any) -> Iterator[tuple[str, Any]]:
-        """Yield ``(key, example)`` for each CSV row of ``split``."""
-        self.note("vocab_size", 256)  # tells the default text models how many token ids exist
-        with open(files["${name}.csv"], newline="", encoding="utf-8") as fh:
-            for row_number, row in enumerate(csv.DictReader(fh), start=2):
-                if row["split"] != split:
-                    continue
-                if not row["text"].strip():
-                    yield f"row-{row_number}", dsreg.Skip("empty text")  # recorded in the manifest
-                    continue
-                yield f"row-{row_number}", {
-                    "text": row["text"],
-                    "input_ids": encode(row["text"]),
-                    "label": row["label"],  # a class name or its index
-                }
-
-
-@dsreg.hookimpl
-def register_datasets(register: Any) -> None:
-    """Register ${cls} with dsreg."""
-    register(${cls})
-'''
-
-_TESTS = '''\
-"""Tests of ${dist}: the dsreg conformance suite on the shipped file and on fake rows."""
-
-from __future__ import annotations
-
-import random
-from importlib import metadata
-
-import pytest
-
-import dsreg
-from dsreg.testing import check_builder, fake_text
-from ${package} import CLASSES, ${cls}
-
-
-def fake_csv(rows_per_split: int = 6, seed: int = 0) -> bytes:
-    """Return a CSV in the dataset's layout with random sentences."""
+def sample_images(name: str, per_class: tuple[int, int] = (30, 10), seed: int = 0) -> dict[str, bytes]:
+    """Return the image template's data: ``{name}.tar.gz`` of 16x16 PNGs in ``split/class/i.png``."""
     rng = random.Random(seed)
-    lines = ["split,text,label"]
-    for split in ("train", "test"):
-        for i in range(rows_per_split):
-            text = fake_text(lines=1, words=6, seed=rng.randrange(1 << 30)).strip()
-            lines.append(f"{split},{text},{CLASSES[i % 2]}")
-    return ("\\n".join(lines) + "\\n").encode()
+    tree = {
+        f"{split}/{label}/{i}.png": png(_bars(rng, label, 16), 16, 16)
+        for split, count in zip(("train", "test"), per_class)
+        for label in ("horizontal", "vertical")
+        for i in range(count)
+    }
+    return {f"{name}.tar.gz": pack(tree, "tar.gz")}
 
 
-def test_conformance_on_the_shipped_file():
-    report = check_builder(${cls})
-    assert report.splits == {"train": 120, "test": 40}
+def sample_clips(name: str, per_class: tuple[int, int] = (24, 8), seed: int = 0) -> dict[str, bytes]:
+    """Return the audio template's data: ``{name}.tar.gz`` of 8 kHz WAV tones, low or high, 0.1-0.25 s."""
+    rng = random.Random(seed)
+    pitch = {"low": (200.0, 400.0), "high": (1000.0, 2000.0)}
+    tree = {
+        f"{split}/{label}/{i}.wav": fake_wav(rng.uniform(0.1, 0.25), rate=8000, seed=rng.randrange(1 << 30),
+                                             freq=rng.uniform(*pitch[label]))
+        for split, count in zip(("train", "test"), per_class)
+        for label in ("low", "high")
+        for i in range(count)
+    }
+    return {f"{name}.tar.gz": pack(tree, "tar.gz")}
 
 
-def test_conformance_on_fake_rows():
-    report = check_builder(${cls}, files={"${name}.csv": fake_csv()})
-    assert report.splits == {"train": 6, "test": 6}
+def sample_records(train: int = 60, test: int = 20, seed: int = 0) -> dict[str, bytes]:
+    """Return the files template's data: ``train.bin`` and ``test.bin``, records of a label byte and 8x8 pixels."""
+    rng = random.Random(seed)
+    out = {}
+    for split, count in (("train", train), ("test", test)):
+        out[f"{split}.bin"] = b"".join(bytes([i % 2]) + _bars(rng, ("horizontal", "vertical")[i % 2], 8) for i in range(count))
+    return out
 
 
-def test_examples_read_back(dsreg_cache, register):
-    register(${cls})
-    train = dsreg.load("${name}", split="train")
-    example = train[0]
-    assert train.classes == list(CLASSES)
-    assert bytes(example["input_ids"].tolist()).decode("utf-8") == example["text"]
-    batch = next(iter(train.loader(batch_size=4)))
-    assert batch["input_ids"].shape == (4, int(batch["lengths"].max()))
-    assert batch["attention_mask"].sum() == batch["lengths"].sum()
-
-
-def _installed() -> bool:
-    try:
-        metadata.distribution("${dist}")
-    except metadata.PackageNotFoundError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _installed(), reason="${dist} is not pip-installed, so its entry point is not registered")
-def test_registered_through_its_entry_point():
-    from dsreg.plugins import load_registry
-
-    entry = load_registry().get("${name}")
-    assert entry.builder is ${cls} and entry.plugin.dist == "${dist}"
-'''
-
-_README = """\
-# ${dist}
-
-A [dsreg](https://pypi.org/project/dsreg/) plugin that registers one dataset, `${name}`: short
-reviews labelled `negative` or `positive`, read from a CSV file shipped in the package
-(`${package}/data/${name}.csv`), so it works offline.
-
-| | |
-|---|---|
-| task | `text-classification` |
-| splits | `train` (120), `test` (40) |
-| features | `text` (string), `input_ids` (int64, variable length: UTF-8 bytes), `label` (negative, positive) |
-| collate | `pad`: pads `input_ids`, adds `lengths` and `attention_mask` |
-| config | none |
-
-## Use
-
-```bash
-pip install -e "./${name}[test]"    # from the folder that holds this package
-dsreg list                          # shows ${name}
-dsreg info ${name}
-dsreg train ${name} --epochs 1      # the default text-classification model
-pytest ${name}                      # the conformance suite (dsreg.testing.check_builder) and more
-```
-
-```python
-import dsreg
-
-train = dsreg.load("${name}", split="train")
-batch = next(iter(train.loader(batch_size=8, shuffle=True)))
-```
-
-## Make it yours
-
-1. Replace `${package}/data/${name}.csv` with your data (or publish it and put its https URL first in
-   `urls`), then update `size=` and `sha256=` in `${package}/__init__.py`
-   (`python -c "import hashlib,sys; d=open(sys.argv[1],'rb').read(); print(len(d), hashlib.sha256(d).hexdigest())" FILE`).
-2. Edit `features`, `generate` and the metadata (description, homepage, license, citation).
-3. Keep `tests/` passing: `check_builder` checks metadata, checksums, every split, the features,
-   split overlap, collate, pickling, DataLoader workers, offline reloads and one training step.
-
-The plugin contract and every hook are described in dsreg's plugin author guide.
-"""
+#: Each kind: its sample data (from the dataset's name) and the distribution's dependencies.
+KINDS: dict[str, tuple[Callable[[str], dict[str, bytes]], str]] = {
+    "text": (lambda name: {f"{name}.csv": sample_csv()}, '"dsreg"'),
+    "image": (sample_images, '"dsreg", "Pillow>=10"'),
+    "audio": (sample_clips, '"dsreg"'),
+    "files": (lambda name: sample_records(), '"dsreg"'),
+}
 
 
 def _names(name: str) -> dict[str, str]:
@@ -275,38 +128,62 @@ def _names(name: str) -> dict[str, str]:
     return {"name": name, "dist": f"dsreg-{name}", "package": f"dsreg_{ident}", "cls": cls}
 
 
-def write_plugin(name: str, parent: str | Path = ".") -> Path:
-    """Write the plugin package for dataset ``name`` into ``parent/name``; return that folder."""
+def _file_entries(data: dict[str, bytes]) -> str:
+    """Return the ``dsreg.File`` lines of the Builder's ``files`` for the shipped ``data``."""
+    return "".join(
+        f'        dsreg.File("{file}", size={len(blob)}, sha256="{hashlib.sha256(blob).hexdigest()}",\n'
+        f'                   urls=((DATA / "{file}").as_uri(),)),\n'
+        for file, blob in data.items()
+    )
+
+
+def _template(*parts: str) -> Template:
+    return Template(resources.files(__package__).joinpath("templates", *parts).read_text(encoding="utf-8"))
+
+
+def write_plugin(name: str, parent: str | Path = ".", *, kind: str = "text", dest: str | Path | None = None) -> Path:
+    """Write the plugin package for dataset ``name``; return its folder.
+
+    The folder is ``dest`` when given (it may exist if empty), else ``parent/name``. ``kind`` picks
+    the template: ``text`` (default), ``image``, ``audio`` or ``files`` (see ``KINDS``).
+    """
+    if kind not in KINDS:
+        raise ConfigError(f"unknown plugin kind {kind!r}; choose one of {', '.join(KINDS)}")
     names = _names(name)
-    target = Path(parent) / name
+    target = Path(dest) if dest is not None else Path(parent) / name
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise ConfigError(f"{target} already exists and is not empty; pick another --dir or name")
-    data = sample_csv()
-    values = {**names, "size": str(len(data)), "sha256": hashlib.sha256(data).hexdigest()}
+    make_data, dependencies = KINDS[kind]
+    data = make_data(name)
+    values = {**names, "files": _file_entries(data).rstrip("\n"), "dependencies": dependencies}
     package = target / names["package"]
     files = {
-        target / "pyproject.toml": Template(_PYPROJECT).substitute(values),
-        target / "README.md": Template(_README).substitute(values),
-        package / "__init__.py": Template(_MODULE).substitute(values),
-        target / "tests" / f"test_{names['package'][len('dsreg_'):]}.py": Template(_TESTS).substitute(values),
+        target / "pyproject.toml": _template("common", "pyproject.toml.tmpl"),
+        target / "README.md": _template(kind, "README.md.tmpl"),
+        package / "__init__.py": _template(kind, "__init__.py.tmpl"),
+        target / "tests" / f"test_{names['package'][len('dsreg_'):]}.py": _template(kind, "test.py.tmpl"),
     }
-    for path, text in files.items():
+    for path, template in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        path.write_text(template.substitute(values), encoding="utf-8")
     (package / "data").mkdir(exist_ok=True)
-    (package / "data" / f"{name}.csv").write_bytes(data)
+    for file, blob in data.items():
+        (package / "data" / file).write_bytes(blob)
     return target
 
 
 @click.command("new-plugin")
 @click.argument("name")
-@click.option("--dir", "parent", default=".", show_default=True, type=click.Path(file_okay=False),
-              help="Folder to create the package in (as DIR/NAME).")
-def new_plugin_cmd(name: str, parent: str) -> None:
+@click.option("--kind", type=click.Choice(list(KINDS)), default="text", show_default=True,
+              help="What the dataset holds: a CSV of sentences (text), PNGs (image), WAV clips (audio), "
+                   "or one binary file per split (files).")
+@click.option("--dir", "dest", default=None, type=click.Path(file_okay=False),
+              help="Folder to write the package into (created; must be empty if it exists). Default: ./NAME")
+def new_plugin_cmd(name: str, kind: str, dest: str | None) -> None:
     """Write a working plugin package for a new dataset NAME (pyproject, Builder, data, tests, README)."""
-    target = write_plugin(name, parent)
+    target = write_plugin(name, kind=kind, dest=dest)
     names = _names(name)
-    click.echo(f"wrote {names['dist']} to {target}")
+    click.echo(f"wrote {names['dist']} ({kind}) to {target}")
     for path in sorted(p for p in target.rglob("*") if p.is_file()):
         click.echo(f"  {path.relative_to(target)}")
     click.echo("next:")
