@@ -1,12 +1,13 @@
-"""``pad_images``: batch images of different sizes by padding, with a mask of the real pixels."""
+"""Collate images: ``pad_images`` pads images of different sizes and returns a mask of the real pixels."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from dsreg.store.collate import Batch, columns, stack
 
-__all__ = ["pad_images"]
+__all__ = ["pad_images", "pad_or_stack"]
 
 
 def pad_images(batch: Batch | Sequence[dict[str, Any]], *, value: int = 0) -> dict[str, Any]:
@@ -31,3 +32,9 @@ def pad_images(batch: Batch | Sequence[dict[str, Any]], *, value: int = 0) -> di
     result = {"image": out, "mask": rows & cols_ok, "height": heights, "width": widths}
     result.update(stack(Batch(cols)) if cols else {})
     return result
+
+
+def pad_or_stack(batch: Batch | Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Collate ``imagefolder``: pad images stored encoded (they carry ``shape``), stack images of one size."""
+    first = batch if isinstance(batch, Batch) else (batch[0] if batch else {})
+    return pad_images(batch) if "shape" in first else stack(batch)

@@ -101,7 +101,7 @@ def decode_record(record: tuple[bytes, int, Spec]) -> dict[str, Any]:
             arr = to_array(data, spec.mode)  # decoded once to prove it is readable, then kept as bytes
             return {"image": data, "shape": list(arr.shape), "label": label}
         arr = to_array(data, spec.mode, spec.size, spec.resize)
-    except Exception as exc:  # noqa: BLE001 - any decoder failure means a corrupt file
+    except Exception as exc:  # any decoder failure means a corrupt file
         raise dsreg.Skip(f"not a readable image ({type(exc).__name__}: {exc})") from None
     if spec.expect is not None and arr.shape[1:] != spec.expect:
         raise dsreg.Skip(f"decoded to {arr.shape[1]}x{arr.shape[2]}, not {spec.expect[0]}x{spec.expect[1]} like the others")

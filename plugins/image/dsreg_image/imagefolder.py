@@ -15,13 +15,15 @@ Files Pillow cannot read are skipped and listed in the manifest (``dsreg info im
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import dsreg
-from dsreg.fetching import sources
 from dsreg.errors import ConfigError
+from dsreg.folder import FolderBuilder, FolderScan
 
+from .collate import pad_or_stack
 from .decode import RESIZE_POLICIES, Spec, decode_record
 
 __all__ = ["ImageFolder", "parse_size"]
@@ -48,17 +50,7 @@ def parse_size(size: Any) -> tuple[int, int] | None:
     raise ConfigError(f"size {size!r} is not understood; give 64, [48, 64] or 48x64 (height x width)")
 
 
-class _Scan:
-    """What one pass over the data found: the class layout, each image's header, unreadable files."""
-
-    def __init__(self, layout: sources.Layout, headers: dict[str, tuple[int, int, str]], bad: int, other: list[str]) -> None:
-        self.layout = layout
-        self.headers = headers
-        self.bad = bad
-        self.other = other
-
-
-class ImageFolder(dsreg.Builder):
+class ImageFolder(FolderBuilder):
     name = "imagefolder"
     version = "1.0.0"
     description = (
@@ -76,6 +68,7 @@ class ImageFolder(dsreg.Builder):
     splits = ("train", "test")
     config = {"url": None, "size": None, "resize": "crop", "mode": None, "holdout": 0.2, "seed": 0}
     decode = staticmethod(decode_record)
+    collate_fn = staticmethod(pad_or_stack)
 
     def __init__(self, **config: Any) -> None:
         super().__init__(**config)
@@ -84,63 +77,32 @@ class ImageFolder(dsreg.Builder):
             raise ConfigError(f"resize {self.params['resize']!r} is not one of {', '.join(RESIZE_POLICIES)}")
         if self.params["mode"] not in (None, "L", "RGB"):
             raise ConfigError(f"mode {self.params['mode']!r} must be L (grey), RGB, or left out to detect it")
-        holdout = self.params["holdout"]
-        if not isinstance(holdout, (int, float, dict)):
-            raise ConfigError(f"holdout {holdout!r} must be a fraction (0.2) or {{split: fraction}}")
-        self._scan: _Scan | None = None
 
     # -- what depends on the data ---------------------------------------------------------------
-    def get_files(self) -> tuple[dsreg.File, ...]:
-        return sources.files_for(self.params["url"])
+    def file_extensions(self) -> tuple[str, ...]:
+        from .decode import image_extensions
 
-    def fingerprint(self) -> str | None:
-        return sources.fingerprint(self.params["url"])
+        return image_extensions()  # every format this Pillow opens: known only once Pillow is imported
 
-    def _scanned(self, files: Mapping[str, Path]) -> _Scan:
-        if self._scan is not None:
-            return self._scan
-        from .decode import image_extensions, probe
+    def probe_file(self, path: str, data: bytes) -> tuple[int, int, str]:
+        from .decode import probe
 
-        exts = image_extensions()
-        names: list[str] = []
-
-        def select(path: str) -> bool:
-            names.append(path)
-            return path.lower().endswith(exts)
-
-        headers: dict[str, tuple[int, int, str]] = {}
-        bad = 0
-        for path, data in sources.Source(self.params["url"], files).walk(select=select):
-            try:
-                headers[path] = probe(data)
-            except Exception:  # noqa: BLE001 - unreadable: skipped (and listed) when decoding
-                bad += 1
-        layout = sources.class_layout(names, extensions=exts)
-        other = [p for p in names if p not in layout.entries]
-        self._scan = _Scan(layout, headers, bad, other)
-        return self._scan
+        return probe(data)
 
     def get_features(self, files: Mapping[str, Path] | None = None) -> dict[str, Any]:
         if files is None:
-            return dict(self.features)
-        scan = self._scanned(files)
+            return {**self.features, "label": dsreg.ClassLabel(self.classes())}
+        scan = self.scan(files)
         spec = self._spec(scan)
         label = dsreg.ClassLabel(scan.layout.classes)
         if spec.encoded:
             # ``shape`` is what each image decodes to, [C, H, W]: C says the mode at load time.
             return {"image": dsreg.Binary(), "shape": dsreg.Tensor((3,), "int64"), "label": label}
-        height, width = spec.size or spec.expect  # type: ignore[misc]
+        height, width = spec.size or spec.expect  # type: ignore[misc]  # expect is set whenever size is not
         return {"image": dsreg.Tensor((1 if spec.mode == "L" else 3, height, width), "uint8"), "label": label}
 
-    def get_splits(self) -> tuple[str, ...]:
-        if self._scan is not None and self._scan.layout.splits:
-            return self._scan.layout.splits
-        holdout = self.params["holdout"]
-        held = [s for s, f in holdout.items() if f > 0] if isinstance(holdout, dict) else (["test"] if holdout > 0 else [])
-        return ("train", *held)
-
-    def _spec(self, scan: _Scan) -> Spec:
-        headers = [h for p, h in scan.headers.items() if p in scan.layout.entries]
+    def _spec(self, scan: FolderScan) -> Spec:
+        headers = [h for p, h in scan.probes.items() if p in scan.layout.entries]
         if not headers:
             raise ConfigError(f"no readable images in class folders at {self.params['url']}; see `dsreg_image` README for the layout")
         mode = self.params["mode"] or ("L" if all(m in _gray_modes() for _, _, m in headers) else "RGB")
@@ -152,43 +114,36 @@ class ImageFolder(dsreg.Builder):
         return Spec(mode, None, self.params["resize"], True, None)
 
     # -- preparing ------------------------------------------------------------------------------
-    def generate(self, split: str, files: Mapping[str, Path], url: str, size: Any, resize: str, mode: Any,
-                 holdout: Any, seed: int) -> Any:
-        scan = self._scanned(files)
-        spec = self._spec(scan)
-        layout = scan.layout
-        assign = layout.assign(holdout, seed)
-        if split == self.get_splits()[0]:
-            self._record_notes(scan, spec, assign)
-        for path, data in sources.Source(url, files).walk(select=lambda p: assign.get(p) == split):
-            yield path, (data, layout.label(path), spec)
+    def generate(self, split: str, files: Mapping[str, Path], **config: Any) -> Any:
+        scan = self.scan(files)
+        spec = self._spec(scan)  # one Spec for the whole split: the records carry it to the decode pool
+        self.note_scan(scan)
+        self._note_storage(scan, spec)
+        for path, data, label in self.split_files(split, files):
+            yield path, (data, label, spec)
 
-    def _record_notes(self, scan: _Scan, spec: Spec, assign: dict[str, str]) -> None:
-        sizes = Counter((h, w) for p, (h, w, _) in scan.headers.items() if p in scan.layout.entries)
-        self.note("classes", len(scan.layout.classes))
-        self.note("splits_from", "folders" if scan.layout.splits else
-                  f"holdout {self.params['holdout']} (class-stratified, seed {self.params['seed']})")
+    def _note_storage(self, scan: FolderScan, spec: Spec) -> None:
+        sizes = Counter((h, w) for p, (h, w, _) in scan.probes.items() if p in scan.layout.entries)
         self.note("mode", spec.mode if self.params["mode"] else f"{spec.mode} (detected)")
         if spec.encoded:
             self.note("storage", f"encoded, decoded on access ({len(sizes)} sizes; padded per batch with a mask)")
         elif spec.size is not None:
             self.note("storage", f"uint8, resized to {spec.size[0]}x{spec.size[1]} ({self.params['resize']})")
         else:
-            self.note("storage", f"uint8 {spec.expect[0]}x{spec.expect[1]} as found")  # type: ignore[index]
-        if scan.other:
-            self.note("not_images", {"count": len(scan.other), "first": scan.other[:5]})
-        if scan.bad:
-            self.note("unreadable_headers", scan.bad)
+            self.note("storage", f"uint8 {spec.expect[0]}x{spec.expect[1]} as found")  # type: ignore[index]  # expect is set here
+        if scan.unreadable:
+            self.note("unreadable_headers", len(scan.unreadable))
 
     # -- loading --------------------------------------------------------------------------------
-    def _encoded(self) -> bool:
-        return not isinstance(self.features.get("image"), dsreg.Tensor)
-
+    # The builder is not told which features its store was prepared with (the core keeps them), so
+    # it reads that from the examples: a store of encoded images has a ``shape`` column.
     def decodes_on_access(self) -> bool:
-        return self._encoded()
+        # With ``size`` the store is always decoded: keep the one-gather batch path. Without, the
+        # data decided; a decoded example then passes through decode_example unchanged.
+        return self.size is None
 
     def decode_example(self, example: dict[str, Any]) -> dict[str, Any]:
-        if not self._encoded():
+        if "shape" not in example:
             return example
         import torch
 
@@ -196,13 +151,6 @@ class ImageFolder(dsreg.Builder):
 
         mode = "L" if int(example["shape"][0]) == 1 else "RGB"
         return {**example, "image": torch.from_numpy(to_array(example["image"], mode))}
-
-    def get_collate_fn(self) -> Callable[[Any], Any]:
-        if self._encoded():
-            from .collate import pad_images
-
-            return pad_images
-        return super().get_collate_fn()
 
 
 def _gray_modes() -> frozenset[str]:

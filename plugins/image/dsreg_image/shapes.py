@@ -15,8 +15,9 @@ import io
 import math
 import random
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import dsreg
 
@@ -110,12 +111,12 @@ class Shapes(dsreg.Builder):
         size = int(self.params["size"])
         return {"image": dsreg.Tensor((3, size, size), "uint8"), "label": dsreg.ClassLabel(CLASSES)}
 
-    def generate(self, split: str, files: Mapping[str, Path], size: int, train_per_class: int,
-                 test_per_class: int, seed: int) -> Any:
-        per_class = train_per_class if split == "train" else test_per_class
+    def generate(self, split: str, files: Mapping[str, Path], **config: Any) -> Any:
+        p = self.params
+        per_class = int(p["train_per_class"] if split == "train" else p["test_per_class"])
         for index in range(per_class * len(CLASSES)):
             label = index % len(CLASSES)  # interleaved, so any prefix of a split is balanced
-            yield f"{split}-{index:06d}", (label, seed, split, index, int(size))
+            yield f"{split}-{index:06d}", (label, p["seed"], split, index, int(p["size"]))
 
 
 def write_folder(root: str | Path, per_class: int = 20, size: int = 32, seed: int = 0, split_folders: bool = False,

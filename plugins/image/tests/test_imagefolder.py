@@ -48,8 +48,8 @@ def shapes_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def images(dsreg_cache: Path, register):
-    register(ImageFolder, Shapes)
+def images(dsreg_cache: Path, dsreg_register):
+    dsreg_register(ImageFolder, Shapes)
 
     def load(url: str, **config):
         return dsreg.load("imagefolder", url=url, **config)
@@ -61,13 +61,13 @@ def everything(splits: dict) -> list[tuple[int, bytes]]:
     return sorted((int(ex["label"]), ex["image"].numpy().tobytes()) for ds in splits.values() for ex in (ds[i] for i in range(len(ds))))
 
 
-def test_folder_zip_tgz_and_http_give_the_same_examples(images, shapes_dir: Path, tmp_path: Path, file_server) -> None:
+def test_folder_zip_tgz_and_http_give_the_same_examples(images, shapes_dir: Path, tmp_path: Path, dsreg_file_server) -> None:
     folder = images(str(shapes_dir))
     assert list(folder) == ["train", "test"] and (len(folder["train"]), len(folder["test"])) == (24, 6)
     assert folder["train"].classes == sorted(CLASSES)
     (tmp_path / "shapes.zip").write_bytes(zip_folder(shapes_dir))
     (tmp_path / "shapes.tar.gz").write_bytes(tgz_folder(shapes_dir))
-    base = file_server.serve({"shapes.zip": zip_folder(shapes_dir), "shapes.tar.gz": tgz_folder(shapes_dir)})
+    base = dsreg_file_server.serve({"shapes.zip": zip_folder(shapes_dir), "shapes.tar.gz": tgz_folder(shapes_dir)})
     expected = everything(folder)
     for url in (str(tmp_path / "shapes.zip"), str(tmp_path / "shapes.tar.gz"), base + "shapes.zip", base + "shapes.tar.gz"):
         got = images(url)
@@ -135,7 +135,7 @@ def test_grey_images_give_one_channel_and_mode_can_be_forced(images, tmp_path: P
 def mixed_tree(root: Path) -> Path:
     rng = np.random.default_rng(1)
     sizes = [(8, 12), (16, 10), (9, 9), (20, 6)]
-    for c, cls in enumerate(("wide", "tall")):
+    for cls in ("wide", "tall"):
         (root / cls).mkdir(parents=True)
         for i, (h, w) in enumerate(sizes):
             fmt = ("PNG", "JPEG", "BMP", "TIFF")[i]
@@ -188,7 +188,7 @@ def test_corrupt_files_are_skipped_and_counted(images, shapes_dir: Path) -> None
     assert sorted(s["key"] for s in skipped) == ["circle/truncated.png", "star/noise.jpg"]
     assert all("not a readable image" in s["reason"] for s in skipped)
     assert inf.manifest["splits"]["train"]["examples"] == 30
-    assert inf.manifest["notes"]["not_images"]["count"] == 1
+    assert inf.manifest["notes"]["ignored_files"] == {"count": 1, "first": ["star/notes.txt"]}
 
 
 def test_missing_url_and_empty_data_say_what_to_do(images, tmp_path: Path) -> None:
@@ -229,3 +229,11 @@ def test_pad_images_accepts_a_plain_list() -> None:
                       {"image": torch.ones(1, 4, 1, dtype=torch.uint8), "label": 1}])
     assert out["image"].shape == (2, 1, 4, 3) and out["mask"].sum().item() == 10
     assert out["label"].tolist() == [0, 1]
+
+
+def test_imagefolder_collate_pads_encoded_images_and_stacks_decoded_ones() -> None:
+    encoded = [{"image": torch.ones(1, 2, 3, dtype=torch.uint8), "shape": torch.tensor([1, 2, 3]), "label": 0},
+               {"image": torch.ones(1, 4, 1, dtype=torch.uint8), "shape": torch.tensor([1, 4, 1]), "label": 1}]
+    assert ImageFolder.collate_fn(encoded)["mask"].shape == (2, 4, 3)
+    decoded = [{"image": torch.ones(1, 2, 3, dtype=torch.uint8), "label": 0}] * 2
+    assert set(ImageFolder.collate_fn(decoded)) == {"image", "label"}
