@@ -8,12 +8,13 @@ Importing this module imports only dsreg and the standard library.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import dsreg
-from dsreg.fetching import sources
 from dsreg.errors import ConfigError
+from dsreg.folder import FolderBuilder
 
 from .decode import EXTENSIONS, Options, Record, decode
 
@@ -67,7 +68,7 @@ class AudioBuilder(dsreg.Builder):
         p = self.params
         return Options(p["sample_rate"], None if p["max_seconds"] is None else float(p["max_seconds"]), p["features"], p["n_mels"])
 
-    def classes(self, files: Mapping[str, Path] | None) -> tuple[str, ...]:
+    def classes(self, files: Mapping[str, Path] | None = None) -> tuple[str, ...]:
         """Return the class names (``files`` None: only what is known without reading the data)."""
         raise NotImplementedError(f"{type(self).__name__} must implement classes(files)")
 
@@ -77,7 +78,7 @@ class AudioBuilder(dsreg.Builder):
         return {column[0]: column[1], "label": dsreg.ClassLabel(self.classes(files))}
 
 
-class AudioFolder(AudioBuilder):
+class AudioFolder(FolderBuilder, AudioBuilder):
     """Your own audio: one folder per class (optionally under train/ test/ validation/)."""
 
     name = "audiofolder"
@@ -93,48 +94,10 @@ class AudioFolder(AudioBuilder):
     citation = "none (your own data)"
     splits = ("train", "test")
     config = {"url": None, "holdout": 0.2, "seed": 0, **AUDIO_CONFIG}
+    extensions = EXTENSIONS
 
-    def __init__(self, **config: Any) -> None:
-        super().__init__(**config)
-        self._layout: sources.Layout | None = None
-
-    def get_files(self) -> tuple[dsreg.File, ...]:
-        return sources.files_for(self.params["url"])
-
-    def fingerprint(self) -> str | None:
-        return sources.fingerprint(self.params["url"])
-
-    def _scan(self, files: Mapping[str, Path]) -> sources.Layout:
-        if self._layout is None:
-            src = sources.Source(self.params["url"], files)
-            self._layout = sources.class_layout(src.names(), extensions=EXTENSIONS)
-            # Files that are not audio (a README, .mp3) are left out, and said so.
-            self.note("ignored_files", len(self._layout.ignored))
-        return self._layout
-
-    def classes(self, files: Mapping[str, Path] | None) -> tuple[str, ...]:
-        return () if files is None else self._scan(files).classes
-
-    def get_splits(self) -> tuple[str, ...]:
-        layout = self._layout
-        if layout is None and self.params["url"] and not sources.is_remote(self.params["url"]):
-            layout = sources.class_layout(sources.Source(self.params["url"]).names(), extensions=EXTENSIONS)
-        if layout is None:
-            return tuple(self.splits)
-        if layout.splits:
-            return layout.splits
-        holdout = self.params["holdout"]
-        if isinstance(holdout, Mapping):
-            return ("train", *[s for s in ("validation", "test") if s in holdout])
-        return ("train", "test")
-
-    def generate(self, split: str, files: Mapping[str, Path], **config: Any) -> Iterator[tuple[str, Any]]:
-        layout = self._scan(files)
-        assign = layout.assign(holdout=self.params["holdout"], seed=self.params["seed"])
-        options = self.options
-        src = sources.Source(self.params["url"], files)
-        for path, data in src.walk(select=lambda p: assign.get(p) == split):
-            yield path, Record(path, data, layout.label(path), options)
+    def file_record(self, path: str, data: bytes, label: int) -> Record:
+        return Record(path, data, label, self.options)
 
 
 class Dtmf(AudioBuilder):
@@ -159,7 +122,7 @@ class Dtmf(AudioBuilder):
     # 320 clips are 3 steps an epoch at batch 128: 3 epochs (9 steps) learnt nothing. 180 steps do.
     train_defaults = {"model": "audio-cnn", "epochs": 18, "batch_size": 32, "lr": 3e-3}
 
-    def classes(self, files: Mapping[str, Path] | None) -> tuple[str, ...]:
+    def classes(self, files: Mapping[str, Path] | None = None) -> tuple[str, ...]:
         from .dtmf import CLASSES
 
         return CLASSES

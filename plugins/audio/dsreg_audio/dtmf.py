@@ -16,7 +16,8 @@ soundfile decode and soxr resampling as user audio.
 from __future__ import annotations
 
 import io
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 __all__ = ["ROWS", "COLUMNS", "KEYS", "CLASSES", "frequencies", "tone", "clips", "RATE"]
 

@@ -21,8 +21,8 @@ from audiodata import CLASS_HZ, class_tree, encode, sine
 
 
 @pytest.fixture(autouse=True)
-def audio_registry(dsreg_cache, register):
-    register(AudioFolder, Dtmf)
+def audio_registry(dsreg_cache, dsreg_register):
+    dsreg_register(AudioFolder, Dtmf)
 
 
 def dominant_hz(x: np.ndarray, rate: int) -> float:
@@ -34,12 +34,12 @@ TREE = class_tree(per_class=5, prefix="clips/")  # 15 files: wav, flac, ogg; mon
 
 
 @pytest.mark.parametrize("container", ["folder", "zip", "tar.gz", "http-zip", "http-tar.gz"])
-def test_every_container_gives_the_same_examples(tmp_path, file_server, container):
+def test_every_container_gives_the_same_examples(tmp_path, dsreg_file_server, container):
     if container == "folder":
         url = str(write_tree(tmp_path / "data", TREE))
     elif container.startswith("http-"):
         fmt = container[5:]
-        url = file_server.serve({f"clips.{fmt}": pack(TREE, fmt)}) + f"clips.{fmt}"
+        url = dsreg_file_server.serve({f"clips.{fmt}": pack(TREE, fmt)}) + f"clips.{fmt}"
     else:
         url = str(tmp_path / f"clips.{container}")
         (tmp_path / f"clips.{container}").write_bytes(pack(TREE, container))
@@ -95,7 +95,8 @@ def test_corrupt_and_empty_files_are_skipped_and_counted(tmp_path):
     assert skipped["clips/low/broken.wav"].startswith("not a readable audio file (")
     assert "BytesIO" not in skipped["clips/low/broken.wav"]
     assert info.manifest["splits"]["train"]["examples"] == 15
-    assert info.manifest["notes"]["ignored_files"] == 1
+    assert info.manifest["notes"]["ignored_files"] == {"count": 1, "first": ["clips/README.md"]}
+    assert list(info.splits) == ["train"]  # holdout=0: no empty test split
     out = CliRunner().invoke(cli, ["fetch", "audiofolder", "-c", f"url={url}", "-c", "holdout=0.0"])
     assert "train 15; 3 skipped (see `dsreg info audiofolder`)" in out.output
 
