@@ -9,13 +9,15 @@ Importing this module imports only dsreg and the standard library.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 import dsreg
-from dsreg.fetching import sources
 from dsreg.errors import ConfigError
+from dsreg.fetching import userdata
+from dsreg.folder import FolderBuilder, holdout_fractions, holdout_splits
 
 from . import read
 from .read import Row
@@ -158,8 +160,12 @@ def _class_order(names: set[str]) -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
-class TextClass(TextBuilder):
-    """Your own labelled texts at any URL: CSV/TSV, JSON Lines, Parquet or class folders of .txt files."""
+class TextClass(TextBuilder, FolderBuilder):
+    """Your own labelled texts at any URL: CSV/TSV, JSON Lines, Parquet or class folders of .txt files.
+
+    Its folder mode is ``dsreg.FolderBuilder``'s: the same layout, splits and holdout rule as
+    ``imagefolder`` and ``audiofolder``; files of rows are split by the same rule, row by row.
+    """
 
     name = "textclass"
     version = "1.0.0"
@@ -183,6 +189,7 @@ class TextClass(TextBuilder):
         "seed": 0,
         **TOKEN_CONFIG,
     }
+    extensions = read.EXTENSIONS["folder"]
 
     def __init__(self, **config: Any) -> None:
         super().__init__(**config)
@@ -197,11 +204,8 @@ class TextClass(TextBuilder):
         if self.params["classes"] is not None and len(set(self.params["classes"])) != len(self.params["classes"]):
             raise ConfigError(f"classes {self.params['classes']} has duplicates")
 
-    def get_files(self) -> tuple[dsreg.File, ...]:
-        return sources.files_for(self.params["url"])
-
     def fingerprint(self) -> str | None:
-        parts = [sources.fingerprint(self.params["url"]), super().fingerprint()]
+        parts = [FolderBuilder.fingerprint(self), TextBuilder.fingerprint(self)]  # the data, the tokenizer
         kept = [p for p in parts if p]
         return "+".join(kept) if kept else None
 
@@ -209,48 +213,43 @@ class TextClass(TextBuilder):
         return tuple(self.params["classes"] or ())
 
     def get_splits(self) -> tuple[str, ...]:
-        if self._scan is None and self.params["url"] and not sources.is_remote(self.params["url"]):
+        if self._scan is None and self.params["url"] and not userdata.is_remote(self.params["url"]):
             # A local source lists cheaply: know train/validation/test before (and after) preparing.
-            return self._plan(sources.Source(self.params["url"]))[1]
-        return super().get_splits()
+            fmt, splits = self._plan(userdata.UserData(self.params["url"]))
+            return FolderBuilder.get_splits(self) if fmt == "folder" else splits
+        return TextBuilder.get_splits(self)
 
-    def _plan(self, src: sources.Source) -> tuple[str, tuple[str, ...]]:
-        """Return the format and the split names of ``src`` from its file names alone."""
-        names = src.names()
+    def _plan(self, data: userdata.UserData) -> tuple[str, tuple[str, ...]]:
+        """Return the format and (for files of rows) the split names of ``data`` from its file names alone."""
+        names = data.names()
         fmt = self.params["format"] or read.detect_format(names)
         exts = read.EXTENSIONS[fmt]
-        data = [n for n in names if n.lower().endswith(exts)]
-        if fmt == "folder":
-            layout = sources.class_layout(data, extensions=exts)
-            return fmt, layout.splits or _holdout_splits(self.params["holdout"])
-        found = [read.split_of(n) for n in data]
-        if data and all(found):
+        found = [read.split_of(n) for n in names if n.lower().endswith(exts)]
+        if fmt != "folder" and found and all(found):
             order = ("train", "validation", "test")
             return fmt, tuple(s for s in order if s in found)
-        return fmt, _holdout_splits(self.params["holdout"])
+        return fmt, holdout_splits(self.params["holdout"])
 
     def read(self, files: Mapping[str, Path]) -> Scan:
         p = self.params
-        src = sources.Source(p["url"], files)
-        fmt, splits = self._plan(src)
-        exts = read.EXTENSIONS[fmt]
+        fmt, splits = self._plan(userdata.UserData(p["url"], files))
         if fmt == "folder":
-            layout = sources.class_layout(src.names(), extensions=exts)
-            assign = layout.assign(holdout=p["holdout"], seed=p["seed"])
-            rows = {split: [] for split in splits}
-            for path, data in src.walk(select=assign.__contains__):
-                rows[assign[path]].append(read.read_txt(path, data, layout.entries[path][1]))
+            scan = self.scan(files)
+            rows: dict[str, list[Row]] = {split: [] for split in FolderBuilder.get_splits(self)}
+            for path, data in scan.data.walk(select=scan.assignment.__contains__):
+                rows[scan.assignment[path]].append(read.read_txt(path, data, scan.layout.entries[path][1]))
+            return Scan(self._classes(rows), rows)
+        exts = read.EXTENSIONS[fmt]
+        by_file: list[tuple[str, Row]] = []
+        for path, data in userdata.UserData(p["url"], files).walk(select=lambda n: n.lower().endswith(exts)):
+            split = read.split_of(path)
+            by_file += [(split or "", row) for row in read.read_file(fmt, path, data, p["text_field"], p["label_field"])]
+        if not by_file:
+            raise ConfigError(f"found no {fmt} rows at {p['url']}")
+        if all(split for split, _ in by_file) and set(splits) >= {s for s, _ in by_file}:
+            rows = {split: [row for s, row in by_file if s == split] for split in splits}
         else:
-            by_file: list[tuple[str, Row]] = []
-            for path, data in src.walk(select=lambda n: n.lower().endswith(exts)):
-                split = read.split_of(path)
-                by_file += [(split or "", row) for row in read.read_file(fmt, path, data, p["text_field"], p["label_field"])]
-            if not by_file:
-                raise ConfigError(f"found no {fmt} rows at {p['url']}")
-            if all(split for split, _ in by_file) and set(splits) >= {s for s, _ in by_file}:
-                rows = {split: [row for s, row in by_file if s == split] for split in splits}
-            else:
-                rows = _holdout(by_file, p["holdout"], p["seed"], splits)
+            rows = _holdout(by_file, p["holdout"], p["seed"], splits)
         return Scan(self._classes(rows), rows)
 
     def _classes(self, rows: dict[str, list[Row]]) -> tuple[str, ...]:
@@ -275,17 +274,10 @@ class TextClass(TextBuilder):
         return classes
 
 
-def _holdout_splits(holdout: Any) -> tuple[str, ...]:
-    if isinstance(holdout, Mapping):
-        held = [s for s in ("validation", "test") if s in holdout] + sorted(set(holdout) - {"validation", "test"})
-        return ("train", *held)
-    return ("train", "test")
-
-
 def _holdout(by_file: list[tuple[str, Row]], holdout: Any, seed: int, splits: tuple[str, ...]) -> dict[str, list[Row]]:
-    """Split readable rows with the core's seeded, class-stratified holdout; skips go to train."""
+    """Split readable rows by the folder datasets' holdout rule (keyed by row); skips go to train."""
     good = [row for _, row in by_file if row.skip is None]
-    assign = sources.stratified_split([r.key for r in good], [r.label for r in good], holdout, seed)
+    assign = userdata.stratified_split([r.key for r in good], [r.label for r in good], holdout_fractions(holdout), seed)
     rows: dict[str, list[Row]] = {split: [] for split in splits}
     for _, row in by_file:
         rows[assign.get(row.key, "train") if row.skip is None else "train"].append(row)

@@ -14,8 +14,9 @@ import io
 import json
 import posixpath
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from dsreg import Skip
 from dsreg.errors import ConfigError
@@ -180,7 +181,7 @@ def read_file(fmt: str, path: str, data: bytes, text_field: str, label_field: st
 
 def split_of(path: str) -> str | None:
     """Return the split a data file's name or folder names (``train.csv``, ``test/part-0.jsonl``), or None."""
-    from dsreg.fetching.sources import SPLIT_FOLDERS
+    from dsreg.fetching.userdata import SPLIT_FOLDERS
 
     parts = path.split("/")
     # "train.csv", "test_reviews.jsonl", "validation-00000-of-00001.parquet"

@@ -10,7 +10,7 @@ sentence is drawn twice, so train and test never share one.
 from __future__ import annotations
 
 import random
-from typing import Iterator
+from collections.abc import Iterator
 
 __all__ = ["POSITIVE", "NEGATIVE", "sentences", "CLASSES"]
 

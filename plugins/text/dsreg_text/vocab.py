@@ -19,8 +19,9 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from dsreg.errors import ConfigError
 
@@ -52,7 +53,7 @@ class Vocab:
         self.index = {token: i for i, token in enumerate(self.tokens)}
 
     @classmethod
-    def build(cls, texts: Iterable[str], *, lowercase: bool = True, min_freq: int = 1, max_size: int | None = None) -> "Vocab":
+    def build(cls, texts: Iterable[str], *, lowercase: bool = True, min_freq: int = 1, max_size: int | None = None) -> Vocab:
         """Count the tokens of ``texts`` and keep the frequent ones (rules 3 and 4)."""
         if min_freq < 1:
             raise ConfigError(f"min_freq must be at least 1, not {min_freq}")
@@ -97,7 +98,7 @@ class Vocab:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Vocab":
+    def from_json(cls, data: dict[str, Any]) -> Vocab:
         """Rebuild a vocabulary stored by ``to_json``."""
         if data.get("pattern", TOKEN_PATTERN) != TOKEN_PATTERN:
             raise ConfigError(

@@ -12,8 +12,8 @@ from torch.utils.data import DataLoader
 
 import dsreg
 import dsreg_text
-from dsreg.errors import ConfigError
 from dsreg.cli.train import run_train
+from dsreg.errors import ConfigError
 from dsreg_text.builders import SentimentWords, TextClass
 from dsreg_text.sample import NEGATIVE, POSITIVE, sentences
 
@@ -33,7 +33,7 @@ def test_the_study_note_example_batches_of_two():
         assert b["lengths"].tolist() == [1] * len(b["label"])  # one word each, still with lengths and mask
         for text, ids, label in zip(b["text"], b["input_ids"], b["label"]):
             seen[text] = (ds.vocab.decode(ids), int(label))
-    assert seen == {t: (t.lower(), l) for t, l in zip(NOTE_TEXT, NOTE_LABELS)}
+    assert seen == {t: (t.lower(), label) for t, label in zip(NOTE_TEXT, NOTE_LABELS)}
 
 
 def test_from_lists_string_labels_shared_vocab_and_errors():
@@ -70,9 +70,9 @@ def test_sample_is_seeded_and_labels_follow_the_words():
         assert label == (1 - polarity if "not" in words or "never" in words else polarity), text
 
 
-def test_sentiment_words_offline_end_to_end(dsreg_cache, register, monkeypatch):
+def test_sentiment_words_offline_end_to_end(dsreg_cache, dsreg_register, monkeypatch):
     monkeypatch.setenv("DSREG_OFFLINE", "1")  # no file to fetch: it must not need the network
-    register(TextClass, SentimentWords)
+    dsreg_register(TextClass, SentimentWords)
     assert dsreg.info("sentiment-words").classes == ["negative", "positive"]
     splits = dsreg.load("sentiment-words")
     assert {s: len(ds) for s, ds in splits.items()} == {"train": 400, "test": 100}

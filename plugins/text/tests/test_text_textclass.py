@@ -19,8 +19,8 @@ from textdata import csv_bytes, jsonl_bytes, parquet_bytes, rows, txt_tree
 
 
 @pytest.fixture(autouse=True)
-def text_registry(dsreg_cache, register):
-    register(TextClass, SentimentWords)
+def text_registry(dsreg_cache, dsreg_register):
+    dsreg_register(TextClass, SentimentWords)
 
 
 def load_all(url, **config):
@@ -42,12 +42,12 @@ SPLIT_FILES = {
 
 @pytest.mark.parametrize("fmt", list(SPLIT_FILES))
 @pytest.mark.parametrize("container", ["folder", "zip", "tar.gz", "http-zip"])
-def test_every_format_in_every_container(tmp_path, file_server, fmt, container):
+def test_every_format_in_every_container(tmp_path, dsreg_file_server, fmt, container):
     tree = SPLIT_FILES[fmt]
     if container == "folder":
         url = str(write_tree(tmp_path / "data", tree))
     elif container == "http-zip":
-        url = file_server.serve({"data.zip": pack(tree, "zip")}) + "data.zip"
+        url = dsreg_file_server.serve({"data.zip": pack(tree, "zip")}) + "data.zip"
     else:
         url = str(tmp_path / f"data.{container}")
         (tmp_path / f"data.{container}").write_bytes(pack(tree, container))
@@ -62,8 +62,8 @@ def test_every_format_in_every_container(tmp_path, file_server, fmt, container):
     assert dsreg_text.vocab_of(train).encode(example["text"]) == example["input_ids"].tolist()
 
 
-def test_single_files_over_http_and_tsv(tmp_path, file_server):
-    base = file_server.serve({"rows.csv": csv_bytes(PAIRS), "rows.parquet": parquet_bytes(PAIRS)})
+def test_single_files_over_http_and_tsv(tmp_path, dsreg_file_server):
+    base = dsreg_file_server.serve({"rows.csv": csv_bytes(PAIRS), "rows.parquet": parquet_bytes(PAIRS)})
     for name in ("rows.csv", "rows.parquet"):
         splits = load_all(base + name)
         assert {s: len(ds) for s, ds in splits.items()} == {"train": 48, "test": 12}

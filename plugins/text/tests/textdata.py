@@ -28,14 +28,14 @@ def csv_bytes(pairs: list[tuple[str, str]], *, sep: str = ",") -> bytes:
 
 
 def jsonl_bytes(pairs: list[tuple[str, Any]], *, text_field: str = "text", label_field: str = "label") -> bytes:
-    return "".join(json.dumps({text_field: t, label_field: l}) + "\n" for t, l in pairs).encode()
+    return "".join(json.dumps({text_field: t, label_field: label}) + "\n" for t, label in pairs).encode()
 
 
 def parquet_bytes(pairs: list[tuple[Any, Any]]) -> bytes:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pa.table({"text": [t for t, _ in pairs], "label": [l for _, l in pairs]})
+    table = pa.table({"text": [t for t, _ in pairs], "label": [label for _, label in pairs]})
     buf = io.BytesIO()
     pq.write_table(table, buf)
     return buf.getvalue()
