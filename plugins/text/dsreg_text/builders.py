@@ -235,6 +235,7 @@ class TextClass(TextBuilder, FolderBuilder):
         fmt, splits = self._plan(userdata.UserData(p["url"], files))
         if fmt == "folder":
             scan = self.scan(files)
+            self.note_scan(scan)
             rows: dict[str, list[Row]] = {split: [] for split in FolderBuilder.get_splits(self)}
             for path, data in scan.data.walk(select=scan.assignment.__contains__):
                 rows[scan.assignment[path]].append(read.read_txt(path, data, scan.layout.entries[path][1]))

@@ -142,6 +142,9 @@ def test_parquet_null_rows_and_bad_txt_files(tmp_path):
     assert sorted((s["key"], s["reason"]) for s in info.manifest["splits"]["train"]["skipped"]) == [
         ("neg/c.txt", "the file is empty"), ("pos/b.txt", "not UTF-8 text (bad byte at offset 0)"),
     ]
+    # Folder mode is dsreg.FolderBuilder's: the same notes as imagefolder and audiofolder.
+    assert info.manifest["notes"]["splits_from"] == "holdout 0.0 (class-stratified, seed 0)"
+    assert info.manifest["notes"]["classes"] == 2 and list(info.splits) == ["train"]
 
 
 def test_whole_file_problems_are_one_clear_error(tmp_path):
