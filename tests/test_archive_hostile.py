@@ -228,9 +228,9 @@ def assert_nothing_prepared(cache: Path, name: str) -> None:
 
 
 @pytest.mark.parametrize("case", ["dotdot", "symlink", "pax-path", "corrupt-deflate", "bad-header-checksum", "corrupt-zip-deflate"])
-def test_fetch_of_a_hostile_archive_is_one_line_and_prepares_nothing(dsreg_cache: Path, register, tmp_path: Path, case: str) -> None:
+def test_fetch_of_a_hostile_archive_is_one_line_and_prepares_nothing(dsreg_cache: Path, dsreg_register, tmp_path: Path, case: str) -> None:
     path = {**hostile.ESCAPES, **hostile.DAMAGED}[case](tmp_path)
-    register(archive_builder(path, "hostile"))
+    dsreg_register(archive_builder(path, "hostile"))
     out = CliRunner().invoke(cli, ["fetch", "hostile", "--quiet"])
     assert out.exit_code == 1
     assert out.output == f"error: {({**ESCAPE_MESSAGES, **DAMAGED_MESSAGES})[case].replace(ADVICE, CLI_ADVICE)}\n"
@@ -240,9 +240,9 @@ def test_fetch_of_a_hostile_archive_is_one_line_and_prepares_nothing(dsreg_cache
         dsreg.fetch("hostile", quiet=True)
 
 
-def test_a_builder_attribute_bounds_its_archives_in_prepare(dsreg_cache: Path, register, tmp_path: Path) -> None:
+def test_a_builder_attribute_bounds_its_archives_in_prepare(dsreg_cache: Path, dsreg_register, tmp_path: Path) -> None:
     path = hostile.tar_bomb(tmp_path, 4 << 20, 4)
-    register(archive_builder(path, "capped", max_expanded="2100KiB"), archive_builder(path, "plain"))
+    dsreg_register(archive_builder(path, "capped", max_expanded="2100KiB"), archive_builder(path, "plain"))
     with pytest.raises(dsreg.ArchiveError, match=r"expands to more than 2100KiB \(DSREG_MAX_EXPANDED\) at member 'bomb/00002.bin'"):
         dsreg.fetch("capped", quiet=True)
     assert_nothing_prepared(dsreg_cache, "capped")

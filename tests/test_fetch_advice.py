@@ -57,10 +57,10 @@ def record(name: str = "toy") -> dict:
     return dsreg.info(name).fetched.get("toy.bin") or {}
 
 
-def test_a_bad_first_download_is_not_pinned_and_the_advice_gets_a_verified_dataset(run, file_server, register):
+def test_a_bad_first_download_is_not_pinned_and_the_advice_gets_a_verified_dataset(run, dsreg_file_server, dsreg_register):
     html = b"<html><body>503 Service Temporarily Unavailable</body></html>"
-    url = file_server.serve({"toy.bin": html})  # an error page served as application/octet-stream
-    register(pinned_toy(None))  # no published URL: the user's mirror is the only source
+    url = dsreg_file_server.serve({"toy.bin": html})  # an error page served as application/octet-stream
+    dsreg_register(pinned_toy(None))  # no published URL: the user's mirror is the only source
     code, _, err = run("fetch", "toy", "--mirror", url)
     assert code == 1 and err.count("\n") == 1  # the download itself went well: one line, the error
     error = err.strip()
@@ -72,7 +72,7 @@ def test_a_bad_first_download_is_not_pinned_and_the_advice_gets_a_verified_datas
     assert not dsreg.info("toy").cached
 
     good = toy_file(1)
-    file_server.serve({"toy.bin": good})  # the server recovers
+    dsreg_file_server.serve({"toy.bin": good})  # the server recovers
     [advice] = commands(error)
     code, out, err = run(*advice)
     assert code == 0, err
@@ -80,29 +80,29 @@ def test_a_bad_first_download_is_not_pinned_and_the_advice_gets_a_verified_datas
     assert record()["status"] == "pinned" and record()["sha256"] == hashlib.sha256(good).hexdigest()
     assert dsreg.info("toy").cached
     code, _, err = run("fetch", "toy")  # and it stays done: no download, no message
-    assert code == 0 and err == "" and len(file_server.requests) == 2
+    assert code == 0 and err == "" and len(dsreg_file_server.requests) == 2
 
 
-def test_the_python_advice_after_a_bad_first_download_works_when_evaluated(dsreg_cache, file_server, register):
-    url = file_server.serve({"toy.bin": MAGIC[:2]})  # a truncated file
-    register(pinned_toy(None))
+def test_the_python_advice_after_a_bad_first_download_works_when_evaluated(dsreg_cache, dsreg_file_server, dsreg_register):
+    url = dsreg_file_server.serve({"toy.bin": MAGIC[:2]})  # a truncated file
+    dsreg_register(pinned_toy(None))
     with pytest.raises(dsreg.ArchiveError) as err:
         dsreg.fetch("toy", mirrors=[url], quiet=True)
     [call] = re.findall(r"dsreg\.fetch\([^)]*\)", str(err.value))
     assert "--" not in str(err.value)  # Python callers are told arguments, not flags
-    file_server.serve({"toy.bin": toy_file(2)})
+    dsreg_file_server.serve({"toy.bin": toy_file(2)})
     info = eval(call, {"dsreg": dsreg})  # the advice, followed literally
     assert info.cached and info.fetched["toy.bin"]["status"] == "pinned"
 
 
-def test_a_changed_upstream_file_is_refused_against_the_pin_and_force_replaces_it_saying_so(run, file_server, register, dsreg_cache):
+def test_a_changed_upstream_file_is_refused_against_the_pin_and_force_replaces_it_saying_so(run, dsreg_file_server, dsreg_register, dsreg_cache):
     first, second = toy_file(3), toy_file(4)
-    url = file_server.serve({"toy.bin": first})
-    register(pinned_toy(url))
+    url = dsreg_file_server.serve({"toy.bin": first})
+    dsreg_register(pinned_toy(url))
     assert run("fetch", "toy", "-q")[0] == 0
     old = record()["sha256"]
     (dsreg_cache / "downloads" / old).unlink()  # the download is lost; the mirror now serves other bytes
-    file_server.serve({"toy.bin": second})
+    dsreg_file_server.serve({"toy.bin": second})
     code, _, err = run("fetch", "toy")
     error = err.splitlines()[-1]
     assert code == 1 and f"expected the pinned {old} from the first download" in error
@@ -116,16 +116,16 @@ def test_a_changed_upstream_file_is_refused_against_the_pin_and_force_replaces_i
     assert record()["status"] == "pinned" and record()["sha256"] == new
 
 
-def test_fetch_errors_advise_flags_on_the_cli_that_work(run, file_server, register, data, tmp_path, monkeypatch):
-    url = file_server.serve({"good/toy.bin": data})
-    register(make_builder(data, urls=(url + "missing/toy.bin",)))
+def test_fetch_errors_advise_flags_on_the_cli_that_work(run, dsreg_file_server, dsreg_register, data, tmp_path, monkeypatch):
+    url = dsreg_file_server.serve({"good/toy.bin": data})
+    dsreg_register(make_builder(data, urls=(url + "missing/toy.bin",)))
     code, _, err = run("fetch", "toy")
     error = err.splitlines()[-1]
     assert code == 1 and error.endswith("add a mirror with --mirror URL, or hand over a copy with --from PATH")
     assert run("fetch", "toy", "--mirror", url + "good/", "-q")[0] == 0  # --mirror URL, with a URL
 
     monkeypatch.setenv("DSREG_OFFLINE", "1")
-    register(make_builder(blob(800, seed=31), name="absent", urls=(url + "missing/toy.bin",)))
+    dsreg_register(make_builder(blob(800, seed=31), name="absent", urls=(url + "missing/toy.bin",)))
     code, _, err = run("fetch", "absent")
     assert code == 1 and err.strip().endswith("unset DSREG_OFFLINE and run `dsreg fetch absent`, or hand it over with `dsreg fetch absent --from PATH`")
     folder = tmp_path / "mine"
@@ -135,9 +135,9 @@ def test_fetch_errors_advise_flags_on_the_cli_that_work(run, file_server, regist
     assert run(*[folder.as_posix() if a == "PATH" else a for a in with_path], "-q")[0] == 0  # --from PATH, with a path
 
 
-def test_a_prepared_dataset_is_served_without_the_lock(dsreg_cache, file_server, register, data):
-    url = file_server.serve({"toy.bin": data})
-    register(make_builder(data, urls=(url + "toy.bin",)))
+def test_a_prepared_dataset_is_served_without_the_lock(dsreg_cache, dsreg_file_server, dsreg_register, data):
+    url = dsreg_file_server.serve({"toy.bin": data})
+    dsreg_register(make_builder(data, urls=(url + "toy.bin",)))
     dsreg.fetch("toy", quiet=True)
     locks = dsreg_cache / "locks"
     for lock in locks.iterdir():
@@ -162,11 +162,11 @@ def _read_only_folders_are_enforced(tmp_path) -> bool:
     return False  # root with CAP_DAC_OVERRIDE writes anyway
 
 
-def test_a_read_only_cache_serves_fetch_load_and_info(dsreg_cache, file_server, register, data, tmp_path):
+def test_a_read_only_cache_serves_fetch_load_and_info(dsreg_cache, dsreg_file_server, dsreg_register, data, tmp_path):
     if not _read_only_folders_are_enforced(tmp_path):
         pytest.skip("this user writes to read-only folders (root); run under setpriv --bounding-set=-dac_override")
-    url = file_server.serve({"toy.bin": data})
-    register(make_builder(data, urls=(url + "toy.bin",)))
+    url = dsreg_file_server.serve({"toy.bin": data})
+    dsreg_register(make_builder(data, urls=(url + "toy.bin",)))
     dsreg.fetch("toy", quiet=True)
     folders = [p for p in [dsreg_cache, *dsreg_cache.rglob("*")] if p.is_dir()]
     for folder in folders:

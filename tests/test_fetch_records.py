@@ -70,14 +70,14 @@ def test_a_cache_written_by_dsreg_0_1_is_read_as_records_and_written_back_unchan
     assert cache.records_path("toy").read_text() == text  # byte for byte: an older dsreg reads it back
 
 
-def test_a_dataset_recorded_by_dsreg_0_1_is_served_from_the_cache_without_a_download(dsreg_cache: Path, register, data: bytes) -> None:
+def test_a_dataset_recorded_by_dsreg_0_1_is_served_from_the_cache_without_a_download(dsreg_cache: Path, dsreg_register, data: bytes) -> None:
     sha, md5 = hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest()
     cache = Cache(dsreg_cache)
     cache.downloads.mkdir(parents=True)
     cache.blob_path(sha).write_bytes(data)
     cache.records_path("toy").parent.mkdir(parents=True)
     cache.records_path("toy").write_text(files_json_of_0_1(sha, md5, len(data)))
-    register(make_builder(data, urls=()))  # no URL at all: only the recorded blob can serve it
+    dsreg_register(make_builder(data, urls=()))  # no URL at all: only the recorded blob can serve it
     info = dsreg.fetch("toy", quiet=True)
     assert info.manifest["splits"]["train"]["examples"] > 0
     assert cache.read_records("toy")["toy.bin"].sha256 == sha
@@ -137,8 +137,8 @@ def test_the_cache_names_of_0_1_still_work_and_say_what_replaces_them(dsreg_cach
     assert cache.read_records("toy")["toy.bin"].status is Status.PINNED
 
 
-def test_fetcher_is_the_downloader_under_its_old_name(dsreg_cache: Path, file_server, data: bytes) -> None:
-    url = file_server.serve({"toy.bin": data})
+def test_fetcher_is_the_downloader_under_its_old_name(dsreg_cache: Path, dsreg_file_server, data: bytes) -> None:
+    url = dsreg_file_server.serve({"toy.bin": data})
     file = make_builder(data, urls=(url + "toy.bin",)).files[0]
     assert Fetcher is Downloader
     with pytest.warns(DeprecationWarning, match="use Downloader.download"):

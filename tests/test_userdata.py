@@ -127,9 +127,9 @@ def test_fingerprint_follows_local_changes(tmp_path: Path) -> None:
     assert userdata.fingerprint(None) is None
 
 
-def test_remote_archive_is_fetched_pinned_and_walked(dsreg_cache: Path, file_server, register) -> None:
+def test_remote_archive_is_fetched_pinned_and_walked(dsreg_cache: Path, dsreg_file_server, dsreg_register) -> None:
     """End to end through the core: get_files() pins the archive, generate() walks the cached copy."""
-    base = file_server.serve({"pets.zip": zip_bytes(TREE, "pets/")})
+    base = dsreg_file_server.serve({"pets.zip": zip_bytes(TREE, "pets/")})
 
     class Pets(dsreg.Builder):
         name = "pets"
@@ -157,7 +157,7 @@ def test_remote_archive_is_fetched_pinned_and_walked(dsreg_cache: Path, file_ser
                 if assign[path] == split:
                     yield path, {"data": data, "label": layout.label(path)}
 
-    register(Pets)
+    dsreg_register(Pets)
     url = base + "pets.zip"
     inf = dsreg.fetch("pets", url=url, quiet=True)
     assert inf.classes == ["cat", "dog"]
@@ -169,7 +169,7 @@ def test_remote_archive_is_fetched_pinned_and_walked(dsreg_cache: Path, file_ser
     assert dsreg.info("pets", url=url).features["label"].names == ("cat", "dog")
 
 
-def test_local_folder_change_prepares_again(dsreg_cache: Path, register, tmp_path: Path) -> None:
+def test_local_folder_change_prepares_again(dsreg_cache: Path, dsreg_register, tmp_path: Path) -> None:
     root = write_tree(tmp_path / "imgs", TREE)
 
     class Count(dsreg.Builder):
@@ -184,7 +184,7 @@ def test_local_folder_change_prepares_again(dsreg_cache: Path, register, tmp_pat
         def generate(self, split, files, **config):
             yield "n", {"n": len(userdata.UserData(self.params["url"]).names())}
 
-    register(Count)
+    dsreg_register(Count)
     assert dsreg.load("count", split="all", url=str(root))[0]["n"].item() == 4
     (root / "dog" / "d.png").write_bytes(b"new")
     assert dsreg.load("count", split="all", url=str(root))[0]["n"].item() == 5
