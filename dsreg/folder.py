@@ -106,6 +106,7 @@ class FolderBuilder(Builder):
     config: ClassVar[Mapping[str, Any]] = {"url": None, "holdout": 0.2, "seed": 0}
     features: ClassVar[Mapping[str, Feature]] = {"label": ClassLabel()}
     #: File name endings (any case, with the dot) that are data; other files are left out and noted.
+    #: Empty: every file in a class folder is data.
     extensions: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **config: Any) -> None:
