@@ -27,6 +27,7 @@ from .errors import (
     UnknownDatasetError,
 )
 from .features import Binary, ClassLabel, Tensor, Text, Value
+from .folder import FolderBuilder
 from .hookspecs import hookimpl
 
 _moved.install()  # the flat module paths of 0.1 (dsreg.archive, ...) as aliases: see _moved.py
@@ -38,7 +39,7 @@ except _metadata.PackageNotFoundError:  # pragma: no cover - running from a sour
 
 __all__ = [
     "ArchiveError", "Binary", "Builder", "CacheError", "ChecksumError", "ClassLabel", "ConfigError", "Dataset",
-    "DatasetInfo", "DsregError", "FetchError", "File", "OfflineError", "PluginError", "Skip", "Split",
+    "DatasetInfo", "DsregError", "FetchError", "File", "FolderBuilder", "OfflineError", "PluginError", "Skip", "Split",
     "Tensor", "Text", "UnknownDatasetError", "Value", "__version__", "fetch", "get_builder",
     "hookimpl", "info", "load", "names",
 ]

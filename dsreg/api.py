@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .builder import Builder, File, Split, check_plan, needed
-from .errors import CacheError, ConfigError, DsregError
+from .errors import CacheError, ConfigError, DsregError, PluginError
 from .features import ClassLabel, Feature
 from .fetching.cache import Cache
+from .fetching.records import Status
 from .plugins import get_registry
 
 __all__ = ["DatasetInfo", "names", "info", "fetch", "load", "get_builder"]
@@ -128,12 +129,17 @@ class _Resolved:
 
     def fetched(self) -> dict[str, str]:
         """Return ``{file name: sha256}`` of this dataset's files whose verified bytes are in the cache."""
-        return {name: record["sha256"] for name, record in self.cache.read_files(self.builder.name).items()
-                if self.cache.download(record["sha256"]).exists()}
+        return {name: record.sha256 for name, record in self.cache.read_records(self.builder.name).items()
+                if self.cache.blob_path(record.sha256).exists()}
 
     @property
     def split_names(self) -> tuple[str, ...]:
-        return tuple(split.name for split in self.plan)
+        """The splits in order: the plan's, unless the store holds splits the plan learnt from the data."""
+        planned = tuple(split.name for split in self.plan)
+        stored = tuple((self.manifest or {}).get("split_order", ()))
+        if set(stored) <= set(planned):
+            return planned
+        return stored + tuple(s for s in planned if s not in stored)
 
     def wanted(self, split: str | Sequence[str] | None) -> list[str]:
         """Return the split names ``split`` asks for (None: every split; an expression names its splits)."""
@@ -162,7 +168,8 @@ class _Resolved:
             task=builder.task, features=stored_features(builder, manifest), splits=splits,
             files=builder.get_files(), config=dict(builder.params), plugin=self.entry.plugin.name,
             dist=self.entry.plugin.dist, aliases=self.entry.aliases, cache_root=self.cache.root,
-            fetched=self.cache.read_files(builder.name), manifest=manifest,
+            fetched={name: record.to_json() for name, record in self.cache.read_records(builder.name).items()},
+            manifest=manifest,
             prepared_path=self.folder if self.ready else None, ready_splits=self.ready,
         )
 
@@ -193,24 +200,20 @@ def _locked(cache: Cache, name: str, quiet: bool) -> Any:
 
 def _candidates(cache: Cache, name: str, files: set[str]) -> list[str]:
     """Return ``files`` of ``name`` downloaded without a published checksum and not yet proved good."""
-    return sorted(f for f, record in cache.read_files(name).items() if f in files and record.get("status") == "candidate")
+    return sorted(f for f, record in cache.read_records(name).items() if f in files and record.status is Status.CANDIDATE)
 
 
 def _pin(cache: Cache, name: str, files: set[str], quiet: bool) -> None:
     """Pin the candidate ``files`` of ``name``: a split prepared from them, so their bytes are good."""
-    records = cache.read_files(name)
-    changed = False
-    for file, record in records.items():
-        if file in files and record.get("status") == "candidate":
-            record["status"] = "pinned"
-            record["pinned"] = record.get("fetched")
-            replaced = record.pop("replaces", None)
-            changed = True
-            if not quiet:
-                what = f" (replacing the pin {replaced})" if replaced and replaced != record["sha256"] else ""
-                print(f"{name}: {file} has no published checksum; pinned sha256 {record['sha256']}{what}", file=sys.stderr)
-    if changed:
-        cache.write_files(name, records)
+    records = cache.read_records(name)
+    pinned = {f: record.as_pinned() for f, record in records.items() if f in files and record.status is Status.CANDIDATE}
+    for file, record in pinned.items():
+        if not quiet:
+            replaced = records[file].replaces
+            what = f" (replacing the pin {replaced})" if replaced and replaced != record.sha256 else ""
+            print(f"{name}: {file} has no published checksum; pinned sha256 {record.sha256}{what}", file=sys.stderr)
+    if pinned:
+        cache.write_records(name, records | pinned)
 
 
 def fetch(
@@ -247,7 +250,7 @@ def _fetch(resolved: _Resolved, wanted: list[str], *, config: dict[str, Any], mi
            from_path: str | os.PathLike[str] | None = None, verify: bool = True, force: bool = False,
            quiet: bool = False, cache_dir: str | os.PathLike[str] | None = None, workers: int | None = None) -> None:
     """Make the ``wanted`` splits of ``resolved`` (and those they are reviewed after) ready, then re-read its state."""
-    from .fetching.download import Fetcher, Rerun
+    from .fetching.download import Downloader, Rerun
     from .store.storage import prepare
 
     builder, cache = resolved.builder, resolved.cache
@@ -262,20 +265,34 @@ def _fetch(resolved: _Resolved, wanted: list[str], *, config: dict[str, Any], mi
         resolved.reread()
         missing = todo if force else [s for s in todo if s.name not in resolved.ready]
         files = {name for split in missing for name in split.files} if missing else files
-        fetcher = Fetcher(cache, builder.name, mirrors=mirrors, from_path=from_path, verify=verify, force=force, quiet=quiet, rerun=rerun)
-        paths = fetcher.fetch(tuple(f for f in builder.get_files() if f.name in files))
+        downloader = Downloader(cache, builder.name, mirrors=mirrors, from_path=from_path, verify=verify, force=force,
+                                quiet=quiet, rerun=rerun)
+        paths = downloader.download(tuple(f for f in builder.get_files() if f.name in files))
         if missing:
-            records = cache.read_files(builder.name)
+            records = cache.read_records(builder.name)
             # The manifest records a split only once it is prepared, by when its candidate files are proved good.
-            proved = {f: {"sha256": records[f]["sha256"],
-                          "status": "pinned" if records[f].get("status") == "candidate" else records[f].get("status")}
+            proved = {f: {"sha256": records[f].sha256,
+                          "status": (Status.PINNED if records[f].status is Status.CANDIDATE else records[f].status).value}
                       for f in files}
             existing = resolved.manifest if resolved.ready else None
-            if existing is None and resolved.folder.exists():
-                shutil.rmtree(resolved.folder)  # nothing in it can be served: start the store afresh
+            features = None
+            if existing is None:
+                if resolved.folder.exists():
+                    shutil.rmtree(resolved.folder)  # nothing in it can be served: start the store afresh
+                # A new store fixes its features from the files; a builder whose splits are found in
+                # them (a remote archive's split folders) plans again now that it has seen them.
+                features = builder.get_features(paths)
+                replanned = check_plan(builder)
+                if [s.name for s in replanned] != [s.name for s in resolved.plan]:
+                    asked_all = set(wanted) >= set(resolved.split_names)
+                    resolved.plan = replanned
+                    missing = needed(replanned, resolved.split_names if asked_all else [w for w in wanted if w in resolved.split_names])
+                    if not {f for s in missing for f in s.files} <= set(paths):
+                        raise PluginError(f"{builder.name}: its plan changed after the download to need files it did not "
+                                          "declare before; a plan may change only its splits, not their files")
             try:
                 prepare(builder, missing, paths, resolved.folder, proved, workers=workers, existing=existing,
-                        order=resolved.split_names)
+                        order=resolved.split_names, features=features)
             except DsregError as exc:
                 unproven = _candidates(cache, builder.name, files)
                 if unproven:
@@ -317,6 +334,7 @@ def load(
             raise CacheError(f"{resolved.builder.name} ({', '.join(missing)}) is not prepared in {resolved.cache.root}; "
                              f"run `dsreg fetch {resolved.builder.name} {which}` or pass download=True")
         _fetch(resolved, missing, config=config, quiet=True, cache_dir=cache_dir)
+        wanted = resolved.wanted(split)  # the splits found in the data, if the plan learnt them while preparing
     ds_info = resolved.info()
     manifest = ds_info.manifest
     assert manifest is not None

@@ -31,10 +31,11 @@ def test_list_table_and_json(runner, toy):
     out = runner.invoke(cli, ["list"])
     assert out.exit_code == 0
     lines = out.output.splitlines()
-    assert lines[0].split() == ["NAME", "PLUGIN", "TASK", "SIZE", "CACHED"]
+    assert lines[0].split() == ["NAME", "PLUGIN", "TASK", "SIZE", "READY"]
     assert lines[2].split() == ["toy", "tests", "image-classification", "293.0", "KiB", "no"]
     rows = json.loads(runner.invoke(cli, ["list", "--json"]).output)
-    assert rows[1] == {"name": "toy", "plugin": "tests", "task": "image-classification", "size": 300_000, "cached": False}
+    assert rows[1] == {"name": "toy", "plugin": "tests", "task": "image-classification", "size": 300_000, "cached": False,
+                       "ready_splits": []}
 
 
 def test_fetch_then_info_then_cache_commands(runner, toy, dsreg_cache):

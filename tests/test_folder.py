@@ -150,8 +150,6 @@ def test_probe_reads_each_file_once_and_keeps_what_it_learnt(folders: None, tmp_
     assert builder.get_features({})["label"] == dsreg.ClassLabel(["ant", "bee"])
 
 
-@pytest.mark.xfail(strict=True, reason="the core fixes the plan before fetching; a remote archive's split folders are "
-                   "known only once it is fetched (the core must ask get_splits() again then): remove this mark when it does")
 def test_split_folders_of_a_remote_archive_are_found_once_fetched(folders: None, dsreg_file_server: Any) -> None:
     files = {**tree({"ant": 3, "bee": 3}, "train/"), **tree({"ant": 1, "bee": 1}, "val/"), **tree({"ant": 2}, "test/")}
     url = dsreg_file_server.serve({"split.zip": pack(files, "zip")}) + "split.zip"

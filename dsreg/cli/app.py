@@ -181,6 +181,7 @@ def list_cmd(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def info_cmd(name: str, config: tuple[str, ...], as_json: bool) -> None:
     """Show a dataset's description, license, citation, files, splits, features and cache state."""
+    from ..fetching.records import FileRecord
     from ..plugins import get_registry
 
     params = parse_config(config)
@@ -223,12 +224,7 @@ def info_cmd(name: str, config: tuple[str, ...], as_json: bool) -> None:
         if record is None:
             lines.append("    not fetched")
         else:
-            status = {
-                "verified": "verified",
-                "pinned": f"pinned sha256 {record['sha256']} on {record.get('pinned', '?')}",
-                "unverified": "NOT VERIFIED (fetched with --no-verify)",
-                "candidate": "not pinned yet (pinned once the dataset prepares from it)",
-            }.get(record.get("status"), record.get("status"))
+            status = FileRecord.from_json(record).describe_status()
             lines.append(f"    fetched from {record.get('source')}: {status}; sha256 {record['sha256']}")
         for url in f.urls:
             lines.append(f"    mirror {url}")

@@ -367,12 +367,14 @@ def _clean_leftovers(folder: Path) -> None:
 
 def prepare(builder: Builder, splits: list[Split], files: Mapping[str, Path], target: Path,
             records: Mapping[str, Any], workers: int | None = None,
-            existing: dict[str, Any] | None = None, order: tuple[str, ...] = ()) -> dict[str, Any]:
+            existing: dict[str, Any] | None = None, order: tuple[str, ...] = (),
+            features: Mapping[str, Feature] | None = None) -> dict[str, Any]:
     """Prepare ``splits`` of ``builder`` into the store ``target`` and return its manifest.
 
     ``records`` holds ``{file name: {sha256, status}}`` of the fetched files; ``existing`` is the
     store's manifest when some of its splits are ready (their features are kept: they may depend
-    on the data); ``order`` is the plan's split order. Each split is renamed into place and
+    on the data); ``order`` is the plan's split order; ``features`` those of a new store, when the
+    caller computed them already. Each split is renamed into place and
     recorded in the manifest as soon as it is complete, so a failure in a later split loses
     nothing prepared before it.
     """
@@ -395,7 +397,7 @@ def prepare(builder: Builder, splits: list[Split], files: Mapping[str, Path], ta
                                  max_expanded=builder.max_expanded,
                                  names={str(path): name for name, path in files.items()}):
             # Fixed by the store's first prepare (they may depend on the data) and kept in the manifest.
-            features = stored_features(builder, manifest, files)
+            features = dict(features) if manifest is None and features is not None else stored_features(builder, manifest, files)
             if manifest is None:
                 manifest = _new_manifest(builder, features)
             for split in splits:
