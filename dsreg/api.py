@@ -258,8 +258,9 @@ def _fetch(resolved: _Resolved, wanted: list[str], *, config: dict[str, Any], mi
     files = {name for split in todo for name in split.files}
     if not force and all(s.name in resolved.ready for s in todo) and not _candidates(cache, builder.name, files):
         return  # nothing to write: no lock, so a read-only cache (a shared or mounted one) still serves it
+    asked_all = set(wanted) >= set(resolved.split_names)
     rerun = Rerun(builder.name, config, tuple(mirrors), None if from_path is None else str(from_path), verify,
-                  None if cache_dir is None else str(cache_dir))
+                  None if cache_dir is None else str(cache_dir), () if asked_all else tuple(wanted))
     lock = _locked(cache, builder.name, quiet)
     try:
         resolved.reread()
@@ -284,7 +285,6 @@ def _fetch(resolved: _Resolved, wanted: list[str], *, config: dict[str, Any], mi
                 features = builder.get_features(paths)
                 replanned = check_plan(builder)
                 if [s.name for s in replanned] != [s.name for s in resolved.plan]:
-                    asked_all = set(wanted) >= set(resolved.split_names)
                     resolved.plan = replanned
                     missing = needed(replanned, resolved.split_names if asked_all else [w for w in wanted if w in resolved.split_names])
                     if not {f for s in missing for f in s.files} <= set(paths):

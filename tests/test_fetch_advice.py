@@ -194,3 +194,24 @@ def test_advised_commands_repeat_the_users_config_and_options():
         "dsreg.fetch('notmnist-idx', mirrors=['http://mirror.example/'], verify=False, "
         "splits=['test'], url='/data/my images', n='3', seed=3, force=True)"
     )
+
+
+def test_advice_after_a_split_fetch_repeats_the_split(dsreg_cache, dsreg_register):
+    """A failed --split fetch advises the same split, as a command and as a call that work as written."""
+    import dsreg
+    from dsreg.fetching.download import Rerun
+
+    rerun = Rerun("notmnist-idx", {}, (), None, True, None, ("test",))
+    assert shlex.split(rerun.cli(force=True)) == ["dsreg", "fetch", "notmnist-idx", "--split", "test", "--force"]
+    assert rerun.python(force=True) == "dsreg.fetch('notmnist-idx', split=['test'], force=True)"
+    # And the call is a real one: split= takes that list.
+    class Two(dsreg.Builder):
+        name = "two-splits"
+        features = {"x": dsreg.Value("int64")}
+        splits = ("train", "test")
+
+        def generate(self, split, files):
+            yield split, {"x": len(split)}
+
+    dsreg_register(Two)
+    assert dsreg.fetch("two-splits", split=["test"], quiet=True).ready_splits == ("test",)

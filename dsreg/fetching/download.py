@@ -79,6 +79,7 @@ class Rerun:
     from_path: str | None = None
     verify: bool = True
     cache_dir: str | None = None  # Python only: the command line reads DSREG_CACHE
+    splits: Sequence[str] = ()  # the splits asked for; empty: every split
 
     def _settings(self, change: dict[str, Any]) -> dict[str, Any]:
         settings: dict[str, Any] = {"mirrors": list(self.mirrors), "from_path": self.from_path, "verify": self.verify}
@@ -88,6 +89,7 @@ class Rerun:
         """Return ``dsreg.fetch(...)`` with the user's arguments and ``change``."""
         settings = self._settings(change)
         args = [repr(self.name)]
+        args += [f"split={list(self.splits)!r}"] if self.splits else []
         args += [f"mirrors={settings['mirrors']!r}"] if settings["mirrors"] else []
         args += [f"from_path={str(settings['from_path'])!r}"] if settings["from_path"] is not None else []
         args += [] if settings["verify"] else ["verify=False"]
@@ -103,6 +105,8 @@ class Rerun:
 
         settings = self._settings(change)
         words = ["dsreg", "fetch", self.name]
+        for split in self.splits:
+            words += ["--split", split]
         for key, value in self.config.items():
             # -c reads a value as JSON when it parses, so only a string that would not round-trip is quoted.
             plain = isinstance(value, str) and _json_or_none(value) in (None, value)
