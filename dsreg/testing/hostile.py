@@ -55,7 +55,7 @@ def _tar(path: Path, members: list[tarfile.TarInfo], mode: str = "w:gz", fmt: in
          data: dict[str, bytes] | None = None) -> Path:
     """Write the harmless member, then ``members`` (regular ones get ``data[name]`` or nothing)."""
     data = data or {}
-    with tarfile.open(path, mode, format=fmt) as tar:
+    with tarfile.open(path, mode, format=fmt) as tar:  # type: ignore[call-overload]  # typeshed types only literal modes
         first = tarfile.TarInfo(_HARMLESS[0])
         first.size = len(_HARMLESS[1])
         tar.addfile(first, io.BytesIO(_HARMLESS[1]))
@@ -124,7 +124,7 @@ def tar_bomb(folder: Path, expand_to: int = 200 << 20, members: int = 1, codec: 
     """A tar (``codec`` gz, bz2 or xz) of ``members`` files of zeros that together expand to ``expand_to`` bytes."""
     path = Path(folder) / f"bomb-{expand_to >> 20}M-{members}.tar.{codec}"
     each = expand_to // members
-    with tarfile.open(path, f"w:{codec}") as tar:
+    with tarfile.open(path, f"w:{codec}") as tar:  # type: ignore[call-overload]  # typeshed types only literal modes
         for i in range(members):
             info = tarfile.TarInfo(f"bomb/{i:05d}.bin")
             info.size = each
