@@ -11,7 +11,7 @@ import json
 import os
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -40,7 +40,8 @@ def save(state: dict[str, Any], path: str | os.PathLike[str]) -> Path:
 def rng_state() -> dict[str, Any]:
     """Every RNG's state as tensors and plain numbers (so ``torch.load(weights_only=True)`` reads it)."""
     py = random.getstate()
-    npst = np.random.get_state()
+    # legacy=True (the default) returns the tuple ("MT19937", keys, pos, has_gauss, cached), not the dict
+    npst = cast("tuple[str, np.ndarray, int, int, float]", np.random.get_state(legacy=True))
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
         "python": {"version": py[0], "state": torch.tensor(py[1], dtype=torch.int64), "gauss": py[2]},

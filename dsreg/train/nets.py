@@ -103,7 +103,7 @@ class ImageCNN(nn.Module):
         self.key, self.layout = key, layout
         self.features = nn.Sequential(*conv_block(channels, width), *conv_block(width, 2 * width), nn.AdaptiveAvgPool2d(4))
         self.head = nn.Sequential(nn.Flatten(), nn.Linear(2 * width * 16, 128), nn.ReLU(), nn.Linear(128, classes))
-        self.to(memory_format=torch.channels_last)
+        self.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # Module.to takes it; its stubs leave it out
 
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
         x = _image(batch[self.key], self.layout).contiguous(memory_format=torch.channels_last)
@@ -170,6 +170,8 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> torch.Tensor:
 class LogMel(nn.Module):
     """Waveform ``[B, T]`` → log-mel ``[B, n_mels, frames]`` (Hann window STFT, power, mel filters, log)."""
 
+    window: torch.Tensor  # a buffer: typed here, since nn.Module's __getattr__ could return a Module
+
     def __init__(self, sample_rate: int = 16000, n_fft: int = 400, hop: int = 160, n_mels: int = 64) -> None:
         super().__init__()
         self.n_fft, self.hop = n_fft, hop
@@ -209,7 +211,7 @@ class AudioCNN(nn.Module):
             nn.AdaptiveAvgPool2d((self.BANDS, None)),
         )
         self.out = nn.Linear(4 * width * self.BANDS, classes)
-        self.to(memory_format=torch.channels_last)  # see ImageCNN
+        self.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # see ImageCNN
 
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
         x = as_float(batch[self.key])
