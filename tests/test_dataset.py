@@ -15,15 +15,17 @@ import pytest
 import torch
 
 import dsreg
-from dsreg.store.collate import Batch, pad, stack
+from dsreg.features import ClassLabel, Tensor, Text, Value, class_names, label_column
+from dsreg.store.collate import Batch, Examples, pad, stack
+from dsreg.store.dataset import Dataset
 
 from toydata import make_builder
 
 
 @pytest.fixture
-def toy(dsreg_cache, register, data, tmp_path):
+def toy(dsreg_cache, dsreg_register, data, tmp_path):
     (tmp_path / "toy.bin").write_bytes(data)
-    register(make_builder(data))
+    dsreg_register(make_builder(data))
     dsreg.fetch("toy", from_path=tmp_path, quiet=True)
     return np.frombuffer(data, dtype=np.uint8).reshape(-1, 1, 2, 2)
 
@@ -118,20 +120,20 @@ def test_transform_and_to_hf(toy):
     assert np.array(hf[0]["image"], dtype=np.uint8).tolist() == toy[60_000].tolist()
 
 
-def test_download_false_raises_when_not_prepared(dsreg_cache, register, data):
-    register(make_builder(data))
+def test_download_false_raises_when_not_prepared(dsreg_cache, dsreg_register, data):
+    dsreg_register(make_builder(data))
     with pytest.raises(dsreg.CacheError, match="not prepared.*dsreg fetch toy"):
         dsreg.load("toy", download=False)
 
 
-def test_unknown_dataset_lists_close_names(dsreg_cache, register, data):
-    register(make_builder(data))
+def test_unknown_dataset_lists_close_names(dsreg_cache, dsreg_register, data):
+    dsreg_register(make_builder(data))
     with pytest.raises(dsreg.UnknownDatasetError, match="no dataset named 'tyo'; did you mean toy"):
         dsreg.load("tyo")
 
 
-def test_unknown_config_parameter_is_named(dsreg_cache, register, data):
-    register(make_builder(data))
+def test_unknown_config_parameter_is_named(dsreg_cache, dsreg_register, data):
+    dsreg_register(make_builder(data))
     with pytest.raises(dsreg.ConfigError, match="toy has no config parameter colour"):
         dsreg.load("toy", colour="red")
 
@@ -159,13 +161,15 @@ class Exploding(dsreg.Builder):
             yield str(i), {"x": i}
 
 
-def test_failed_prepare_leaves_nothing_half_written(dsreg_cache, register):
-    register(Exploding)
+def test_failed_prepare_leaves_nothing_half_written(dsreg_cache, dsreg_register):
+    dsreg_register(Exploding)
     with pytest.raises(RuntimeError, match="disk on fire"):
         dsreg.fetch("exploding", quiet=True)
     prepared = dsreg_cache / "datasets" / "exploding" / "prepared"
-    assert list(prepared.iterdir()) == []
-    assert not dsreg.info("exploding").cached
+    # Split a was complete and may be kept, with the manifest that records it; nothing of b, no temporary file.
+    left = [p.relative_to(prepared) for p in prepared.rglob("*") if p.is_file()]
+    assert all(p.name in ("a.arrow", "manifest.json") for p in left), left
+    assert "b" not in (dsreg.info("exploding").manifest or {}).get("splits", {})
 
 
 def test_prepare_killed_midway_is_redone(dsreg_cache, tmp_path):
@@ -183,7 +187,8 @@ def test_prepare_killed_midway_is_redone(dsreg_cache, tmp_path):
             splits = ("train",)
             config = {"delay": 0.0}
 
-            def generate(self, split, files, delay=0.0):
+            def generate(self, split, files, **config):
+                delay = self.params["delay"]
                 for i in range(100):
                     if i == 50 and delay:
                         print("halfway", flush=True)
@@ -200,8 +205,9 @@ def test_prepare_killed_midway_is_redone(dsreg_cache, tmp_path):
     assert proc.stdout.readline().strip() == "halfway"
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
-    leftovers = list((dsreg_cache / "datasets" / "slow" / "prepared").iterdir())
-    assert leftovers and all(p.name.startswith(".") for p in leftovers)  # only a temporary folder
+    prepared = dsreg_cache / "datasets" / "slow" / "prepared"
+    leftovers = [p.relative_to(prepared) for p in prepared.rglob("*") if p.is_file()]
+    assert all(any(part.startswith(".") for part in p.parts) for p in leftovers), leftovers  # at most temporary files
     # The same config (delay=60 is part of the cache key), so it must redo, not serve half a split.
     done = subprocess.run([sys.executable, str(script), "0"], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -220,8 +226,8 @@ class Ragged(dsreg.Builder):
             yield str(i), {"ids": list(range(1, i % 6 + 2)), "text": f"row {i}", "label": "yes" if i % 2 else "no"}
 
 
-def test_variable_length_columns_pad_with_lengths_and_mask(dsreg_cache, register):
-    register(Ragged)
+def test_variable_length_columns_pad_with_lengths_and_mask(dsreg_cache, dsreg_register):
+    dsreg_register(Ragged)
     ds = dsreg.load("ragged", split="train")
     assert ds[4]["ids"].tolist() == [1, 2, 3, 4, 5] and ds[4]["text"] == "row 4"
     batch = next(iter(ds.loader(batch_size=4)))
@@ -229,11 +235,119 @@ def test_variable_length_columns_pad_with_lengths_and_mask(dsreg_cache, register
     assert batch["lengths"].tolist() == [1, 2, 3, 4]
     assert batch["attention_mask"].sum().item() == 10
     assert batch["label"].tolist() == [0, 1, 0, 1] and batch["text"][0] == "row 0"
-    # Equal lengths in a batch still give the same keys, because the dataset names its ragged columns.
-    same = ds.collate_fn([ds[0], ds[6]])
-    assert set(same) == {"ids", "text", "label", "lengths", "attention_mask"}
+    # Equal lengths in a batch still give the same keys: the batch the dataset hands over names its ragged columns.
+    gathered = ds.__getitems__([0, 6])
+    assert gathered.ragged == ("ids",)
+    assert set(ds.collate_fn(gathered)) == {"ids", "text", "label", "lengths", "attention_mask"}
+    # A plain list built by hand names nothing: pad pads the columns whose lengths differ, here none.
+    assert set(ds.collate_fn([ds[0], ds[6]])) == {"ids", "text", "label"}
     for b in ds.loader(batch_size=3, num_workers=2):
         assert b["ids"].shape[0] == b["lengths"].shape[0]
+
+
+def _tagged(example):
+    return {**example, "text": example["text"].upper()}
+
+
+def first_ids(batch):
+    """A plain collate function: one argument, the batch."""
+    return {"first": [example["ids"][0].item() for example in batch], "n": len(batch)}
+
+
+class RaggedDecoded(Ragged):
+    name = "ragged-decoded"
+
+    def decode_example(self, example):  # examples are decoded one by one, so batches are lists
+        return _tagged(example)
+
+
+class PlainCollate(RaggedDecoded):
+    name = "plain-collate"
+    collate_fn = staticmethod(first_ids)
+
+
+def test_examples_decoded_one_by_one_still_name_their_ragged_columns(dsreg_cache, dsreg_register):
+    dsreg_register(RaggedDecoded)
+    ds = dsreg.load("ragged-decoded", split="train")
+    gathered = ds.__getitems__([0, 6])
+    assert isinstance(gathered, Examples) and gathered.ragged == ("ids",) and gathered[1]["text"] == "ROW 6"
+    batch = ds.collate_fn(gathered)
+    assert batch["ids"].tolist() == [[1], [1]] and batch["lengths"].tolist() == [1, 1]
+    for b in ds.loader(batch_size=4, num_workers=2):
+        assert b["ids"].shape[0] == b["lengths"].shape[0] == len(b["text"])
+
+
+def test_a_plain_collate_function_gets_the_batch_as_its_one_argument(dsreg_cache, dsreg_register):
+    dsreg_register(PlainCollate)
+    ds = dsreg.load("plain-collate", split="train")
+    assert ds.collate_fn is first_ids
+    assert next(iter(ds.loader(batch_size=3))) == {"first": [1, 1, 1], "n": 3}
+    assert next(iter(ds.loader(batch_size=3, num_workers=1))) == {"first": [1, 1, 1], "n": 3}
+
+
+class Probed(dsreg.Builder):
+    """Columns known only from the data: the class declares none."""
+
+    name = "probed"
+    splits = ("train",)
+
+    def get_features(self, files=None):
+        return {"x": dsreg.Tensor((3,), "int16"), "label": dsreg.ClassLabel(("a", "b"))}
+
+    def generate(self, split, files, **config):
+        for i in range(4):
+            yield str(i), {"x": [i, -i, 2 * i], "label": i % 2}
+
+
+def test_a_dataset_reads_the_features_of_its_info_not_the_builders(dsreg_cache, dsreg_register):
+    dsreg_register(Probed)
+    ds = dsreg.load("probed", split="train")
+    fresh = Dataset(Probed(), ds.folder, ds.ranges, ds.info, "train")  # no features were ever assigned to it
+    assert Probed.features == {} and fresh.features == ds.info.features
+    assert fresh[3]["x"].tolist() == [3, -3, 6] and fresh[3]["x"].dtype == torch.int16
+    assert fresh.classes == ["a", "b"]
+
+
+def test_features_encode_what_the_store_writes_and_say_why_a_value_does_not_fit():
+    image, label = Tensor((1, 2, 2), "uint8"), ClassLabel(("cat", "dog"))
+    assert image.encode("image", [[[1, 2], [3, 4]]]).dtype == np.uint8
+    assert image.check("image", [[[1, 2], [3, 455]]]) == "column 'image' holds int64 values that uint8 cannot represent (they would wrap)"
+    assert image.check("image", np.zeros((1, 2, 2))) == "column 'image' holds float64 values, the feature says uint8[1, 2, 2]"
+    assert image.check("image", np.zeros((2, 2), np.uint8)) == "column 'image': shape (2, 2), the feature says (1, 2, 2)"
+    assert image.check("image", "pixels") == "column 'image' is str, the feature says uint8[1, 2, 2]"
+    ids = Tensor((None,), "int64")
+    assert ids.encode("ids", []).dtype == np.int64 and ids.check("ids", [[1], [2]]) == "column 'ids': shape (2, 1), the feature says (None,)"
+    assert Tensor((None,), "float32").encode("wave", np.ones(5)).dtype == np.float32  # floats round: not refused
+    assert label.encode("label", "dog") == 1 and label.encode("label", np.int64(1)) == 1 and label.encode("label", torch.tensor(0)) == 0
+    assert label.check("label", "cow") == "column 'label': 'cow' is not one of the class names (cat, dog)"
+    assert label.check("label", 2) == "column 'label': label 2 is outside 0..1"
+    assert label.check("label", True) == "column 'label' is bool True, not a class index or name"
+    assert label.check("label", 1.0) == "column 'label' is float 1.0, not a class index or name"
+    score = Value("float32")
+    assert score.encode("score", np.float64(0.5)) == 0.5 and type(Value("int16").encode("n", np.int64(3))) is int
+    assert Value("int64").check("n", 2.5) == "column 'n' holds float64 values, the feature says int64"
+    assert Value("int64").check("n", [1]) == "column 'n' is list, the feature says a int64 scalar"
+    assert Text().check("text", b"x") == "column 'text' is bytes, the feature says string"
+    assert dsreg.Binary().encode("raw", bytearray(b"ab")) == b"ab"
+    # What the Dataset returns: numbers as tensors of exactly the declared dtype.
+    assert image.check("image", torch.zeros(1, 2, 2, dtype=torch.uint8), loaded=True) is None
+    assert image.check("image", torch.zeros(1, 2, 2), loaded=True) == "column 'image' loads as float32, the feature says uint8"
+    assert label.check("label", "dog", loaded=True) == "column 'label' loads as str, not a tensor"
+
+
+def test_features_say_how_a_column_is_read_and_what_it_weighs():
+    image, ids, label, text = Tensor((1, 28, 28), "uint8"), Tensor((None, 4), "float32"), ClassLabel(("a", "b")), Text()
+    assert [f.numeric for f in (image, ids, label, text)] == [True, True, True, False]
+    assert [f.fixed for f in (image, ids, label, text, Value("float16"))] == [True, False, True, False, True]
+    assert [f.ragged for f in (image, ids, label, text)] == [False, True, False, False]
+    assert [f.nbytes for f in (image, ids, label, text, Value("float16"))] == [784, None, 8, None, 2]
+    assert [f.is_label for f in (image, label)] == [False, True] and label.classes == ("a", "b") and image.classes == ()
+    features = {"image": image, "label": label}
+    assert label_column(features) == "label" and class_names(features) == ["a", "b"]
+    assert label_column({"image": image}) is None and class_names({"image": image}) == []
+    assert label.to_json() == {"type": "ClassLabel", "names": ("a", "b")}  # dtype is not a field: the manifest is unchanged
+    code = "import sys, dsreg.features; print(sorted(m for m in ('numpy', 'torch', 'datasets') if m in sys.modules))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout.strip() == "[]"
 
 
 def test_collate_functions_accept_lists_of_examples():
@@ -244,7 +358,7 @@ def test_collate_functions_accept_lists_of_examples():
     assert padded["t"].tolist() == [[0, 1], [0, 0]] and padded["lengths"].tolist() == [2, 1]
 
 
-def test_example_not_matching_features_is_a_clear_plugin_error(dsreg_cache, register):
+def test_example_not_matching_features_is_a_clear_plugin_error(dsreg_cache, dsreg_register):
     class Wrong(dsreg.Builder):
         name = "wrong"
         features = {"image": dsreg.Tensor((1, 2, 2), "uint8")}
@@ -253,7 +367,7 @@ def test_example_not_matching_features_is_a_clear_plugin_error(dsreg_cache, regi
         def generate(self, split, files, **config):
             yield "first", {"image": np.zeros((2, 2), np.uint8)}
 
-    register(Wrong)
+    dsreg_register(Wrong)
     with pytest.raises(dsreg.PluginError, match=r"example 'first' of split 'train': column 'image': shape \(2, 2\), the feature says \(1, 2, 2\)"):
         dsreg.fetch("wrong", quiet=True)
 
@@ -277,8 +391,8 @@ class Decoded(dsreg.Builder):
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_parallel_decode_keeps_order_and_both_kinds_of_skip(dsreg_cache, register, workers):
-    register(Decoded)
+def test_parallel_decode_keeps_order_and_both_kinds_of_skip(dsreg_cache, dsreg_register, workers):
+    dsreg_register(Decoded)
     info = dsreg.fetch("decoded", quiet=True, workers=workers)
     assert info.manifest["splits"]["train"]["skipped"] == [
         {"key": "3", "reason": "three is refused by decode"},
@@ -326,8 +440,8 @@ class Scalars(dsreg.Builder):
             yield str(i), {"flag": i % 3 == 0, "score": i / 4, "count": -i, "half": [i, i / 2]}
 
 
-def test_scalar_columns_of_every_kind_read_back(dsreg_cache, register):
-    register(Scalars)
+def test_scalar_columns_of_every_kind_read_back(dsreg_cache, dsreg_register):
+    dsreg_register(Scalars)
     ds = dsreg.load("scalars", split="train[3:]")  # an offset slice exercises the bit and byte offsets
     batch = ds.__getitems__(list(range(len(ds))))
     assert batch["flag"].tolist() == [i % 3 == 0 for i in range(3, 13)]

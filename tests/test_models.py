@@ -11,10 +11,13 @@ import torch
 
 import dsreg
 from dsreg.errors import ConfigError
-from dsreg.train.nets import MyLinear, mel_filterbank
 from dsreg.train import build_model, sample_batch
+from dsreg.train.nets import MyLinear, mel_filterbank
 
-from trainsets import models_for, one_thread, registry  # noqa: F401 - fixtures
+import trainsets
+from trainsets import models_for
+
+one_thread, registry = trainsets.one_thread, trainsets.registry  # fixtures, found by name in this module
 
 CASES = [
     ("stripes", "image-classification"), ("colours", "image-classification"),
@@ -93,6 +96,21 @@ def test_unknown_or_wrong_task_model_lists_the_valid_ones(registry):
         build_model("text-bag", ds.info, sample_batch(ds))
     with pytest.raises(ConfigError, match="valid models: image-mlp, image-cnn"):
         build_model("resnet-9000", ds.info, sample_batch(ds))
+
+
+def test_models_find_the_label_and_variable_sizes_through_the_features():
+    from types import SimpleNamespace
+
+    from dsreg.train.models import image_mlp, target_column
+
+    features = {"image": dsreg.Tensor((None, 8), "uint8"), "y": dsreg.ClassLabel(("a", "b"))}
+    info = SimpleNamespace(name="varied", features=features, classes=["a", "b"], config={}, manifest=None)
+    assert target_column(info) == "y"
+    sample = {"image": torch.zeros(2, 5, 8, dtype=torch.uint8), "y": torch.tensor([0, 1])}
+    with pytest.raises(ConfigError, match="varied: image-mlp needs fixed-size images; use --model image-cnn"):
+        image_mlp(info, sample)
+    with pytest.raises(ConfigError, match="unlabelled has no ClassLabel column"):
+        target_column(SimpleNamespace(name="unlabelled", features={"x": dsreg.Value("int64")}))
 
 
 def test_mel_filterbank_triangles_peak_at_their_centres():

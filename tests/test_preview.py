@@ -35,9 +35,10 @@ def builder(kind: str) -> type[dsreg.Builder]:
         splits = ("train",)
         config = {"sample_rate": 8000}
 
-        def generate(self, split, files, sample_rate):
+        def generate(self, split, files, **config):
             import numpy as np
 
+            sample_rate = self.params["sample_rate"]
             for i in range(30):
                 label = i % 3
                 if kind == "image":
@@ -55,8 +56,8 @@ def builder(kind: str) -> type[dsreg.Builder]:
 
 
 @pytest.mark.parametrize("kind", ["image", "audio", "matrix", "text"])
-def test_preview_draws_each_kind(dsreg_cache: Path, register, tmp_path: Path, kind: str) -> None:
-    register(builder(kind))
+def test_preview_draws_each_kind(dsreg_cache: Path, dsreg_register, tmp_path: Path, kind: str) -> None:
+    dsreg_register(builder(kind))
     out = tmp_path / f"{kind}.png"
     result = preview(f"gen-{kind}", n=2, output=out)
     assert result.kind == kind and result.column == "x"
@@ -72,8 +73,8 @@ def test_preview_draws_each_kind(dsreg_cache: Path, register, tmp_path: Path, ki
     assert preview(f"gen-{kind}", n=2, output=tmp_path / "again.png").indices == result.indices  # seeded
 
 
-def test_cli_prints_the_text_table_and_writes_the_png(dsreg_cache: Path, register, tmp_path: Path) -> None:
-    register(builder("text"))
+def test_cli_prints_the_text_table_and_writes_the_png(dsreg_cache: Path, dsreg_register, tmp_path: Path) -> None:
+    dsreg_register(builder("text"))
     out = tmp_path / "t.png"
     res = CliRunner().invoke(cli, ["preview", "gen-text", "-n", "1", "-o", str(out)])
     assert res.exit_code == 0, res.output
@@ -84,8 +85,8 @@ def test_cli_prints_the_text_table_and_writes_the_png(dsreg_cache: Path, registe
     assert out.exists()
 
 
-def test_preview_of_an_unknown_split_says_which_exist(dsreg_cache: Path, register, tmp_path: Path) -> None:
-    register(builder("image"))
+def test_preview_of_an_unknown_split_says_which_exist(dsreg_cache: Path, dsreg_register, tmp_path: Path) -> None:
+    dsreg_register(builder("image"))
     res = CliRunner().invoke(cli, ["preview", "gen-image", "--split", "test", "-o", str(tmp_path / "x.png")])
     assert res.exit_code == 1 and "choose from train" in res.output
 
@@ -134,15 +135,15 @@ def unwritable_folder(tmp_path: Path) -> Path:
     ],
     ids=["unknown extension", "no extension", "a folder without extension", "a folder", "under a file", "unwritable"],
 )
-def test_a_bad_output_is_one_line_before_any_work(dsreg_cache: Path, register, tmp_path: Path, output: str, says: str) -> None:
+def test_a_bad_output_is_one_line_before_any_work(dsreg_cache: Path, dsreg_register, tmp_path: Path, output: str, says: str) -> None:
     ran = []
 
     class Watched(builder("image")):  # type: ignore[misc, valid-type]
-        def generate(self, split, files, sample_rate):
+        def generate(self, split, files, **config):
             ran.append(split)
-            yield from super().generate(split, files, sample_rate)
+            yield from super().generate(split, files)
 
-    register(Watched)
+    dsreg_register(Watched)
     (tmp_path / "a-folder.png").mkdir()
     (tmp_path / "a-file.txt").write_text("x")
     ro = unwritable_folder(tmp_path)
@@ -156,15 +157,15 @@ def test_a_bad_output_is_one_line_before_any_work(dsreg_cache: Path, register, t
     assert ran == [] and not dsreg.info("gen-image").cached
 
 
-def test_other_picture_formats_are_written(dsreg_cache: Path, register, tmp_path: Path) -> None:
-    register(builder("image"))
+def test_other_picture_formats_are_written(dsreg_cache: Path, dsreg_register, tmp_path: Path) -> None:
+    dsreg_register(builder("image"))
     res = CliRunner().invoke(cli, ["preview", "gen-image", "-n", "1", "-o", str(tmp_path / "new" / "grid.svg")])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "new" / "grid.svg").read_text().lstrip().startswith("<?xml")
 
 
-def test_a_count_below_one_is_refused(dsreg_cache: Path, register) -> None:
-    register(builder("image"))
+def test_a_count_below_one_is_refused(dsreg_cache: Path, dsreg_register) -> None:
+    dsreg_register(builder("image"))
     res = CliRunner().invoke(cli, ["preview", "gen-image", "-n", "0"])
     assert res.exit_code == 2
     assert res.output == "error: Invalid value for '-n': 0 is not in the range x>=1. (`dsreg preview -h` lists the options)\n"

@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from ..errors import ConfigError
-from ..features import ClassLabel, Value
+from ..features import Text, label_column
 
 __all__ = ["Preview", "preview", "preview_cmd", "log_mel", "check_output"]
 
@@ -101,12 +101,12 @@ def _pick(ds: Any, per_class: int, seed: int) -> tuple[str | None, dict[str, lis
     """Return the label column and ``{class name: [index, ...]}`` with up to ``per_class`` each."""
     import numpy as np
 
-    label = next((k for k, f in ds.features.items() if isinstance(f, ClassLabel)), None)
+    label = label_column(ds.features)
     rng = np.random.default_rng(seed)
     if label is None:
         take = sorted(rng.permutation(len(ds))[: per_class * 4].tolist())
         return None, {"examples": take}
-    names = ds.features[label].names
+    names = ds.features[label].classes
     labels = _labels(ds, label)
     chosen: dict[str, list[int]] = {}
     for c, cname in enumerate(names):
@@ -131,7 +131,7 @@ def _kind(example: dict[str, Any], label: str | None, features: dict[str, Any]) 
         if isinstance(v, torch.Tensor) and v.dim() == 2 and v.is_floating_point():
             return "matrix", k
     for k, v in candidates:
-        if isinstance(v, str) or (isinstance(features.get(k), Value) and features[k].dtype == "string"):
+        if isinstance(v, str) or features.get(k) == Text():
             return "text", k
     raise ConfigError(
         f"cannot draw columns {', '.join(k for k, _ in candidates)}: preview knows [C, H, W] images, "
@@ -283,7 +283,7 @@ def _draw_text(rows: list[tuple[str, str, str]], column: str, title: str) -> Any
     fig = _figure(11, 0.27 * len(rows) + 0.6)
     ax = fig.add_subplot()
     ax.axis("off")
-    colours = {}
+    colours: dict[str, str] = {}
     palette = ["#e8f0fe", "#fef3e0", "#e6f4ea", "#fce8e6", "#f3e8fd", "#e0f7fa"]
     for cname, _, _ in rows:
         colours.setdefault(cname, palette[len(colours) % len(palette)])

@@ -1,19 +1,30 @@
 """Collate functions: turn examples (or an already gathered ``Batch``) into one batch dict.
 
-``Dataset.__getitems__`` gathers a whole batch at once and returns a ``Batch`` (columns, not
-examples); every collate function here accepts both that and a plain list of example dicts, so
-custom samplers, transforms and hand-built lists all work the same.
+A collate function takes one argument, the batch, and returns the batch dict. The Dataset hands it
+what ``Dataset.__getitems__`` returns: a ``Batch`` (columns gathered at once), or ``Examples`` (a
+list of example dicts, when examples are decoded one by one). Both carry ``.ragged``, the names of
+the variable-length columns, so ``pad`` gives every batch the same keys even when its rows happen
+to be equally long. Every collate function here also accepts a plain list of example dicts (a
+hand-built batch); ``pad`` then pads the columns whose shapes differ.
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
-__all__ = ["Batch", "columns", "stack", "pad"]
+__all__ = ["Batch", "Examples", "columns", "stack", "pad"]
 
 
 class Batch(dict):
     """Columns of a batch already gathered by ``Dataset.__getitems__`` (tensor or list per column)."""
+
+    #: Columns whose first dimension varies between examples (set by the Dataset).
+    ragged: tuple[str, ...] = ()
+
+
+class Examples(list):
+    """A batch as a list of example dicts, as ``Dataset.__getitems__`` returns it when examples are decoded one by one."""
 
     #: Columns whose first dimension varies between examples (set by the Dataset).
     ragged: tuple[str, ...] = ()
@@ -61,8 +72,9 @@ def pad(
 ) -> dict[str, Any]:
     """Stack fixed-size columns and pad variable-length ones along their first dimension.
 
-    ``ragged`` names the variable-length columns (a Dataset passes its own, so every batch has
-    the same keys); when not given, columns whose tensors differ in shape are padded.
+    ``ragged`` names the variable-length columns; when not given, those the batch names in its
+    ``.ragged`` (a ``Batch`` or ``Examples`` from the Dataset: every batch has the same keys), else
+    the columns whose tensors differ in shape (a plain list).
 
     For a single variable-length column the batch also holds ``lengths`` (int64, before padding,
     capped at ``max_length``) and ``attention_mask`` (bool, True on real positions); with several,
@@ -72,7 +84,7 @@ def pad(
 
     cols = columns(batch)
     if ragged is None:
-        ragged = batch.ragged if isinstance(batch, Batch) and batch.ragged else [
+        ragged = getattr(batch, "ragged", None) or [
             key for key, values in cols.items()
             if not isinstance(values, torch.Tensor)
             and values and isinstance(values[0], torch.Tensor) and values[0].dim() > 0

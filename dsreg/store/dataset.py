@@ -7,18 +7,17 @@ sends only paths and ranges: each DataLoader worker re-opens the memory map.
 
 from __future__ import annotations
 
-import functools
-import inspect
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 from ..builder import Builder
-from .collate import Batch
-from ..features import ClassLabel, Tensor, Value
+from ..features import Feature, class_names
+from .collate import Batch, Examples
 from .storage import open_split
 
 __all__ = ["Dataset", "Batches", "Loader"]
@@ -64,9 +63,13 @@ def _leaf(array: Any) -> Any:
 
 
 class _Part:
-    """The columns of one ``[start, stop)`` range of a split file, opened lazily."""
+    """The columns of one ``[start, stop)`` range of a split file, each read as its feature says.
 
-    def __init__(self, path: Path, start: int, stop: int, features: dict[str, Any]) -> None:
+    Numbers of one shape are one zero-copy tensor per column; numbers whose first dimension varies
+    are one tensor of all values plus row offsets; anything else (strings, bytes) stays Arrow.
+    """
+
+    def __init__(self, path: Path, start: int, stop: int, features: dict[str, Feature]) -> None:
         table = open_split(path)
         self.length = stop - start
         self.columns: dict[str, Any] = {}
@@ -75,17 +78,18 @@ class _Part:
             col = table.column(name)
             array = col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
             array = array.slice(start, stop - start)
-            if isinstance(feat, Tensor) and feat.fixed:
-                self.columns[name] = _zero_copy(_leaf(array)).view(-1, *feat.shape) if len(array) else torch.empty((0, *feat.shape))
-            elif isinstance(feat, Tensor):
+            known = [d for d in feat.shape if d is not None]  # a ragged column: its rows' values, end to end
+            if not feat.numeric:
+                self.columns[name] = array
+            elif feat.ragged:
                 offsets = _numpy_view(array.offsets)
                 self.offsets[name] = offsets - offsets[0]
                 values = _leaf(array.values.slice(offsets[0], offsets[-1] - offsets[0]))
-                self.columns[name] = _zero_copy(values).view(-1, *feat.shape[1:])
-            elif isinstance(feat, ClassLabel) or (isinstance(feat, Value) and feat.dtype not in {"string", "binary"}):
-                self.columns[name] = _zero_copy(array)
+                self.columns[name] = _zero_copy(values).view(-1, *known)
+            elif len(array):
+                self.columns[name] = _zero_copy(_leaf(array)).view(-1, *known)
             else:
-                self.columns[name] = array
+                self.columns[name] = torch.empty((0, *known), dtype=getattr(torch, feat.dtype))
 
     def row(self, i: int) -> dict[str, Any]:
         out = {}
@@ -174,7 +178,9 @@ class Loader(torch.utils.data.DataLoader):
     def _lean(self) -> Any:
         torch.empty((), dtype=torch.int64).random_(generator=self.generator)
         pin = self.pin_memory and torch.cuda.is_available()
-        fetch, collate = self.dataset.__getitems__, self.collate_fn
+        assert isinstance(self.dataset, Dataset) and isinstance(self.batch_sampler, Batches)  # as __iter__ checked
+        fetch = self.dataset.__getitems__
+        collate: Callable[[Any], Any] = self.collate_fn  # it takes a Batch or Examples, not only DataLoader's list
         for index in self.batch_sampler:
             batch = collate(fetch(index))
             yield _pin(batch) if pin else batch
@@ -192,18 +198,23 @@ class Dataset(torch.utils.data.Dataset):
         split: str,
         transform: Callable[[dict[str, Any]], Any] | None = None,
     ) -> None:
+        """Serve ``ranges`` (``(split file, start, stop)``) of the store in ``folder``.
+
+        ``info`` is the resolved ``DatasetInfo``: its ``features`` (those the store was prepared
+        with) say how each column is read; the builder supplies ``decode_example`` and the collate.
+        """
         self.builder = builder
         self.folder = Path(folder)
-        self.ranges = [tuple(r) for r in ranges]
+        self.ranges: list[tuple[str, int, int]] = [(str(s), int(a), int(b)) for s, a, b in ranges]
         self.info = info
         self.split = split
         self.transform = transform
-        self.features = dict(builder.features)
+        self.features: dict[str, Feature] = dict(info.features)
         lengths = [stop - start for _, start, stop in self.ranges]
         self._ends = np.cumsum(lengths, dtype=np.int64)
         self._parts: list[_Part] | None = None
         self._plain = transform is None and not builder.decodes_on_access()
-        self._ragged = tuple(n for n, f in self.features.items() if isinstance(f, Tensor) and not f.fixed)
+        self._ragged = tuple(name for name, feat in self.features.items() if feat.ragged)
 
     # -- torch Dataset protocol ---------------------------------------------------------------
     def __len__(self) -> int:
@@ -229,10 +240,17 @@ class Dataset(torch.utils.data.Dataset):
         example = self.builder.decode_example(part.row(local))
         return self.transform(example) if self.transform is not None else example
 
-    def __getitems__(self, indices: Sequence[int]) -> Any:
-        """Gather a whole batch at once (DataLoader's batch path); returns a ``Batch`` of columns."""
+    def __getitems__(self, indices: Sequence[int]) -> Batch | Examples:
+        """Gather a whole batch at once (DataLoader's batch path) for the collate function.
+
+        Returns a ``Batch`` of columns, or, when examples are decoded one by one (``decode_example``,
+        ``transform=``), ``Examples``: a list of example dicts. Both name the variable-length
+        columns in ``.ragged``, which ``collate.pad`` reads.
+        """
         if not self._plain:
-            return [self[i] for i in indices]
+            examples = Examples(self[i] for i in indices)
+            examples.ragged = self._ragged
+            return examples
         index = np.asarray(indices, dtype=np.int64)
         n = len(self)
         index = np.where(index < 0, index + n, index)
@@ -264,21 +282,13 @@ class Dataset(torch.utils.data.Dataset):
     # -- conveniences -------------------------------------------------------------------------
     @property
     def collate_fn(self) -> Callable[[Any], Any]:
-        """The dataset's collate function (with its variable-length columns bound where it takes them)."""
-        fn = self.builder.get_collate_fn()
-        try:
-            takes_ragged = "ragged" in inspect.signature(fn).parameters
-        except (TypeError, ValueError):
-            takes_ragged = False
-        return functools.partial(fn, ragged=self._ragged) if takes_ragged else fn
+        """The builder's collate function, called as ``collate_fn(batch)`` with what ``__getitems__`` returns."""
+        return self.builder.get_collate_fn()
 
     @property
     def classes(self) -> list[str]:
         """Class names of the first class-label column (empty if there is none)."""
-        for feat in self.features.values():
-            if isinstance(feat, ClassLabel):
-                return list(feat.names)
-        return []
+        return class_names(self.features)
 
     def loader(self, **kwargs: Any) -> Loader:
         """Return a ``torch.utils.data.DataLoader`` with this dataset's collate_fn (any DataLoader option works).
@@ -288,7 +298,7 @@ class Dataset(torch.utils.data.Dataset):
         Python int at a time.
         """
         if "batch_size" in kwargs and kwargs["batch_size"] is None:
-            return torch.utils.data.DataLoader(self, **kwargs)  # single examples: nothing to collate
+            return Loader(self, **kwargs)  # single examples: nothing to collate (DataLoader's own path)
         kwargs.setdefault("collate_fn", self.collate_fn)
         if kwargs.get("sampler") is None and kwargs.get("batch_sampler") is None:
             # The generator stays in kwargs too: DataLoader draws each iterator's base seed from it
@@ -310,7 +320,7 @@ class Dataset(torch.utils.data.Dataset):
         ]
         return pieces[0] if len(pieces) == 1 else datasets.concatenate_datasets(pieces)
 
-    def with_transform(self, transform: Callable[[dict[str, Any]], Any] | None) -> "Dataset":
+    def with_transform(self, transform: Callable[[dict[str, Any]], Any] | None) -> Dataset:
         """Return a copy of this dataset that applies ``transform`` to each example."""
         return Dataset(self.builder, self.folder, self.ranges, self.info, self.split, transform)
 

@@ -19,10 +19,11 @@ inside the factories only.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
-from ..features import ClassLabel, Tensor
+from ..features import label_column
 from ..hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -71,18 +72,19 @@ def build_model(name: str | None, info: Any, sample: dict[str, Any], **options: 
             )
         entry = choices[0]
     else:
-        entry = registry.models.get(name)
-        if entry is None or info.task not in entry.tasks:
+        named = registry.models.get(name)
+        if named is None or info.task not in named.tasks:
             raise ConfigError(f"no model {name!r} for {info.task!r} ({info.name}); valid models: {valid}")
+        entry = named
     return entry.name, entry.factory(info, sample, **options)
 
 
 # -- reading a dataset's shape ----------------------------------------------------------------
 def target_column(info: DatasetInfo) -> str:
     """Return the class-label column (the first ClassLabel feature)."""
-    for name, feat in info.features.items():
-        if isinstance(feat, ClassLabel):
-            return name
+    label = label_column(info.features)
+    if label is not None:
+        return label
     raise ConfigError(f"{info.name} has no ClassLabel column; give the trainer target= and loss=")
 
 
@@ -153,7 +155,7 @@ def image_mlp(info: DatasetInfo, sample: dict[str, Any], *, hidden: int = 256) -
     for d in shape:
         numel *= d
     feat = info.features.get(key)
-    if isinstance(feat, Tensor) and not feat.fixed:
+    if feat is not None and feat.ragged:
         raise ConfigError(f"{info.name}: image-mlp needs fixed-size images; use --model image-cnn")
     return ImageMLP(key, layout, numel, _classes(info), hidden=hidden)
 
@@ -217,7 +219,7 @@ def audio_cnn(info: DatasetInfo, sample: dict[str, Any], *, width: int = 16) -> 
     feat = info.features.get(key)
     if value.dim() == 2 or key in ("audio", "waveform"):
         layout = "wave"
-    elif isinstance(feat, Tensor) and feat.shape and feat.shape[0] is None:
+    elif feat is not None and feat.ragged:
         layout = "time-mel"  # variable-length features store time first (only dim 0 may vary)
     else:
         layout = "mel-time"  # fixed [n_mels, frames], the usual spectrogram picture
