@@ -22,6 +22,7 @@ from dsreg.testing import (
     fake_wav,
     pack,
 )
+
 from toydata import blob, make_builder
 
 DATA = blob(4000)  # 1,000 four-byte images: small enough that no two collide by chance
@@ -146,14 +147,22 @@ class Regression(Pairs):
     task = "pair-regression"
 
 
-def test_a_good_builder_passes_every_check_through_its_published_url(file_server):
-    url = file_server.serve({"toy.bin": DATA})
+def test_a_good_builder_passes_every_check_through_its_published_url(dsreg_file_server):
+    url = dsreg_file_server.serve({"toy.bin": DATA})
     toy = make_builder(DATA, name="conform", urls=(url + "toy.bin",))
-    report = check_builder(toy)
+    report = check_builder(toy, train=True)
     assert list(report.results) == list(CHECKS)
     assert all(outcome.startswith("ok") for outcome in report.results.values()), str(report)
     assert report.splits == {"train": 800, "test": 200}
     assert report.results["train"].startswith("ok (image-mlp")
+
+
+def test_the_training_step_runs_only_when_asked(recwarn):
+    report = check_builder(Pairs, files={"toy.bin": DATA})
+    assert list(report.results) == list(CHECKS) and report.results["train"] == "skipped: opt in with train=True"
+    assert all(outcome.startswith("ok") for check, outcome in report.results.items() if check != "train")
+    assert not [w for w in recwarn if issubclass(w.category, ConformanceWarning)]  # off by default is no news
+    assert check_builder(Pairs, files={"toy.bin": DATA}, train=True).results["train"].startswith("ok (image-mlp")
 
 
 def test_files_stand_in_for_the_published_ones_unverified():
@@ -215,8 +224,12 @@ def test_a_collate_fn_that_fails_inside_a_worker_is_caught():
 
 
 def test_values_the_feature_dtype_cannot_hold_are_caught():
-    with pytest.raises(ConformanceError, match=r"\[features\] wraps: generate yields train\['0'\] whose column 'image' holds int64 values that uint8 cannot represent"):
+    # The conformance suite judges a value by the feature's own check, the one the prepared store applies
+    # (Feature.encode): the store refuses the example while preparing, or the features check names it.
+    with pytest.raises(ConformanceError, match=r"\[(fetch|features)\] wraps: .*'0'.* column 'image' holds int64 values that uint8 cannot represent"):
         check_builder(Wraps, files={"toy.bin": DATA})
+    assert Pairs.features["image"].check("image", [[[455, 0], [0, 0]]]) == \
+        "column 'image' holds int64 values that uint8 cannot represent (they would wrap)"
 
 
 def test_missing_metadata_is_caught():
@@ -236,7 +249,7 @@ def test_a_collate_fn_that_reads_only_lists_is_caught():
 
 def test_a_task_without_a_model_skips_the_training_step_with_a_warning():
     with pytest.warns(ConformanceWarning, match="no model is registered for task 'pair-regression'"):
-        report = check_builder(Regression, files={"toy.bin": DATA})
+        report = check_builder(Regression, files={"toy.bin": DATA}, train=True)
     assert report.skipped == {"train": "no model is registered for task 'pair-regression' (register one with register_models to train on it)"}
 
 
