@@ -79,7 +79,7 @@ class Glyphs(dsreg.Builder):
             parts = path.split("/")
             if len(parts) != 3 or parts[0] != split or not parts[2].endswith(".png"):
                 continue
-            yield path, (data, parts[1], bool(config["invert"]))
+            yield path, (data, parts[1], bool(self.params["invert"]))
 
 
 def glyphs_linear(info: Any, sample: dict[str, Any], **options: Any) -> Any:
