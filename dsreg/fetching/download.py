@@ -56,7 +56,7 @@ from . import config
 from .cache import Cache
 from .records import FileRecord, Status
 
-__all__ = ["Downloader", "Fetcher", "Rerun", "Decision", "mirror_url", "MAX_WAIT"]
+__all__ = ["Downloader", "Fetcher", "Rerun", "Decision", "Failure", "open_http", "status_failure", "mirror_url", "MAX_WAIT"]
 
 CHUNK = 1 << 20
 #: The longest wait between two attempts at one URL, in seconds: a Retry-After above it sends the
@@ -178,6 +178,10 @@ class _Failure(Exception):
         self.transient = then is Decision.RETRY if transient is None else transient
 
 
+#: What ``open_http`` raises: ``reason`` says in one line why the URL did not answer as asked.
+Failure = _Failure
+
+
 def _seconds(value: float) -> str:
     return f"{value:g} s"
 
@@ -196,7 +200,8 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _status_failure(status: int, reason: str, retry_after: str | None) -> _Failure:
+def status_failure(status: int, reason: str, retry_after: str | None) -> _Failure:
+    """Return the ``Failure`` an HTTP error ``status`` is: its one-line reason and what follows it."""
     text = f"HTTP {status} {reason}".strip()
     if status == 404:
         return _Failure("not found (HTTP 404)", Decision.NEXT)
@@ -254,8 +259,13 @@ def _user_agent() -> str:
         return "dsreg"
 
 
-def _open_http(url: str, offset: int) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
-    """Send ``GET url`` (from ``offset``), following redirects; return the connection and its response."""
+def open_http(url: str, offset: int = 0, *, method: str = "GET",
+              last: int | None = None) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+    """Send ``method url`` (bytes ``offset`` to ``last``, when either is given) under dsreg's connect and idle
+    timeouts, following redirects; return the connection and its response, or raise ``Failure``.
+
+    ``dsreg check-urls`` (``probe``) asks with HEAD, or GET of ``bytes=0-0``, through this same client.
+    """
     connect_s, idle_s = config.connect_timeout(), config.timeout()
     for _ in range(MAX_REDIRECTS + 1):
         try:
@@ -281,14 +291,14 @@ def _open_http(url: str, offset: int) -> tuple[http.client.HTTPConnection, http.
         assert conn.sock is not None
         conn.sock.settimeout(idle_s)  # from here on, a timeout means no byte for idle_s seconds
         headers = {"User-Agent": _user_agent(), "Accept-Encoding": "identity"}
-        if offset:
-            headers["Range"] = f"bytes={offset}-"
+        if offset or last is not None:
+            headers["Range"] = f"bytes={offset}-{'' if last is None else last}"
         if parts.username:
             login = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
             headers["Authorization"] = "Basic " + base64.b64encode(login).decode()
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         try:
-            conn.request("GET", target, headers=headers)
+            conn.request(method, target, headers=headers)
             response = conn.getresponse()
         except Exception as exc:  # noqa: BLE001
             conn.close()
@@ -573,7 +583,7 @@ class Downloader:
         return self._attempt_fsspec(url, part, file, offset)
 
     def _attempt_http(self, url: str, part: Path, file: File, offset: int) -> _Hashes:
-        conn, response = _open_http(url, offset)
+        conn, response = open_http(url, offset)
         host = urlsplit(url).hostname or url
         try:
             return self._receive_http(response, host, part, file, offset)
@@ -593,7 +603,7 @@ class Downloader:
         elif status == 416:
             raise _Failure(f"HTTP 416: the server has no bytes from byte {offset:,}", Decision.RESTART)
         else:
-            raise _status_failure(status, response.reason, response.getheader("Retry-After"))
+            raise status_failure(status, response.reason, response.getheader("Retry-After"))
         kind = (response.getheader("Content-Type") or "").split(";")[0].strip().lower()
         if kind == "text/html" and self.verify and not file.name.lower().endswith((".html", ".htm")):
             raise _Failure("served an HTML page (Content-Type text/html), not the file", Decision.NEXT)
