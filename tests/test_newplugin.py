@@ -99,10 +99,11 @@ def test_the_generated_builder_passes_check_builder_without_installing(tmp_path,
     target = write_plugin("sampledata", tmp_path)
     module = _import_generated(target, "dsreg_sampledata")
     try:
-        report = check_builder(module.Sampledata)
+        report = check_builder(module.Sampledata, model="text-gru")
     finally:
         sys.modules.pop("dsreg_sampledata", None)
     assert report.splits == {"train": 120, "test": 40}
+    assert report.results["train"].startswith("ok (text-gru")  # the model its train_defaults name
     # The module dsreg list imports stays light.
     assert "import torch" not in (target / "dsreg_sampledata" / "__init__.py").read_text()
 
