@@ -1,9 +1,44 @@
-"""Repository-wide test settings: no test of this repository may download from outside this machine."""
+"""Repository-wide test settings: no download from outside this machine, nothing left in the system temp dir."""
 
 from __future__ import annotations
 
 import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
 
 # Set before any test (and inherited by the subprocesses tests start): a builder whose mirrors
 # fail falls through to its published URLs; here that is refused at once instead of attempted.
 os.environ["DSREG_NETWORK"] = "loopback"
+
+#: The prefix dsreg gives its own scratch folders and files (``dsreg-bench-*``, ``dsreg-torchrun-*``, ...).
+OWN_PREFIX = "dsreg-"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def system_temp_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Point the system temp dir (TMPDIR, ``tempfile``) into this run's basetemp, one per xdist worker.
+
+    Whatever a test or a subprocess it starts writes to "the system temp dir" lands there, so a run
+    leaves nothing in /tmp and parallel workers never share a scratch folder; pytest removes it with
+    its old basetemps.
+    """
+    folder = tmp_path_factory.getbasetemp() / "system-tmp"
+    folder.mkdir(exist_ok=True)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TMPDIR", str(folder))
+        patch.setattr(tempfile, "tempdir", None)  # gettempdir() reads TMPDIR again on its next call
+        yield folder
+
+
+@pytest.fixture(autouse=True)
+def leaves_no_scratch_files(system_temp_dir: Path) -> Iterator[None]:
+    """Fail a test that leaves ``dsreg-*`` folders or files in the system temp dir (dsreg must clean up after itself)."""
+    before = set(os.listdir(system_temp_dir))
+    yield
+    left = sorted(name for name in set(os.listdir(system_temp_dir)) - before if name.startswith(OWN_PREFIX))
+    if left:
+        pytest.fail(f"the test left {', '.join(left)} in the system temp dir ({system_temp_dir}): "
+                    "remove scratch folders when done (or write them under tmp_path)", pytrace=False)
