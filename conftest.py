@@ -19,17 +19,19 @@ OWN_PREFIX = "dsreg-"
 
 @pytest.fixture(scope="session", autouse=True)
 def system_temp_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Point the system temp dir (TMPDIR, ``tempfile``) into this run's basetemp, one per xdist worker.
+    """Point the system temp dir (TMPDIR, ``tempfile``) and dsreg's default cache into this run's basetemp.
 
-    Whatever a test or a subprocess it starts writes to "the system temp dir" lands there, so a run
-    leaves nothing in /tmp and parallel workers never share a scratch folder; pytest removes it with
-    its old basetemps.
+    There is one basetemp per xdist worker. Whatever a test or a subprocess it starts writes to "the
+    system temp dir", or to the cache when the test set none (e.g. a plugin's memo), lands there: a
+    run leaves nothing in /tmp or ~/.cache, parallel workers never share a scratch folder, and pytest
+    removes it with its old basetemps.
     """
     folder = tmp_path_factory.getbasetemp() / "system-tmp"
     folder.mkdir(exist_ok=True)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("TMPDIR", str(folder))
         patch.setattr(tempfile, "tempdir", None)  # gettempdir() reads TMPDIR again on its next call
+        patch.setenv("DSREG_CACHE", str(tmp_path_factory.getbasetemp() / "user-cache"))
         yield folder
 
 

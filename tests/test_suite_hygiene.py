@@ -1,4 +1,4 @@
-"""The suite's own rules (the root conftest.py): the system temp dir is this run's, and no test leaves dsreg-* scratch in it."""
+"""The suite's own rules (the root conftest.py): the temp dir and the cache are this run's, and no test leaves dsreg-* scratch."""
 
 from __future__ import annotations
 
@@ -37,6 +37,12 @@ def test_the_system_temp_dir_is_a_folder_of_this_runs_basetemp_and_subprocesses_
     child = subprocess.run([sys.executable, "-c", "import tempfile; print(tempfile.gettempdir())"],
                            capture_output=True, text=True, check=True)
     assert child.stdout.strip() == str(temp)
+
+
+def test_the_default_cache_is_in_this_runs_basetemp(tmp_path_factory):
+    from dsreg.fetching.cache import default_root
+
+    assert default_root().is_relative_to(tmp_path_factory.getbasetemp())
 
 
 def test_a_test_that_leaves_dsreg_scratch_in_the_temp_dir_fails_naming_it(tmp_path):
