@@ -20,15 +20,15 @@ needs_chromium = pytest.mark.skipif(
 )
 
 
-class Glyphs(dsreg.Builder):
+class Shades(dsreg.Builder):
     """A tiny image dataset, generated (no files): prepared in the test's own cache in well under a second."""
 
-    name = "glyphs"
+    name = "shades"
     version = "1.2.0"
-    description = "Tiny generated glyph images in three shades."
+    description = "Tiny generated images in three shades of grey."
     license = "CC0-1.0"
-    homepage = "https://example.org/glyphs"
-    citation = "@misc{glyphs, title={Glyphs & Shades}}"
+    homepage = "https://example.org/shades"
+    citation = "@misc{shades, title={Shades & Greys}}"
     task = "image-classification"
     features = {"image": dsreg.Tensor((1, 8, 8), "uint8"), "label": dsreg.ClassLabel(("dark", "mid", "light"))}
     splits = ("train", "test")
@@ -60,11 +60,11 @@ class Words(dsreg.Builder):
 
 @pytest.fixture
 def registry(dsreg_cache: Path, dsreg_register):
-    """glyphs (prepared), words (not prepared), a model for images and a plugin that failed to load."""
-    registry = dsreg_register(Glyphs, Words)
+    """shades (prepared), words (not prepared), a model for images and a plugin that failed to load."""
+    registry = dsreg_register(Shades, Words)
     registry.add_model(registry.plugin("tests"), "tiny-cnn", lambda info, sample: None, tasks=("image-classification",))
     registry.plugin("broken", "dsreg-broken", "0.1").errors.append("import failed: ModuleNotFoundError: No module named 'nope'")
-    dsreg.fetch("glyphs", quiet=True)
+    dsreg.fetch("shades", quiet=True)
     return registry
 
 
@@ -82,16 +82,16 @@ def cards(page: str) -> dict[str, str]:
 def test_the_site_has_a_card_per_dataset_with_what_a_user_needs(registry, tmp_path: Path) -> None:
     site = tmp_path / "site"
     out = write_site(site)
-    assert out == f"wrote {site / 'index.html'} (2 datasets, 1 pictures, 1 plugin failures listed)\n"
+    assert out == f"wrote {site / 'index.html'} (2 datasets, 1 picture, 1 plugin failure listed)\n"
     page = (site / "index.html").read_text()
-    assert list(cards(page)) == ["glyphs", "words"]
-    glyphs = page[page.index('id="glyphs"'):page.index('id="words"')]
-    for shown in ("1.2.0", "image-classification", "Tiny generated glyph images", "CC0-1.0",
-                  '<a href="https://example.org/glyphs"', "Glyphs &amp; Shades", "<code>image</code>: ",
+    assert list(cards(page)) == ["shades", "words"]
+    card = page[page.index('id="shades"'):page.index('id="words"')]
+    for shown in ("1.2.0", "image-classification", "Tiny generated images in three shades", "CC0-1.0",
+                  '<a href="https://example.org/shades"', "Shades &amp; Greys", "<code>image</code>: ",
                   "12 examples", "6 examples", '<code class="model">tiny-cnn</code>', "epochs <code>3</code>",
-                  "batch_size <code>16</code>", '<img src="previews/glyphs.png"'):
-        assert shown in glyphs, shown
-    picture = (site / "previews" / "glyphs.png").read_bytes()
+                  "batch_size <code>16</code>", '<img src="previews/shades.png"'):
+        assert shown in card, shown
+    picture = (site / "previews" / "shades.png").read_bytes()
     assert picture[:8] == b"\x89PNG\r\n\x1a\n" and len(picture) > 2000
     words = page[page.index('id="words"'):]
     assert "not prepared — <code>dsreg fetch words</code>" in words
@@ -134,12 +134,43 @@ def test_a_failed_fetch_is_told_on_the_card_and_in_the_exit_status(registry, tmp
     assert "words: fetch failed: " in result.output
     page = (tmp_path / "site" / "index.html").read_text()
     assert '<p class="error">fetch failed: ' in page and "not prepared — <code>dsreg fetch words</code>" in page
-    assert '<img src="previews/glyphs.png"' in page  # the other cards are whole
+    assert '<img src="previews/shades.png"' in page  # the other cards are whole
+
+
+class Broken(Shades):
+    name = "broken-files"
+
+    def get_files(self):
+        raise RuntimeError("the plugin's bug")
+
+
+class Undrawable(Shades):
+    name = "pairs"
+    features = {"pair": dsreg.Tensor((2,), "int64"), "label": dsreg.ClassLabel(("odd", "even"))}
+
+    def generate(self, split, files, **config):
+        for i in range(4):
+            yield str(i), {"pair": [i, i + 1], "label": i % 2}
+
+
+def test_a_broken_dataset_or_picture_costs_its_own_card_only(dsreg_cache: Path, dsreg_register, tmp_path: Path) -> None:
+    dsreg_register(Shades, Broken, Undrawable)
+    dsreg.fetch("shades", quiet=True)
+    dsreg.fetch("pairs", quiet=True)
+    result = CliRunner().invoke(catalog_cmd, ["--html", str(tmp_path / "site")])
+    assert result.exit_code == 0, result.output
+    assert "broken-files: RuntimeError: the plugin's bug" in result.output
+    assert "pairs: no picture: cannot draw columns pair" in result.output
+    page = (tmp_path / "site" / "index.html").read_text()
+    assert list(cards(page)) == ["broken-files", "pairs", "shades"]
+    assert '<div class="missing"><p class="error">RuntimeError: the plugin&#x27;s bug</p></div>' in page
+    assert '<p class="error">no picture: cannot draw columns pair' in page and "4 examples" in page
+    assert '<img src="previews/shades.png"' in page
 
 
 def test_an_unknown_name_fails_before_anything_is_written(registry, tmp_path: Path) -> None:
-    result = CliRunner().invoke(catalog_cmd, ["--html", str(tmp_path / "site"), "glyph"])
-    assert result.exit_code != 0 and "did you mean glyphs" in str(result.exception)
+    result = CliRunner().invoke(catalog_cmd, ["--html", str(tmp_path / "site"), "shade"])
+    assert result.exit_code != 0 and "did you mean shades" in str(result.exception)
     assert not (tmp_path / "site").exists()
 
 
@@ -158,10 +189,10 @@ def test_chromium_shows_the_cards_and_the_search_filters_them(registry, tmp_path
     write_site(site)
     url = (site / "index.html").as_uri()
     everything = chromium("--dump-dom", url, tmp_path=tmp_path).stdout
-    assert {name: "hidden" in tag for name, tag in cards(everything).items()} == {"glyphs": False, "words": False}
+    assert {name: "hidden" in tag for name, tag in cards(everything).items()} == {"shades": False, "words": False}
     assert '<output id="shown" for="search">2 of 2 datasets</output>' in everything
     # The search reads ?q= and keeps cards whose name, description or task hold every word.
-    for query, visible in (("mood", {"words"}), ("IMAGE classification", {"glyphs"}), ("zebra", set())):
+    for query, visible in (("mood", {"words"}), ("IMAGE classification", {"shades"}), ("zebra", set())):
         dom = chromium("--dump-dom", f"{url}?q={query}", tmp_path=tmp_path).stdout
         assert {name for name, tag in cards(dom).items() if "hidden" not in tag} == visible, query
         assert f"{len(visible)} of 2 datasets</output>" in dom

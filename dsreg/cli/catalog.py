@@ -9,6 +9,10 @@ import click
 __all__ = ["catalog_cmd"]
 
 
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'s' * (n != 1)}"
+
+
 @click.command("catalog")
 @click.argument("names", nargs=-1)
 @click.option("--html", "folder", required=True, metavar="DIR", type=click.Path(file_okay=False, path_type=Path),
@@ -31,8 +35,10 @@ def catalog_cmd(names: tuple[str, ...], folder: Path, fetch: bool, per_class: in
 
     catalog = build_catalog(folder, list(names) or None, fetch=fetch, per_class=per_class)
     pictures = sum(card.picture is not None for card in catalog.cards)
-    failed = f", {len(catalog.failures)} plugin failures listed" if catalog.failures else ""
-    click.echo(f"wrote {catalog.index} ({len(catalog.cards)} datasets, {pictures} pictures{failed})")
+    counts = [_count(len(catalog.cards), "dataset"), _count(pictures, "picture")]
+    if catalog.failures:
+        counts.append(_count(len(catalog.failures), "plugin failure") + " listed")
+    click.echo(f"wrote {catalog.index} ({', '.join(counts)})")
     for card in catalog.cards:
         for problem in (card.fetch_error, card.error):
             if problem:

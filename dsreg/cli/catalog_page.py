@@ -153,7 +153,7 @@ def _picture(card: Card) -> str:
         return (f'<img src="{_e(card.picture)}" alt="examples of {_e(card.name)} drawn by dsreg preview" loading="lazy">'
                 f"<figcaption>dsreg preview {_e(card.name)}</figcaption>")
     error = "".join(f'<p class="error">{_e(e)}</p>' for e in (card.fetch_error, card.error) if e)
-    if card.prepared:
+    if card.prepared or not card.splits:  # prepared but not drawn, or its builder failed before saying its splits
         return f'<div class="missing">{error or "no picture"}</div>'
     return f'<div class="missing">not prepared — <code>dsreg fetch {_e(card.name)}</code>{error}</div>'
 
