@@ -30,10 +30,10 @@ def leftovers(cache: Path, name: str) -> list[str]:
     return sorted(str(p.relative_to(prepared)) for p in prepared.rglob("*")) if prepared.exists() else []
 
 
-def test_a_full_disk_is_one_line_naming_the_folder_and_nothing_is_left(dsreg_cache: Path, register, data: bytes,
-                                                                        file_server, monkeypatch: pytest.MonkeyPatch) -> None:
-    url = file_server.serve({"toy.bin": data})
-    register(make_builder(data, urls=(url + "toy.bin",)))
+def test_a_full_disk_is_one_line_naming_the_folder_and_nothing_is_left(dsreg_cache: Path, dsreg_register, data: bytes,
+                                                                        dsreg_file_server, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = dsreg_file_server.serve({"toy.bin": data})
+    dsreg_register(make_builder(data, urls=(url + "toy.bin",)))
     real_open = open
 
     def full_disk(path, mode="r", *args, **kwargs):  # the side files of tensor columns go to /dev/full
@@ -58,7 +58,7 @@ def test_a_full_disk_is_one_line_naming_the_folder_and_nothing_is_left(dsreg_cac
     assert CliRunner().invoke(cli, ["fetch", "toy", "--quiet"]).exit_code == 0
 
 
-def test_the_cleanup_does_not_mask_the_error_that_stopped_the_prepare(dsreg_cache: Path, register, tmp_path: Path,
+def test_the_cleanup_does_not_mask_the_error_that_stopped_the_prepare(dsreg_cache: Path, dsreg_register, tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     from dsreg.testing import hostile
 
@@ -76,7 +76,7 @@ def test_the_cleanup_does_not_mask_the_error_that_stopped_the_prepare(dsreg_cach
                 yield str(i), {"x": np.zeros(4, dtype=np.uint8)}
             list(archive.members(path))  # then the archive turns out corrupt
 
-    register(Rows)
+    dsreg_register(Rows)
     real_open = open
     # The buffered rows can never be flushed: closing the side file in the cleanup fails too.
     monkeypatch.setattr(storage, "open", lambda p, m="r", *a, **k: real_open("/dev/full" if str(p).endswith(".raw") else p, m, *a, **k),
@@ -275,7 +275,7 @@ def test_the_pool_initializer_ends_a_worker_when_its_parent_is_killed(use_prctl:
         parent.stdout.close()
 
 
-def test_a_builders_own_archive_limits_apply_when_it_prepares(dsreg_cache: Path, register, file_server) -> None:
+def test_a_builders_own_archive_limits_apply_when_it_prepares(dsreg_cache: Path, dsreg_register, dsreg_file_server) -> None:
     import hashlib
     import io
     import tarfile
@@ -288,7 +288,7 @@ def test_a_builders_own_archive_limits_apply_when_it_prepares(dsreg_cache: Path,
         member.size = 64 << 10
         tar.addfile(member, io.BytesIO(bytes(member.size)))
     blob = raw.getvalue()
-    url = file_server.serve({"a.tar.gz": blob})
+    url = dsreg_file_server.serve({"a.tar.gz": blob})
 
     class Limited(dsreg.Builder):
         name = "limited"
@@ -302,7 +302,7 @@ def test_a_builders_own_archive_limits_apply_when_it_prepares(dsreg_cache: Path,
             for key, _ in archive.members(files["a.tar.gz"]):
                 yield key, {"label": 0}
 
-    register(Limited)
+    dsreg_register(Limited)
     with pytest.raises(dsreg.ArchiveError, match=r"a\.tar\.gz: member 'big\.bin' expands to 64KiB, over the 16KiB"):
         dsreg.fetch("limited", quiet=True)
     assert leftovers(dsreg_cache, "limited") == []

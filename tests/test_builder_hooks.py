@@ -43,8 +43,8 @@ def make(stored: str) -> type[dsreg.Builder]:
     return Shapes
 
 
-def test_features_from_get_features_are_stored_and_served(dsreg_cache: Path, register) -> None:
-    register(make("tensor"))
+def test_features_from_get_features_are_stored_and_served(dsreg_cache: Path, dsreg_register) -> None:
+    dsreg_register(make("tensor"))
     inf = dsreg.fetch("hooks", quiet=True)
     assert list(inf.manifest["schema"]["label"]["names"]) == ["lo", "hi"]
     ds = dsreg.load("hooks", split="all")
@@ -53,8 +53,8 @@ def test_features_from_get_features_are_stored_and_served(dsreg_cache: Path, reg
     assert ds.loader(batch_size=4).__iter__().__next__()["x"].tolist() == [[0, 0], [1, 1], [2, 2], [3, 3]]
 
 
-def test_decode_on_access_is_chosen_per_configuration(dsreg_cache: Path, register) -> None:
-    register(make("bytes"))
+def test_decode_on_access_is_chosen_per_configuration(dsreg_cache: Path, dsreg_register) -> None:
+    dsreg_register(make("bytes"))
     ds = dsreg.load("hooks", split="all", stored="bytes")
     items = ds.__getitems__([1, 2])
     assert not isinstance(items, Batch) and items[1]["x"].tolist() == [2, 2]
@@ -68,7 +68,7 @@ def test_fingerprint_joins_the_config_id() -> None:
     assert plain(tag="a").config_id != builder(tag="a").config_id
 
 
-def test_splits_found_in_the_input_are_planned_and_served_in_their_order(dsreg_cache: Path, register, tmp_path: Path) -> None:
+def test_splits_found_in_the_input_are_planned_and_served_in_their_order(dsreg_cache: Path, dsreg_register, tmp_path: Path) -> None:
     """A builder whose splits depend on its input finds them in plan() (a cheap listing), before any data is read."""
     for split in ("train", "validation", "test"):
         (tmp_path / "input" / split).mkdir(parents=True)
@@ -85,7 +85,7 @@ def test_splits_found_in_the_input_are_planned_and_served_in_their_order(dsreg_c
         def generate(self, split, files):
             yield split, {"v": len(split)}
 
-    register(Found)
+    dsreg_register(Found)
     assert [s.name for s in Found().plan()] == ["train", "validation", "test"]
     dsreg.fetch("found", quiet=True, split="validation")
     assert dsreg.info("found").ready_splits == ("validation",)
@@ -95,7 +95,7 @@ def test_splits_found_in_the_input_are_planned_and_served_in_their_order(dsreg_c
     assert dsreg.load("found", split="validation")[0]["v"].item() == len("validation")
 
 
-def test_load_only_params_share_one_prepared_store(dsreg_cache, register):
+def test_load_only_params_share_one_prepared_store(dsreg_cache, dsreg_register):
     import dsreg
 
     class Scaled(dsreg.Builder):
@@ -110,7 +110,7 @@ def test_load_only_params_share_one_prepared_store(dsreg_cache, register):
             for i in range(size):
                 yield str(i), {"x": i}
 
-    register(Scaled)
+    dsreg_register(Scaled)
     assert Scaled(scale=5).config_id == Scaled().config_id != Scaled(size=4).config_id
     first = dsreg.fetch("scaled", quiet=True)
     assert first.manifest["config"] == {"size": 3}

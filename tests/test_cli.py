@@ -20,9 +20,9 @@ def runner():
 
 
 @pytest.fixture
-def toy(dsreg_cache, register, data, file_server):
-    url = file_server.serve({"toy.bin": data})
-    register(make_builder(data, urls=("http://127.0.0.1:9/dead/toy.bin", url + "toy.bin")),
+def toy(dsreg_cache, dsreg_register, data, dsreg_file_server):
+    url = dsreg_file_server.serve({"toy.bin": data})
+    dsreg_register(make_builder(data, urls=("http://127.0.0.1:9/dead/toy.bin", url + "toy.bin")),
              make_builder(blob(400, seed=4), name="other", urls=(url + "published/toy.bin",)))
     return url
 
@@ -60,11 +60,11 @@ def test_fetch_then_info_then_cache_commands(runner, toy, dsreg_cache):
     assert runner.invoke(cli, ["cache", "ls"]).output.strip() == "the cache is empty"
 
 
-def test_fetch_with_mirror_from_and_no_verify(runner, toy, tmp_path, file_server):
-    file_server.serve({"mirror/toy.bin": blob(400, seed=4)})
-    out = runner.invoke(cli, ["fetch", "other", "--mirror", file_server.url + "mirror/", "-q"])
+def test_fetch_with_mirror_from_and_no_verify(runner, toy, tmp_path, dsreg_file_server):
+    dsreg_file_server.serve({"mirror/toy.bin": blob(400, seed=4)})
+    out = runner.invoke(cli, ["fetch", "other", "--mirror", dsreg_file_server.url + "mirror/", "-q"])
     assert out.exit_code == 0, out.output
-    assert file_server.requests == [("mirror/toy.bin", None, 200)]
+    assert dsreg_file_server.requests == [("mirror/toy.bin", None, 200)]
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "toy.bin").write_bytes(b"\x01\x02\x03\x04" * 10)
@@ -101,7 +101,7 @@ def test_helpers():
     assert parse_config(("size=28", "url=/data", "flag=true")) == {"size": 28, "url": "/data", "flag": True}
 
 
-def test_info_cuts_long_notes_to_one_line(runner, dsreg_cache, register):
+def test_info_cuts_long_notes_to_one_line(runner, dsreg_cache, dsreg_register):
     class Noted(dsreg.Builder):
         name = "noted"
         description, license, homepage, citation, task = "Notes.", "CC0-1.0", "https://example.invalid", "none", "x"
@@ -113,7 +113,7 @@ def test_info_cuts_long_notes_to_one_line(runner, dsreg_cache, register):
             self.note("vocab", [f"word{i}" for i in range(5000)])
             yield "0", {"n": 0}
 
-    register(Noted)
+    dsreg_register(Noted)
     assert runner.invoke(cli, ["fetch", "noted"]).exit_code == 0
     out = runner.invoke(cli, ["info", "noted"]).output
     assert '  short: {"a": 1}\n' in out

@@ -35,8 +35,8 @@ class Reviewed(dsreg.Builder):
         return example if example["x"] % 2 == 0 else None
 
 
-def test_review_filters_and_sees_skips_in_order(dsreg_cache: Path, register) -> None:
-    register(Reviewed)
+def test_review_filters_and_sees_skips_in_order(dsreg_cache: Path, dsreg_register) -> None:
+    dsreg_register(Reviewed)
     inf = dsreg.fetch("reviewed", quiet=True, workers=2)
     split = inf.manifest["splits"]["all"]
     assert inf.manifest["notes"]["seen"] == [

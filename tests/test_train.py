@@ -349,8 +349,8 @@ class TunedStripes(Stripes):
 
 
 @pytest.fixture
-def tuned(register, dsreg_cache):
-    return add_default_models(register(*ALL, TunedStripes))
+def tuned(dsreg_register, dsreg_cache):
+    return add_default_models(dsreg_register(*ALL, TunedStripes))
 
 
 def test_trainer_uses_the_datasets_train_defaults_and_given_arguments_win(tuned):

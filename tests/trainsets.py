@@ -210,5 +210,5 @@ def one_thread():
 
 
 @pytest.fixture
-def registry(register, dsreg_cache):
-    return add_default_models(register(*ALL))
+def registry(dsreg_register, dsreg_cache):
+    return add_default_models(dsreg_register(*ALL))

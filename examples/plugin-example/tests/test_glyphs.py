@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 import dsreg
-from dsreg.testing import check_builder, fake_png, fake_tree, pack
 from dsreg.cli.train import run_train
+from dsreg.testing import check_builder, fake_png, fake_tree, pack
 from dsreg_glyphs import DIGITS, Glyphs, glyphs_linear, register_commands
 
 
@@ -34,16 +34,16 @@ def test_conformance_with_config():
     assert check_builder(Glyphs, config={"invert": True}).splits == {"train": 200, "test": 50}
 
 
-def test_invert_is_part_of_the_cache_key_and_inverts(dsreg_cache, register):
-    register(Glyphs)
+def test_invert_is_part_of_the_cache_key_and_inverts(dsreg_cache, dsreg_register):
+    dsreg_register(Glyphs)
     plain = dsreg.load("glyphs", split="test")
     inverted = dsreg.load("glyphs", split="test", invert=True)
     assert plain.info.prepared_path != inverted.info.prepared_path
     assert (plain[0]["image"].int() + inverted[0]["image"].int() == 255).all()
 
 
-def test_unreadable_members_are_skipped_and_recorded(dsreg_cache, register):
-    register(Glyphs)
+def test_unreadable_members_are_skipped_and_recorded(dsreg_cache, dsreg_register):
+    dsreg_register(Glyphs)
     data = fake_zip(1, **{"train/3/bad.png": b"not a png", "train/x/0.png": fake_png(16, 16)})
     info = dsreg.fetch("glyphs", from_path=_write(dsreg_cache.parent, data), verify=False, quiet=True)
     skipped = {s["key"]: s["reason"] for s in info.manifest["splits"]["train"]["skipped"]}
@@ -58,10 +58,10 @@ def _write(folder, data: bytes):
     return path
 
 
-def test_the_registered_model_learns(dsreg_cache, register):
+def test_the_registered_model_learns(dsreg_cache, dsreg_register):
     import torch
 
-    register(Glyphs)
+    dsreg_register(Glyphs)
     train = dsreg.load("glyphs", split="train")
     batch = next(iter(train.loader(batch_size=200)))
     model = glyphs_linear(train.info, batch)
@@ -74,8 +74,8 @@ def test_the_registered_model_learns(dsreg_cache, register):
     assert (model(batch).argmax(1) == batch["label"]).float().mean() > 0.9
 
 
-def test_the_command_prints_a_glyph(dsreg_cache, register):
-    register(Glyphs)
+def test_the_command_prints_a_glyph(dsreg_cache, dsreg_register):
+    dsreg_register(Glyphs)
     group = click.Group("dsreg")
     register_commands(group)
     result = CliRunner().invoke(group, ["glyphs-show", "--index", "0"])

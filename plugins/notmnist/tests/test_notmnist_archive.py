@@ -68,11 +68,11 @@ def fetch_small(folder: Path, register, file_server, **config):
         ("notMNIST_small/A/notes.txt", "file", "is not notMNIST_small/<A-J>/<name>.png"),
     ],
 )
-def test_a_hostile_or_unexpected_member_is_a_clear_error_naming_it(tmp_path: Path, dsreg_cache: Path, register, file_server,
+def test_a_hostile_or_unexpected_member_is_a_clear_error_naming_it(tmp_path: Path, dsreg_cache: Path, dsreg_register, dsreg_file_server,
                                                                    member: str, kind: str, says: str) -> None:
     small_archive(tmp_path, [(member, b"x", kind)], per_class=1)
     with pytest.raises(dsreg.ArchiveError) as err:
-        fetch_small(tmp_path, register, file_server)
+        fetch_small(tmp_path, dsreg_register, dsreg_file_server)
     message = str(err.value)
     assert says in message and member.lstrip("/") in message and "\n" not in message
     # Nothing half-prepared is left to be served.
@@ -103,10 +103,10 @@ def test_each_kind_of_corrupt_member_is_skipped_with_its_reason(kind: str) -> No
     assert decode_png((good, 3))["image"].min() == 200
 
 
-def test_small_split_is_stratified_seeded_and_deduplicated(tmp_path: Path, dsreg_cache: Path, register, file_server) -> None:
+def test_small_split_is_stratified_seeded_and_deduplicated(tmp_path: Path, dsreg_cache: Path, dsreg_register, dsreg_file_server) -> None:
     # 10 per letter; the last 2 of each letter repeat the first 2 (other names, other PNG bytes).
     small_archive(tmp_path, per_class=10, twins=2)
-    inf = fetch_small(tmp_path, register, file_server, test_fraction=0.3)
+    inf = fetch_small(tmp_path, dsreg_register, dsreg_file_server, test_fraction=0.3)
     keys = {letter: sorted((f"{letter}/{member_name(i)}" for i in range(10)), key=lambda k: rank(0, k)) for letter in LETTERS}
     test_keys = {k for letter in LETTERS for k in keys[letter][:3]}
     twin = {f"{L}/{member_name(i)}": f"{L}/{member_name(i - 8)}" for L in LETTERS for i in (8, 9)}

@@ -82,10 +82,10 @@ def test_the_full_configuration_names_the_missing_train_images(dsreg_cache: Path
         dsreg.info("notmnist-idx", splits="validation")
 
 
-def test_train_images_are_pinned_on_first_download_and_checked_after(dsreg_cache: Path, register, file_server, idx_data: Path) -> None:
-    register(offline_idx())
+def test_train_images_are_pinned_on_first_download_and_checked_after(dsreg_cache: Path, dsreg_register, dsreg_file_server, idx_data: Path) -> None:
+    dsreg_register(offline_idx())
     real = {p.name: p.read_bytes() for p in idx_data.glob("*.gz")}
-    url = file_server.serve({**real, "train-images-idx3-ubyte.gz": fake_train_images(1)})
+    url = dsreg_file_server.serve({**real, "train-images-idx3-ubyte.gz": fake_train_images(1)})
     info = dsreg.info("notmnist-idx")
     assert [f.name for f in info.files if f.pin_on_first_download and f.checksum is None] == ["train-images-idx3-ubyte.gz"]
     inf = dsreg.fetch("notmnist-idx", mirrors=[url], quiet=True)
@@ -94,7 +94,7 @@ def test_train_images_are_pinned_on_first_download_and_checked_after(dsreg_cache
     assert record["status"] == "pinned" and inf.fetched["t10k-images-idx3-ubyte.gz"]["status"] == "verified"
     train = dsreg.load("notmnist-idx", split="train[:3]", normalize=False)
     assert column(train, "image")[:, 0, 1, :3].tolist() == [[0, 0, 0], [1, 1, 1], [2, 2, 2]]
-    file_server.serve({"train-images-idx3-ubyte.gz": fake_train_images(2)})  # a mirror now serves other bytes
+    dsreg_file_server.serve({"train-images-idx3-ubyte.gz": fake_train_images(2)})  # a mirror now serves other bytes
     (dsreg_cache / "downloads" / record["sha256"]).unlink()  # so the next fetch downloads it again
     with pytest.raises(dsreg.ChecksumError, match="pinned"):  # (--force would replace the pin, saying so)
         dsreg.fetch("notmnist-idx", mirrors=[url], quiet=True)

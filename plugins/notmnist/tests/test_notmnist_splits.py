@@ -53,8 +53,8 @@ def fetch(pair: Pair, register, file_server, **config):
     return dsreg.fetch("notmnist", mirrors=[url], quiet=True, validation_size=50, **config)
 
 
-def test_splits_dedupe_and_skips_match_the_generated_archives(dsreg_cache: Path, register, file_server, pair: Pair) -> None:
-    inf = fetch(pair, register, file_server)
+def test_splits_dedupe_and_skips_match_the_generated_archives(dsreg_cache: Path, dsreg_register, dsreg_file_server, pair: Pair) -> None:
+    inf = fetch(pair, dsreg_register, dsreg_file_server)
     want = expected(pair, seed=0)
     m = inf.manifest
     assert {s: meta["examples"] for s, meta in m["splits"].items()} == want["sizes"]
@@ -77,8 +77,8 @@ def test_splits_dedupe_and_skips_match_the_generated_archives(dsreg_cache: Path,
     assert sum(notes["skipped_per_class"][s].get("E", 0) for s in ("validation", "train")) == 1
 
 
-def test_no_image_is_in_two_splits_and_validation_is_class_balanced(dsreg_cache: Path, register, file_server, pair: Pair) -> None:
-    fetch(pair, register, file_server)
+def test_no_image_is_in_two_splits_and_validation_is_class_balanced(dsreg_cache: Path, dsreg_register, dsreg_file_server, pair: Pair) -> None:
+    fetch(pair, dsreg_register, dsreg_file_server)
     splits = dsreg.load("notmnist", validation_size=50, normalize=False)
     hashes = {s: {pixel_hash(x) for x in column(ds, "image")} for s, ds in splits.items()}
     assert not (hashes["test"] & hashes["validation"]) and not (hashes["train"] & (hashes["test"] | hashes["validation"]))
@@ -89,8 +89,8 @@ def test_no_image_is_in_two_splits_and_validation_is_class_balanced(dsreg_cache:
     assert all(want["validation_per_class"][letter] == QUOTA for letter in LETTERS)
 
 
-def test_dedupe_off_keeps_everything_and_ties_no_split_to_another(dsreg_cache: Path, register, file_server, pair: Pair) -> None:
-    inf = fetch(pair, register, file_server, dedupe=False)
+def test_dedupe_off_keeps_everything_and_ties_no_split_to_another(dsreg_cache: Path, dsreg_register, dsreg_file_server, pair: Pair) -> None:
+    inf = fetch(pair, dsreg_register, dsreg_file_server, dedupe=False)
     want = expected(pair, seed=0, dedupe=False)
     assert {s: meta["examples"] for s, meta in inf.manifest["splits"].items()} == want["sizes"]
     assert want["sizes"] == {"test": 300, "validation": 50, "train": 120 * 10 - 50}
@@ -100,28 +100,28 @@ def test_dedupe_off_keeps_everything_and_ties_no_split_to_another(dsreg_cache: P
 
 
 def test_the_test_split_downloads_only_the_small_archive_and_later_splits_join_its_store(
-        dsreg_cache: Path, register, file_server, pair: Pair) -> None:
-    register(bind(NotMNIST, pair.paths))
-    url = serve(file_server, pair.paths)
+        dsreg_cache: Path, dsreg_register, dsreg_file_server, pair: Pair) -> None:
+    dsreg_register(bind(NotMNIST, pair.paths))
+    url = serve(dsreg_file_server, pair.paths)
     inf = dsreg.fetch("notmnist", split="test", mirrors=[url], quiet=True, validation_size=50)
-    assert {name for name, _, _ in file_server.requests} == {"notMNIST_small.tar.gz"}
+    assert {name for name, _, _ in dsreg_file_server.requests} == {"notMNIST_small.tar.gz"}
     assert inf.ready_splits == ("test",) and not inf.cached
     store = inf.prepared_path
     test_file = (store / "test.arrow").stat()
     # A later split joins the same store; test is not prepared again.
     dsreg.fetch("notmnist", split="validation", mirrors=[url], quiet=True, validation_size=50)
     assert len(dsreg.load("notmnist", split="validation", validation_size=50, download=False)) > 0
-    assert {name for name, _, _ in file_server.requests} == {"notMNIST_small.tar.gz", "notMNIST_large.tar.gz"}
+    assert {name for name, _, _ in dsreg_file_server.requests} == {"notMNIST_small.tar.gz", "notMNIST_large.tar.gz"}
     after = dsreg.info("notmnist", validation_size=50)
     assert after.ready_splits == ("test", "validation") and after.prepared_path == store
     assert (store / "test.arrow").stat().st_mtime_ns == test_file.st_mtime_ns
 
 
-def test_each_split_prepared_alone_equals_the_split_prepared_with_the_others(dsreg_cache: Path, register, file_server,
+def test_each_split_prepared_alone_equals_the_split_prepared_with_the_others(dsreg_cache: Path, dsreg_register, dsreg_file_server,
                                                                             pair: Pair, tmp_path: Path) -> None:
     """Per-split prepares keep no state between calls: train alone (after its plan's splits) equals train of a full fetch."""
-    register(bind(NotMNIST, pair.paths))
-    url = serve(file_server, pair.paths)
+    dsreg_register(bind(NotMNIST, pair.paths))
+    url = serve(dsreg_file_server, pair.paths)
     dsreg.fetch("notmnist", mirrors=[url], quiet=True, validation_size=50, cache_dir=tmp_path / "full")
     full = dsreg.load("notmnist", validation_size=50, normalize=False, cache_dir=tmp_path / "full")
     for split in ("validation", "train"):
@@ -137,9 +137,9 @@ def test_each_split_prepared_alone_equals_the_split_prepared_with_the_others(dsr
     assert inf.ready_splits == ("train",)
 
 
-def test_seeded_validation_is_deterministic_and_seed_dependent(tmp_path: Path, monkeypatch, register, file_server, pair: Pair) -> None:
-    register(bind(NotMNIST, pair.paths))
-    url = serve(file_server, pair.paths)
+def test_seeded_validation_is_deterministic_and_seed_dependent(tmp_path: Path, monkeypatch, dsreg_register, dsreg_file_server, pair: Pair) -> None:
+    dsreg_register(bind(NotMNIST, pair.paths))
+    url = serve(dsreg_file_server, pair.paths)
 
     def validation(cache: str, seed: int) -> np.ndarray:
         ds = dsreg.load("notmnist", split="validation", cache_dir=tmp_path / cache, validation_size=50, seed=seed)
@@ -152,10 +152,10 @@ def test_seeded_validation_is_deterministic_and_seed_dependent(tmp_path: Path, m
     assert not np.array_equal(np.sort(first.reshape(len(first), -1), axis=0), np.sort(other.reshape(len(other), -1), axis=0))
 
 
-def test_an_unreadable_validation_candidate_is_replaced_by_a_spare(dsreg_cache: Path, register, file_server, pair: Pair) -> None:
+def test_an_unreadable_validation_candidate_is_replaced_by_a_spare(dsreg_cache: Path, dsreg_register, dsreg_file_server, pair: Pair) -> None:
     # Find a seed where the corrupt E member ranks among the first QUOTA of its class.
     seed = next(s for s in range(500) if expected(pair, s)["corrupt_in_validation"])
-    inf = fetch(pair, register, file_server, seed=seed)
+    inf = fetch(pair, dsreg_register, dsreg_file_server, seed=seed)
     assert [x["reason"] for x in inf.manifest["splits"]["validation"]["skipped"]] == ["empty file"]
     assert inf.manifest["notes"]["skipped_per_class"]["validation"] == {"E": 1}
     want = expected(pair, seed)
@@ -163,8 +163,8 @@ def test_an_unreadable_validation_candidate_is_replaced_by_a_spare(dsreg_cache: 
     assert inf.manifest["splits"]["train"]["examples"] == want["sizes"]["train"]
 
 
-def test_default_collate_normalises_and_normalize_false_keeps_uint8(dsreg_cache: Path, register, file_server, pair: Pair) -> None:
-    fetch(pair, register, file_server)
+def test_default_collate_normalises_and_normalize_false_keeps_uint8(dsreg_cache: Path, dsreg_register, dsreg_file_server, pair: Pair) -> None:
+    fetch(pair, dsreg_register, dsreg_file_server)
     ds = dsreg.load("notmnist", split="test", validation_size=50)
     batch = next(iter(ds.loader(batch_size=32)))
     assert batch["image"].dtype.is_floating_point and batch["image"].shape == (32, 1, 28, 28)
