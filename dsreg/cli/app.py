@@ -66,6 +66,8 @@ LAZY_COMMANDS: dict[str, str] = {
     "train": "dsreg.cli.train:train_cmd",
     "new-plugin": "dsreg.cli.newplugin:new_plugin_cmd",
     "preview": "dsreg.cli.preview:preview_cmd",
+    "check-urls": "dsreg.cli.checkurls:check_urls_cmd",
+    "lock": "dsreg.cli.lock:lock_cmd",
 }
 
 
@@ -246,7 +248,7 @@ def info_cmd(name: str, config: tuple[str, ...], as_json: bool) -> None:
 
 
 @cli.command("fetch")
-@click.argument("names", nargs=-1, required=True)
+@click.argument("names", nargs=-1, metavar="NAMES...")  # required unless --locked: checked in fetch_cmd
 @config_option
 @click.option("--split", "splits", multiple=True, metavar="SPLIT",
               help="Fetch and prepare only this split, and only the files it needs (repeatable; default: every split).")
@@ -256,12 +258,19 @@ def info_cmd(name: str, config: tuple[str, ...], as_json: bool) -> None:
 @click.option("--force", is_flag=True, help="Download and prepare again even if cached (replaces the pin of a file with no published checksum).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars, and no line per failed download attempt.")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Processes for decoding while preparing (default: all cores).")
+@click.option("--locked", metavar="FILE", help="Fetch exactly what this lockfile (`dsreg lock`) says: its datasets (or NAMES of them), "
+              "configs and sha256s; fail on any drift.")
 def fetch_cmd(names: tuple[str, ...], config: tuple[str, ...], splits: tuple[str, ...], mirrors: tuple[str, ...],
-              from_path: str | None, no_verify: bool, force: bool, quiet: bool, workers: int | None) -> None:
+              from_path: str | None, no_verify: bool, force: bool, quiet: bool, workers: int | None, locked: str | None) -> None:
     """Download, verify and prepare datasets (mirrors, resume, checksums, a lock against doing it twice).
 
     With --split, only that split is prepared, from only the files it needs; splits fetched later
     are added to the same prepared store (`dsreg list` shows which are ready).
+
+    With --locked FILE, the datasets of that lockfile are fetched with the configs it records,
+    each file's bytes must have the sha256 it records, and any drift from it (a plugin version,
+    a config id, a declared file) stops the fetch before it starts, one line each. With
+    DSREG_OFFLINE=1 it lists each missing file with its sha256 and URL.
 
     \b
     Settings (environment or the config file, see docs/cache.md):
@@ -271,10 +280,22 @@ def fetch_cmd(names: tuple[str, ...], config: tuple[str, ...], splits: tuple[str
       DSREG_MAX_MEMBER     largest archive member read (default 256MiB)
       DSREG_MAX_EXPANDED   most an archive may expand to (default 32GiB)
     """
-    params = parse_config(config)
-    for name in names:
-        inf = api.fetch(name, split=list(splits) or None, mirrors=mirrors, from_path=from_path, verify=not no_verify,
-                        force=force, quiet=quiet, workers=workers, **params)
+    if locked is not None:
+        clashing = [flag for flag, given in (("-c", config), ("--split", splits), ("--no-verify", no_verify), ("--force", force)) if given]
+        if clashing:
+            raise click.UsageError(f"--locked fetches what the lockfile says, so it takes no {', '.join(clashing)}")
+        from .lock import fetch_locked
+
+        infos = iter(fetch_locked(locked, names=names, mirrors=mirrors, from_path=from_path, quiet=quiet, workers=workers))
+    elif not names:
+        ctx = click.get_current_context()
+        raise click.MissingParameter(ctx=ctx, param=next(p for p in ctx.command.params if p.name == "names"))
+    else:
+        params = parse_config(config)
+        # A generator, so each dataset's line prints as soon as it is ready.
+        infos = (api.fetch(name, split=list(splits) or None, mirrors=mirrors, from_path=from_path, verify=not no_verify,
+                           force=force, quiet=quiet, workers=workers, **params) for name in names)
+    for inf in infos:
         ready = {s: (inf.manifest or {})["splits"][s] for s in inf.ready_splits}
         counts = ", ".join(f"{s} {meta['examples']:,}" for s, meta in ready.items())
         skipped = sum(len(meta["skipped"]) for meta in ready.values())
