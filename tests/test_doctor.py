@@ -81,21 +81,22 @@ def test_a_broken_plugin_a_clash_and_an_orphaned_part_are_reported(prepared, dsr
     out = doctor()
     assert out.exit_code == 1
     text = out.output
-    assert "FAILED  brokenplugin (dsreg-broken 0.3): nothing registered" in text
-    assert "CLASH   laterplugin (dsreg-later 0.1): fine" in text
+    assert ("FAILED  brokenplugin (dsreg-broken 0.3): import: ModuleNotFoundError: No module named "
+            "'this_module_does_not_exist'") in text
+    assert "CLASH   laterplugin (dsreg-later 0.1): fine; lost 'letters' to goodplugin" in text
     assert "2 errors, 1 warning, 1 note: something is wrong" in text
     assert ("error    plugin failed: brokenplugin (dsreg-broken 0.3): import: ModuleNotFoundError: "
             "No module named 'this_module_does_not_exist'") in text
     assert ("error    name clash: dataset name 'letters' from plugin 'laterplugin' is already registered by plugin "
             "'goodplugin'; uninstall one of the two or leave one out with DSREG_LOAD_PLUGINS") in text
     assert (f"warning  orphaned partial download {part} (1000 B, last written 0 s ago): no fetch is writing it; "
-            f"`dsreg fetch letters` resumes it, or delete it: rm '{part}'") in text
+            f"`dsreg fetch letters` resumes it, or delete it: rm {part}") in text
     report = json.loads(doctor("--json").output)
     assert not report["ok"]
     assert {p["name"]: p["state"] for p in report["plugins"]} == {
         "dsreg.train.models": "ok", "brokenplugin": "failed", "goodplugin": "ok", "laterplugin": "clash"}
     assert report["cache"]["partials"] == [{"path": str(part), "dataset": "letters", "bytes": 1000, "orphaned": True}]
-    assert [f["level"] for f in report["findings"]] == ["error", "error", "note", "warning"]
+    assert [f["level"] for f in report["findings"]] == ["error", "error", "warning", "note"]
 
 
 def test_a_part_being_written_is_not_orphaned(prepared, dsreg_cache):
@@ -124,8 +125,8 @@ def test_rejected_bytes_are_a_warning(prepared):
     rejected.write_bytes(b"bad bytes")
     out = doctor()
     assert out.exit_code == 0
-    assert (f"warning  1 file of letters (9 B) failed verification and are kept aside in {rejected.parent}: "
-            f"look at them, then delete them: rm -r '{rejected.parent}'") in out.output
+    assert (f"warning  rejected bytes of letters: 1 file (9 B) kept aside in {rejected.parent} after failing "
+            f"verification; look at them, then delete them: rm -r {rejected.parent}") in out.output
 
 
 def test_a_hook_matching_no_hookspec_is_an_error(dsreg_cache, use_plugins):

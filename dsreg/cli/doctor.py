@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shlex
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -38,6 +39,8 @@ from ..registry import Registry
 from .app import _echo_json, human_bytes
 
 __all__ = ["doctor_cmd", "diagnose", "Report", "Finding", "LOW_DISK_BYTES"]
+
+LEVELS = ("error", "warning", "note")
 
 #: Less free space than this on the cache's disk is a warning.
 LOW_DISK_BYTES = 1 << 30
@@ -89,12 +92,16 @@ class Report:
         """True when no finding is an error."""
         return not any(f.level == "error" for f in self.findings)
 
+    def ranked(self) -> list[Finding]:
+        """Return the findings, errors first, then warnings, then notes."""
+        return sorted(self.findings, key=lambda f: LEVELS.index(f.level))
+
     def add(self, level: str, section: str, message: str) -> None:
         self.findings.append(Finding(level, section, message))
 
     def to_json(self) -> dict[str, Any]:
         return {"ok": self.ok, "versions": self.versions, "plugins": self.plugins, "unknown_hooks": self.unknown_hooks,
-                "cache": self.cache, "settings": self.settings, "findings": [f.to_json() for f in self.findings]}
+                "cache": self.cache, "settings": self.settings, "findings": [f.to_json() for f in self.ranked()]}
 
 
 def diagnose() -> Report:
@@ -206,9 +213,9 @@ def _check_partials(report: Report, cache: Cache, registry: Registry, busy: set[
             continue
         where = f"orphaned partial download {part} ({human_bytes(size)}, last written {_age(part)} ago): no fetch is writing it"
         if dataset in registry.datasets:
-            report.add("warning", "cache", f"{where}; `dsreg fetch {dataset}` resumes it, or delete it: rm '{part}'")
+            report.add("warning", "cache", f"{where}; `dsreg fetch {dataset}` resumes it, or delete it: rm {shlex.quote(str(part))}")
         else:
-            report.add("warning", "cache", f"{where} and no plugin registers {dataset} now, so nothing resumes it: rm '{part}'")
+            report.add("warning", "cache", f"{where} and no plugin registers {dataset} now, so nothing resumes it: rm {shlex.quote(str(part))}")
 
 
 def _check_rejected(report: Report, cache: Cache) -> None:
@@ -218,9 +225,9 @@ def _check_rejected(report: Report, cache: Cache) -> None:
         size = sum(p.stat().st_size for p in files)
         report.cache["rejected"].append({"path": str(folder), "dataset": folder.name, "files": len(files), "bytes": size})
         if files:
-            report.add("warning", "cache", f"{len(files)} file{'s' if len(files) != 1 else ''} of {folder.name} "
-                                           f"({human_bytes(size)}) failed verification and are kept aside in {folder}: "
-                                           f"look at them, then delete them: rm -r '{folder}'")
+            report.add("warning", "cache", f"rejected bytes of {folder.name}: {len(files)} file{'s' if len(files) != 1 else ''} "
+                                           f"({human_bytes(size)}) kept aside in {folder} after failing verification; "
+                                           f"look at them, then delete them: rm -r {shlex.quote(str(folder))}")
 
 
 def _check_stores(report: Report, cache: Cache, dataset: str) -> None:
@@ -349,6 +356,10 @@ def _print(report: Report) -> None:
     for p in report.plugins:
         where = f"{p['dist']} {p['version']}" if p["dist"] else "-"
         what = ", ".join(p["datasets"] + p["models"]) or "nothing registered"
+        if p["state"] == "failed":
+            what = "; ".join(p["errors"])
+        elif p["state"] == "clash":
+            what += "; lost " + ", ".join(f"{c['name']!r} to {c['owner']}" for c in p["clashes"])
         click.echo(f"  {p['state'].upper() if p['state'] != 'ok' else 'ok':7} {p['name']} ({where}): {what}")
     if not report.plugins:
         click.echo("  none installed")
@@ -367,8 +378,8 @@ def _print(report: Report) -> None:
     width = max(len(s["name"]) for s in report.settings)
     for s in report.settings:
         click.echo(f"  {s['name']:{width}}  {s['value']}  ({s['source']})")
-    counts = [(level, sum(f.level == level for f in report.findings)) for level in ("error", "warning", "note")]
+    counts = [(level, sum(f.level == level for f in report.findings)) for level in LEVELS]
     click.echo(", ".join(f"{n} {level}{'s' if n != 1 else ''}" for level, n in counts)
                + (": nothing is wrong" if report.ok else ": something is wrong"))
-    for f in report.findings:
+    for f in report.ranked():
         click.echo(f"  {f.level:7}  {f.message}")
