@@ -113,7 +113,7 @@ def test_fetch_locked_refuses_bytes_that_differ_from_the_locked_sha256(served, d
     [line] = out.stderr.splitlines()
     old, new = hashlib.sha256(served["pinny"]).hexdigest(), hashlib.sha256(changed).hexdigest()
     assert line.startswith("error: pinny: toy.bin failed verification") and f"sha256 {new}, expected {old}" in line
-    assert f"{lockfile} requires the sha256 it locks" in line
+    assert f"{lockfile} requires the sha256 it locks; if it changed upstream on purpose, run `dsreg fetch pinny --force` (which pins the new bytes), then `dsreg lock pinny -o {lockfile}`" in line
     assert not Cache(tmp_path / "elsewhere").prepared_dir("pinny", "x").parent.exists()  # nothing prepared
 
 
@@ -177,3 +177,30 @@ def test_locked_takes_no_config_split_or_force(served, tmp_path):
     missing = _invoke("fetch", "--locked", str(tmp_path / "dsreg.lock"))
     assert missing.exit_code == 1
     assert f"no lockfile at {tmp_path / 'dsreg.lock'}; write one with `dsreg lock NAME... -o" in missing.stderr
+
+
+def test_a_file_published_by_md5_is_locked_by_the_sha256_of_its_verified_download(dsreg_cache, dsreg_file_server, installed, tmp_path):
+    data = blob(4000)
+    base = dsreg_file_server.serve({"toy.bin": data})
+    installed(make_builder(data, name="old", checksum="md5", urls=(base + "toy.bin",)))
+    lockfile = tmp_path / "dsreg.lock"
+    assert _invoke("lock", "old", "-o", str(lockfile)).exit_code == 0
+    assert 'sha256_from = "unpinned"' in lockfile.read_text()
+    assert _invoke("fetch", "old", "-q").exit_code == 0
+    assert _invoke("lock", "old", "-o", str(lockfile)).exit_code == 0
+    [file] = Lock.read(lockfile).dataset("old").files
+    assert (file.sha256, file.sha256_from, file.md5) == (hashlib.sha256(data).hexdigest(), "downloaded", hashlib.md5(data).hexdigest())
+
+
+def test_bytes_kept_with_no_verify_are_not_taken_for_the_locked_ones(served, dsreg_cache, dsreg_file_server, tmp_path):
+    lockfile = tmp_path / "dsreg.lock"
+    assert _invoke("fetch", "pinny", "-q").exit_code == 0
+    assert _invoke("lock", "pinny", "-o", str(lockfile)).exit_code == 0
+    changed = served["pinny"][:-1] + b"\x00"
+    dsreg_file_server.serve({"pinny/toy.bin": changed})
+    assert _invoke("fetch", "pinny", "-q", "--force", "--no-verify").exit_code == 0
+    out = _invoke("fetch", "--locked", str(lockfile), "-q")
+    assert out.exit_code == 1
+    old, new = hashlib.sha256(served["pinny"]).hexdigest(), hashlib.sha256(changed).hexdigest()
+    assert out.stderr.startswith(f"error: pinny: toy.bin in the cache has sha256 {new}, {lockfile} locks sha256 {old}; "
+                                 "run `dsreg fetch pinny --force` to download it again")

@@ -67,8 +67,10 @@ def fetch_locked(path: str | os.PathLike[str], *, names: Sequence[str] = (), mir
     lock = Lock.read(path)
     chosen = [lock.dataset(get_registry().get(name).name) for name in names] or list(lock.datasets)
     differences = [line for dataset in chosen for line in drift(dataset, lock)]
+    # Written again from every dataset it holds, so relocking never drops one (configs differ: one per command).
+    everything = list(lock.datasets)
+    again = lock_command([d.name for d in everything], everything[0].config if _one_config(everything) else {}, path)
     if differences:
-        again = lock_command([d.name for d in chosen], chosen[0].config if _one_config(chosen) else {}, path)
         raise ConfigError(
             f"{path} does not match what is installed ({len(differences)} difference(s)); install what it was written "
             f"with, or write it again with `{again}`:\n  " + "\n  ".join(differences))
@@ -85,7 +87,7 @@ def fetch_locked(path: str | os.PathLike[str], *, names: Sequence[str] = (), mir
                 + "\n  ".join(lines))
     infos = []
     for dataset in chosen:
-        _download_locked(dataset, cache, path, mirrors=mirrors, from_path=from_path, quiet=quiet)
+        _download_locked(dataset, cache, path, again, mirrors=mirrors, from_path=from_path, quiet=quiet)
         infos.append(api.fetch(dataset.name, mirrors=mirrors, from_path=from_path, quiet=quiet, workers=workers,
                                cache_dir=cache_dir, **dataset.config))
     return infos
@@ -95,8 +97,8 @@ def _one_config(datasets: Sequence[LockedDataset]) -> bool:
     return all(d.config == datasets[0].config for d in datasets)
 
 
-def _download_locked(dataset: LockedDataset, cache: Cache, path: str | os.PathLike[str], *, mirrors: Sequence[str],
-                     from_path: str | None, quiet: bool) -> None:
+def _download_locked(dataset: LockedDataset, cache: Cache, path: str | os.PathLike[str], relock: str, *,
+                     mirrors: Sequence[str], from_path: str | None, quiet: bool) -> None:
     """Download the files the lock holds a sha256 for, requiring it; a file the lock pinned stays pinned here."""
     builder = api.get_builder(dataset.name, **dataset.config)
     files = [f for f in enforced(builder.get_files(), dataset) if f.name in {lf.name for lf in dataset.files if lf.sha256}]
@@ -104,7 +106,10 @@ def _download_locked(dataset: LockedDataset, cache: Cache, path: str | os.PathLi
         return
     rerun = Rerun(dataset.name, dataset.config, tuple(mirrors), from_path)
     downloader = Downloader(cache, dataset.name, mirrors=mirrors, from_path=from_path, quiet=quiet, rerun=rerun)
-    again = f"if it changed upstream on purpose, write the lock again (`dsreg lock {dataset.name} -o {path}`)"
+    pinned = {f.name for f in dataset.files if f.sha256_from == PINNED}
+    # A pinned file's new bytes must become the pin before a lock can hold them; a published one's come with the plugin.
+    first = f"`{rerun.cli(force=True)}` (which pins the new bytes), then " if pinned else ""
+    again = f"if it changed upstream on purpose, run {first}`{relock}`"
     with cache.lock(dataset.name):
         try:
             paths = downloader.download(files)
@@ -115,12 +120,10 @@ def _download_locked(dataset: LockedDataset, cache: Cache, path: str | os.PathLi
             # A record kept with --no-verify is reused whatever its bytes: the blob's name is its sha256.
             if paths[file.name].name != file.sha256:
                 raise ChecksumError(f"{dataset.name}: {file.name} in the cache has sha256 {paths[file.name].name}, {path} "
-                                    f"locks sha256 {file.sha256}; run `dsreg fetch {dataset.name} --force` to download it "
-                                    f"again, or {again}")
+                                    f"locks sha256 {file.sha256}; run `{rerun.cli(force=True)}` to download it again, or {again}")
         # The lock's pin was proved good where it was written: keep it as this cache's pin, so a plain
         # `dsreg fetch` (which knows no lock) reuses these bytes and requires them from then on.
         records = cache.read_records(dataset.name)
-        pinned = {f.name for f in dataset.files if f.sha256_from == PINNED}
         changed = {name: record.as_pinned() for name, record in records.items()
                    if name in pinned and record.status is Status.VERIFIED}
         if changed:
