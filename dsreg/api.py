@@ -11,7 +11,7 @@ from typing import Any, Callable, Sequence
 
 from .builder import Builder, File, Split, check_plan, needed
 from .errors import CacheError, ConfigError, DsregError, PluginError
-from .features import ClassLabel, Feature
+from .features import Feature, class_names
 from .fetching.cache import Cache
 from .fetching.records import Status
 from .plugins import get_registry
@@ -48,10 +48,7 @@ class DatasetInfo:
 
     @property
     def classes(self) -> list[str]:
-        for feat in self.features.values():
-            if isinstance(feat, ClassLabel):
-                return list(feat.names)
-        return []
+        return class_names(self.features)
 
     @property
     def cached(self) -> bool:

@@ -16,7 +16,6 @@ it was generated from are the ones in the cache now; anything else is prepared a
 from __future__ import annotations
 
 import errno
-import inspect
 import os
 import shutil
 import sys
@@ -29,7 +28,7 @@ from typing import Any, Callable, Iterator, Mapping
 from ..builder import Builder, Skip, Split
 from ..fetching.cache import read_json, write_json_atomic
 from ..errors import CacheError, PluginError
-from ..features import ClassLabel, Feature, Tensor, Value
+from ..features import Feature
 
 __all__ = ["prepare", "read_manifest", "ready_splits", "open_split", "SplitWriter", "StoredSplit"]
 
@@ -48,29 +47,19 @@ def _np_dtype(dtype: str) -> Any:
 class _RawColumn:
     """A tensor column streamed to a side file; variable-length ones also keep row offsets."""
 
-    def __init__(self, path: Path, feature: Tensor) -> None:
+    def __init__(self, path: Path, feature: Feature) -> None:
         import numpy as np
 
         self.path = path
         self.feature = feature
         self.dtype = _np_dtype(feature.dtype)
-        self.inner = tuple(feature.shape[1:]) if not feature.fixed else tuple(feature.shape)
         self.fh = open(path, "wb")
         self.lengths: list[int] | None = None if feature.fixed else []
         self._np = np
 
     def append(self, column: str, value: Any) -> None:
-        arr = self._np.asarray(value)
-        if arr.dtype != self.dtype:
-            if arr.dtype.kind == "f" and self.dtype.kind in "iub":
-                raise ValueError(f"column {column!r}: got {arr.dtype} values for a {self.dtype} feature")
-            arr = arr.astype(self.dtype)
-        if self.lengths is None:
-            if arr.shape != self.inner:
-                raise ValueError(f"column {column!r}: shape {arr.shape}, the feature says {self.inner}")
-        else:
-            if arr.ndim != len(self.inner) + 1 or arr.shape[1:] != self.inner:
-                raise ValueError(f"column {column!r}: shape {arr.shape}, the feature says {self.feature.shape}")
+        arr = self.feature.encode(column, value)  # the declared dtype and shape, or a ValueError naming the column
+        if self.lengths is not None:
             self.lengths.append(arr.shape[0])
         self.fh.write(self._np.ascontiguousarray(arr).tobytes())
 
@@ -117,7 +106,7 @@ class SplitWriter:
         self.buffers: dict[str, list[Any]] = {}
         self.chunks: dict[str, list[Any]] = {}
         for name, feat in self.features.items():
-            if isinstance(feat, Tensor):
+            if feat.numeric and feat.shape:  # an array (fixed or ragged): streamed to a side file
                 self.raw[name] = _RawColumn(self.path.with_name(f".{self.path.name}.{name}.raw"), feat)
             else:
                 self.buffers[name] = []
@@ -134,7 +123,7 @@ class SplitWriter:
             if name in self.raw:
                 self.raw[name].append(name, value)
             else:
-                self.buffers[name].append(_scalar(name, feat, value))
+                self.buffers[name].append(feat.encode(name, value))
         self.rows += 1
         if self.rows % _FLUSH_ROWS == 0:
             self._flush()
@@ -177,22 +166,6 @@ class SplitWriter:
                 col.path.unlink(missing_ok=True)
             except OSError:
                 pass
-
-
-def _scalar(name: str, feat: Feature, value: Any) -> Any:
-    if isinstance(feat, ClassLabel):
-        if isinstance(value, str):
-            try:
-                return feat.names.index(value)
-            except ValueError:
-                raise ValueError(f"column {name!r}: {value!r} is not one of the class names") from None
-        index = int(value)
-        if not 0 <= index < feat.num_classes:
-            raise ValueError(f"column {name!r}: label {index} is outside 0..{feat.num_classes - 1}")
-        return index
-    if isinstance(feat, Value) and feat.dtype not in {"string", "binary"}:
-        return value.item() if hasattr(value, "item") else value
-    return value
 
 
 # -- running a builder ------------------------------------------------------------------------
@@ -339,7 +312,7 @@ class StoredSplit:
 
         column = self._columns().column(name).combine_chunks()
         feature = self.features[name]
-        if isinstance(feature, Tensor) and feature.fixed:
+        if feature.fixed and feature.shape:
             values = column
             while pa.types.is_fixed_size_list(values.type):
                 values = values.flatten()

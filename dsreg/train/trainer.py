@@ -34,7 +34,6 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..features import ClassLabel, Tensor, Value
 from ..store.collate import Batch
 from .checkpoint import FORMAT, load_checkpoint, plain, rng_state, save, set_rng_state
 from .distributed import EvalShard, World, all_sum, broadcast_object, gather_objects, world
@@ -116,19 +115,11 @@ def _fixed(ds: Any) -> bool:
 
     if getattr(ds, "transform", None) is not None or type(ds.builder).decode_example is not Builder.decode_example:
         return False
-    return all(
-        (isinstance(f, Tensor) and f.fixed) or isinstance(f, ClassLabel)
-        or (isinstance(f, Value) and f.dtype not in ("string", "binary"))
-        for f in ds.features.values()
-    )
+    return all(f.fixed for f in ds.features.values())
 
 
 def _nbytes(ds: Any) -> int:
-    total = 0
-    for f in ds.features.values():
-        size = math.prod(f.shape) * np.dtype(f.dtype).itemsize if isinstance(f, Tensor) else 8
-        total += size * len(ds)
-    return total
+    return sum(f.nbytes or 0 for f in ds.features.values()) * len(ds)
 
 
 def _move(batch: dict[str, Any], device: torch.device, non_blocking: bool) -> dict[str, Any]:
