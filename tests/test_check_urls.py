@@ -90,3 +90,22 @@ def test_local_paths_and_file_urls_are_checked_through_fsspec(dsreg_cache, tmp_p
     missing = probe_url(str(tmp_path / "nothing.bin"), file)
     assert (missing.state, missing.detail) == ("dead", "not found")
     assert probe_url(str(tmp_path), file).detail == "a folder, not a file"
+
+
+def test_checking_every_dataset_skips_one_that_needs_config_with_a_line(dsreg_cache, dsreg_file_server, dsreg_register, data):
+    from dsreg.errors import ConfigError
+
+    base = dsreg_file_server.serve({"toy.bin": data})
+    needy = make_builder(data, name="needy")
+
+    def get_files(self):
+        raise ConfigError("needy needs url=PATH")
+
+    needy.get_files = get_files
+    dsreg_register(make_builder(data, urls=(base + "toy.bin",)), needy)
+    result = _run()
+    assert result.exit_code == 0
+    assert result.stderr == "needy: skipped (needy needs url=PATH)\n"
+    assert _lines(result.stdout) == {base + "toy.bin": "ok"}
+    named = _run("needy")
+    assert named.exit_code == 1 and isinstance(named.exception, ConfigError)  # asked by name: the error stands
