@@ -99,8 +99,7 @@ def probe_url(url: str, file: File, *, deep: bool = False) -> URLCheck:
     try:
         config.check_network(url)
         if deep:
-            size, sha256, md5 = _read_all(url)
-            return _judge_bytes(url, file, size, sha256, md5)
+            return _judge_bytes(url, file, *_read_all(url))
         size = _http_size(url, file) if _is_http(url) else _fsspec_size(url)
     except Failure as failure:
         return URLCheck(url, "dead", failure.reason)
