@@ -1,7 +1,7 @@
 """``python -m benchmarks run [--quick] [--archive DIR] [--reps N] [--sections ...] [--out DIR]``.
 
 Generates (once, cached in benchmarks/.cache) a notMNIST archive pair in the real layout — 500,000
-+ 18,720 PNGs, or 10,000 + 2,000 with --quick — then measures each section, baselines first and dsreg
++ 18,720 PNGs, or 1,000 + 200 with --quick — then measures each section, baselines first and dsreg
 right after, and writes benchmarks/results/<date>-<machine>.{json,md,png}. --quick (small archives,
 one repetition) is the CI smoke test: it checks that the suite runs, never a speed.
 """
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
             elif section == "epoch":
                 new = suite.epoch(archives, work, reps, args.quick, cache)
             elif section == "startup":
-                new = suite.startup(5 if not args.quick else 3)
+                new = suite.startup(1 if args.quick else 5)
             elif section == "trainer":
                 new = suite.trainer(reps, args.quick)
             else:

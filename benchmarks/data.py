@@ -19,7 +19,8 @@ from typing import Any
 CACHE = Path(__file__).resolve().parent / ".cache"
 #: Images per letter: full mode matches notMNIST_large (~529k; we use 500k) and notMNIST_small.
 FULL = {"notMNIST_large": 50_000, "notMNIST_small": 1_872}
-QUICK = {"notMNIST_large": 1_000, "notMNIST_small": 200}
+#: --quick: the fewest that still give every measurement a few batches of 256 after its warm-up batch.
+QUICK = {"notMNIST_large": 100, "notMNIST_small": 20}
 CORRUPT = (("A", "empty"), ("C", "truncated"), ("F", "not-png"))
 
 _renderer: Any = None
@@ -65,7 +66,8 @@ def archive_pair(quick: bool, seed: int = 0) -> tuple[Path, dict[str, Any]]:
     from dsreg_notmnist.testing import write_archive
 
     shape = QUICK if quick else FULL
-    folder = CACHE / f"{'quick' if quick else 'full'}-s{seed}"
+    # The quick folder's name carries its size, so a cache written at another size is not taken for it.
+    folder = CACHE / (f"quick{QUICK['notMNIST_large']}-s{seed}" if quick else f"full-s{seed}")
     meta_path = folder / "meta.json"
     if meta_path.exists():
         return folder, json.loads(meta_path.read_text())

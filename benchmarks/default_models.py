@@ -27,6 +27,8 @@ from typing import Any
 DATASETS: dict[str, dict[str, Any]] = {
     "shapes": {}, "dtmf": {"per_key_train": 150}, "sentiment-words": {"train_size": 10_000}, "notmnist-synth": {},
 }
+#: What the suite's --quick (a smoke test of this code, not of every model) times: the sample that prepares fastest.
+QUICK = ("sentiment-words",)
 
 
 def measure(name: str, runs: int, threads: int, quick: bool = False, config: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -15,8 +15,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from . import baselines
 
@@ -73,7 +75,7 @@ def prepare(archives: Path, meta: dict[str, Any], work: Path, reps: int, keep_ca
     udacity, images = [], 0
     for _ in range(reps):
         out = Path(tempfile.mkdtemp(prefix="udacity-", dir=work))
-        seconds, images = timed(lambda: baselines.udacity_prepare(archives, out))
+        seconds, images = timed(partial(baselines.udacity_prepare, archives, out))
         udacity.append(seconds)
         shutil.rmtree(out)
     rows.append(row("prepare", "Udacity notebook (extract, PIL, pickle)", [images / s for s in udacity], "images/s",
@@ -90,7 +92,7 @@ def prepare(archives: Path, meta: dict[str, Any], work: Path, reps: int, keep_ca
                         url = server.serve({p.name: p.read_bytes() for p in archives.glob("*.tar.gz")})
                     else:
                         url = mirror_of()
-                    seconds, info = timed(lambda: dsreg.fetch("notmnist", mirrors=[url], quiet=True))
+                    seconds, info = timed(partial(dsreg.fetch, "notmnist", mirrors=[url], quiet=True))
                     rates.append(images / seconds)
                     counts = {s: m["examples"] for s, m in info.manifest["splits"].items()}
                     notes = info.manifest["notes"]
@@ -156,7 +158,7 @@ def epoch(archives: Path, work: Path, reps: int, quick: bool, cache: Path) -> li
     # Hugging Face imagefolder: built once over a subset (building it over 500k files takes minutes).
     import datasets
 
-    per_class = 200 if quick else 2000
+    per_class = 60 if quick else 2000  # quick: 600 files, two batches after the warm-up one
     subset = work / "hf-subset"
     if subset.exists():
         shutil.rmtree(subset)
@@ -224,7 +226,7 @@ def startup(reps: int) -> list[Row]:
         subprocess.run(cmd, capture_output=True, check=True)  # warm the file cache
         samples = []
         for _ in range(reps):
-            seconds, _ = timed(lambda: subprocess.run(cmd, capture_output=True, check=True))
+            seconds, _ = timed(partial(subprocess.run, cmd, capture_output=True, check=True))
             samples.append(seconds)
         rows.append(row("startup", name, samples, "s", "whole process, cold interpreter, warm disk cache"))
     return rows
@@ -235,12 +237,14 @@ def trainer(reps: int, quick: bool) -> list[Row]:
     from . import default_models, trainer_overhead
 
     # Cheap epochs (a fraction of a second), so more runs than elsewhere: 7, as the stand-alone script.
-    result = trainer_overhead.measure(examples=4_000 if quick else 20_000, runs=3 if quick else 7, batch_size=128)
+    # Quick runs each side once and leaves out the checkpointing trainer (no row reports it).
+    result = trainer_overhead.measure(examples=1_000 if quick else 20_000, runs=1 if quick else 7, batch_size=128,
+                                      checkpoint=not quick)
     return [
         row("trainer", "hand-written loop (zero_grad, forward, loss, backward, step)", result["hand"], "s/epoch",
             result["note"]),
         row("trainer", "dsreg.train.Trainer.fit, one epoch", result["trainer"], "s/epoch", result["note"]),
-        *default_models.rows(runs=3 if quick else 7, quick=quick),
+        *default_models.rows(runs=1 if quick else 7, quick=quick, datasets=default_models.QUICK if quick else tuple(default_models.DATASETS)),
     ]
 
 

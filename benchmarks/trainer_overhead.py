@@ -20,7 +20,8 @@ import statistics
 import sys
 import tempfile
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import dsreg
 

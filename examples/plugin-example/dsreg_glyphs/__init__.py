@@ -12,8 +12,9 @@ Module import stays light (``dsreg list`` imports it): numpy, PIL and torch load
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 import dsreg
 
