@@ -66,6 +66,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "train": "dsreg.cli.train:train_cmd",
     "new-plugin": "dsreg.cli.newplugin:new_plugin_cmd",
     "preview": "dsreg.cli.preview:preview_cmd",
+    "catalog": "dsreg.cli.catalog:catalog_cmd",
     "check-urls": "dsreg.cli.checkurls:check_urls_cmd",
     "lock": "dsreg.cli.lock:lock_cmd",
 }
