@@ -33,9 +33,11 @@ def test_bundled_plugins_register_exactly_the_names_they_advertise(monkeypatch):
     by_dist = {}
     for record in registry.plugins.values():
         by_dist.setdefault(record.dist, []).extend(record.datasets)
-    for package, names in KNOWN_PACKAGES.items():
-        if package in by_dist:  # an installed bundled plugin: what it registers is what it advertises
-            assert sorted(by_dist[package]) == sorted(names), package
+    installed = [package for package in KNOWN_PACKAGES if package in by_dist]
+    if not installed:
+        pytest.skip("no bundled plugin is installed here")
+    for package in installed:  # what an installed bundled plugin registers is what it advertises
+        assert sorted(by_dist[package]) == sorted(KNOWN_PACKAGES[package]), package
 
 
 def test_a_name_of_a_package_not_installed_says_what_to_pip_install(monkeypatch):
