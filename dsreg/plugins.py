@@ -22,8 +22,17 @@ from . import hookspecs
 from .errors import PluginError
 from .registry import NAMES_GROUP, PluginRecord, Registry
 
-__all__ = ["GROUP", "NAMES_GROUP", "get_registry", "use_registry", "load_registry", "plugin_manager", "call_hook",
-           "problems_line", "unknown_hooks"]
+__all__ = [
+    "GROUP",
+    "NAMES_GROUP",
+    "get_registry",
+    "use_registry",
+    "load_registry",
+    "plugin_manager",
+    "call_hook",
+    "problems_line",
+    "unknown_hooks",
+]
 
 GROUP = "dsreg"
 #: Plugins that ship inside the core distribution, registered through the same hooks.
@@ -86,8 +95,9 @@ def plugin_manager(registry: Registry, strict: bool | None = None) -> pluggy.Plu
     return pm
 
 
-def call_hook(pm: pluggy.PluginManager, registry: Registry, hook: str, make_arg: Callable[[PluginRecord], Any],
-              strict: bool | None = None) -> None:
+def call_hook(
+    pm: pluggy.PluginManager, registry: Registry, hook: str, make_arg: Callable[[PluginRecord], Any], strict: bool | None = None
+) -> None:
     """Call ``hook`` on each plugin separately so one plugin's exception cannot stop the others."""
     argname = _hook_args(hook)[0]
     for impl in getattr(pm.hook, hook).get_hookimpls():

@@ -77,8 +77,13 @@ class PluginRecord:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "name": self.name, "dist": self.dist, "version": self.version, "ok": self.ok,
-            "errors": self.errors, "datasets": self.datasets, "models": self.models,
+            "name": self.name,
+            "dist": self.dist,
+            "version": self.version,
+            "ok": self.ok,
+            "errors": self.errors,
+            "datasets": self.datasets,
+            "models": self.models,
         }
 
 
@@ -218,13 +223,13 @@ class Registry:
         loaded = [self.plugins[ep] for ep in entry_points if ep in self.plugins]
         failed = [p.name for p in loaded if p.failed]
         if failed:
-            return (f"{package} provides it, but its plugin {failed[0]!r} failed to load: "
-                    f"`dsreg plugins` shows why")
+            return f"{package} provides it, but its plugin {failed[0]!r} failed to load: `dsreg plugins` shows why"
         if entry_points and not loaded:
-            return (f"{package} provides it, but DSREG_LOAD_PLUGINS leaves out its plugin {entry_points[0]!r}: "
-                    f"add {entry_points[0]} to DSREG_LOAD_PLUGINS or unset it")
-        return (f"{package} {dist.version} is installed and advertises it but does not register it: "
-                f"pip install --upgrade {package}")
+            return (
+                f"{package} provides it, but DSREG_LOAD_PLUGINS leaves out its plugin {entry_points[0]!r}: "
+                f"add {entry_points[0]} to DSREG_LOAD_PLUGINS or unset it"
+            )
+        return f"{package} {dist.version} is installed and advertises it but does not register it: pip install --upgrade {package}"
 
 
 def provider(name: str) -> str | None:

@@ -69,8 +69,9 @@ def test_a_healthy_cache_is_ok(prepared, dsreg_cache):
     report = json.loads(doctor("--json").output)
     assert report["ok"] and report["versions"]["python"] == ".".join(map(str, sys.version_info[:3]))
     assert report["versions"]["dsreg"] == metadata.version("dsreg")
-    assert report["cache"]["stores"] == [{"dataset": "letters", "path": str(prepared), "splits": ["train"],
-                                          "ready": ["train"], "failing": []}]
+    assert report["cache"]["stores"] == [
+        {"dataset": "letters", "path": str(prepared), "splits": ["train"], "ready": ["train"], "failing": []}
+    ]
 
 
 def test_a_broken_plugin_a_clash_and_an_orphaned_part_are_reported(prepared, dsreg_cache, use_plugins):
@@ -81,20 +82,28 @@ def test_a_broken_plugin_a_clash_and_an_orphaned_part_are_reported(prepared, dsr
     out = doctor()
     assert out.exit_code == 1
     text = out.output
-    assert ("FAILED  brokenplugin (dsreg-broken 0.3): import: ModuleNotFoundError: No module named "
-            "'this_module_does_not_exist'") in text
+    assert ("FAILED  brokenplugin (dsreg-broken 0.3): import: ModuleNotFoundError: No module named 'this_module_does_not_exist'") in text
     assert "CLASH   laterplugin (dsreg-later 0.1): fine; lost 'letters' to goodplugin" in text
     assert "2 errors, 1 warning, 1 note: something is wrong" in text
-    assert ("error    plugin failed: brokenplugin (dsreg-broken 0.3): import: ModuleNotFoundError: "
-            "No module named 'this_module_does_not_exist'") in text
-    assert ("error    name clash: dataset name 'letters' from plugin 'laterplugin' is already registered by plugin "
-            "'goodplugin'; uninstall one of the two or leave one out with DSREG_LOAD_PLUGINS") in text
-    assert (f"warning  orphaned partial download {part} (1000 B, last written 0 s ago): no fetch is writing it; "
-            f"`dsreg fetch letters` resumes it, or delete it: rm {part}") in text
+    assert (
+        "error    plugin failed: brokenplugin (dsreg-broken 0.3): import: ModuleNotFoundError: No module named 'this_module_does_not_exist'"
+    ) in text
+    assert (
+        "error    name clash: dataset name 'letters' from plugin 'laterplugin' is already registered by plugin "
+        "'goodplugin'; uninstall one of the two or leave one out with DSREG_LOAD_PLUGINS"
+    ) in text
+    assert (
+        f"warning  orphaned partial download {part} (1000 B, last written 0 s ago): no fetch is writing it; "
+        f"`dsreg fetch letters` resumes it, or delete it: rm {part}"
+    ) in text
     report = json.loads(doctor("--json").output)
     assert not report["ok"]
     assert {p["name"]: p["state"] for p in report["plugins"]} == {
-        "dsreg.train.models": "ok", "brokenplugin": "failed", "goodplugin": "ok", "laterplugin": "clash"}
+        "dsreg.train.models": "ok",
+        "brokenplugin": "failed",
+        "goodplugin": "ok",
+        "laterplugin": "clash",
+    }
     assert report["cache"]["partials"] == [{"path": str(part), "dataset": "letters", "bytes": 1000, "orphaned": True}]
     assert [f["level"] for f in report["findings"]] == ["error", "error", "warning", "note"]
 
@@ -113,8 +122,7 @@ def test_a_store_failing_its_manifest_check_is_an_error(prepared):
     (prepared / "train.arrow").write_bytes(b"truncated")
     out = doctor()
     assert out.exit_code == 1
-    assert (f"error    prepared store {prepared}: split 'train' fails its manifest check (train.arrow is missing or "
-            f"not the ") in out.output
+    assert (f"error    prepared store {prepared}: split 'train' fails its manifest check (train.arrow is missing or not the ") in out.output
     assert "`dsreg fetch letters` (with the store's -c config) prepares it again" in out.output
     assert json.loads(doctor("--json").output)["cache"]["stores"][0]["failing"] == ["train"]
 
@@ -125,8 +133,10 @@ def test_rejected_bytes_are_a_warning(prepared):
     rejected.write_bytes(b"bad bytes")
     out = doctor()
     assert out.exit_code == 0
-    assert (f"warning  rejected bytes of letters: 1 file (9 B) kept aside in {rejected.parent} after failing "
-            f"verification; look at them, then delete them: rm -r {rejected.parent}") in out.output
+    assert (
+        f"warning  rejected bytes of letters: 1 file (9 B) kept aside in {rejected.parent} after failing "
+        f"verification; look at them, then delete them: rm -r {rejected.parent}"
+    ) in out.output
 
 
 def test_a_hook_matching_no_hookspec_is_an_error(dsreg_cache, use_plugins):
@@ -134,8 +144,10 @@ def test_a_hook_matching_no_hookspec_is_an_error(dsreg_cache, use_plugins):
     out = doctor()
     assert out.exit_code == 1
     assert "hooks     modelstoo: register_dataset (no such hook)" in out.output
-    assert ("error    plugin 'modelstoo' implements 'register_dataset', which is no dsreg hook, so it is never called; "
-            "the hooks are register_datasets") in out.output
+    assert (
+        "error    plugin 'modelstoo' implements 'register_dataset', which is no dsreg hook, so it is never called; "
+        "the hooks are register_datasets"
+    ) in out.output
 
 
 def test_settings_say_where_each_came_from(dsreg_cache, use_plugins, tmp_path, monkeypatch):
@@ -167,8 +179,10 @@ def test_a_setting_that_cannot_be_read_is_an_error(dsreg_cache, use_plugins, mon
 
 
 def test_doctor_never_imports_torch(dsreg_cache):
-    code = ("import sys\nfrom click.testing import CliRunner\nfrom dsreg.cli.doctor import doctor_cmd\n"
-            "out = CliRunner().invoke(doctor_cmd, ['--json'])\n"
-            "print(out.exit_code in (0, 1), 'torch' in sys.modules)")
+    code = (
+        "import sys\nfrom click.testing import CliRunner\nfrom dsreg.cli.doctor import doctor_cmd\n"
+        "out = CliRunner().invoke(doctor_cmd, ['--json'])\n"
+        "print(out.exit_code in (0, 1), 'torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ, timeout=120)
     assert out.stdout.split() == ["True", "False"], out.stderr

@@ -45,14 +45,14 @@ def test_a_name_of_a_package_not_installed_says_what_to_pip_install(monkeypatch)
     with pytest.raises(dsreg.UnknownDatasetError) as caught:
         Registry().get("ghost")
     assert str(caught.value) == (
-        "no dataset named 'ghost'; the plugin package dsreg-ghosts provides it and is not installed: "
-        "pip install dsreg-ghosts"
+        "no dataset named 'ghost'; the plugin package dsreg-ghosts provides it and is not installed: pip install dsreg-ghosts"
     )
     with plugins.use_registry(Registry()):
         out = CliRunner().invoke(cli, ["info", "ghost"])
     assert out.exit_code == 1
-    assert out.output == ("error: no dataset named 'ghost'; the plugin package dsreg-ghosts provides it and is not "
-                          "installed: pip install dsreg-ghosts\n")
+    assert out.output == (
+        "error: no dataset named 'ghost'; the plugin package dsreg-ghosts provides it and is not installed: pip install dsreg-ghosts\n"
+    )
 
 
 def test_a_name_left_out_by_load_plugins_says_which_plugin_to_add(monkeypatch):
@@ -84,8 +84,11 @@ def site(tmp_path, monkeypatch):
 def test_an_installed_package_advertises_names_without_being_imported(site, monkeypatch):
     monkeypatch.setenv("DSREG_LOAD_PLUGINS", "")
     monkeypatch.delitem(sys.modules, "goodplugin", raising=False)
-    with pytest.raises(dsreg.UnknownDatasetError, match="dsreg-goodplugin provides it, but DSREG_LOAD_PLUGINS leaves "
-                       "out its plugin 'goodplugin': add goodplugin to DSREG_LOAD_PLUGINS or unset it"):
+    with pytest.raises(
+        dsreg.UnknownDatasetError,
+        match="dsreg-goodplugin provides it, but DSREG_LOAD_PLUGINS leaves "
+        "out its plugin 'goodplugin': add goodplugin to DSREG_LOAD_PLUGINS or unset it",
+    ):
         plugins.load_registry().get("letters")
     assert "goodplugin" not in sys.modules  # read from its metadata only
 
@@ -94,13 +97,17 @@ def test_a_name_of_a_plugin_that_failed_says_where_to_see_why(site):
     registry = plugins.load_registry()
     with pytest.raises(dsreg.UnknownDatasetError) as caught:
         registry.get("wrecked")
-    assert str(caught.value) == ("no dataset named 'wrecked'; dsreg-broken provides it, but its plugin 'brokenplugin' "
-                                 "failed to load: `dsreg plugins` shows why")
+    assert str(caught.value) == (
+        "no dataset named 'wrecked'; dsreg-broken provides it, but its plugin 'brokenplugin' failed to load: `dsreg plugins` shows why"
+    )
 
 
 def test_a_name_advertised_but_not_registered_says_to_upgrade(site):
-    with pytest.raises(dsreg.UnknownDatasetError, match="dsreg-goodplugin 1.0 is installed and advertises it but does "
-                       r"not register it: pip install --upgrade dsreg-goodplugin"):
+    with pytest.raises(
+        dsreg.UnknownDatasetError,
+        match="dsreg-goodplugin 1.0 is installed and advertises it but does "
+        r"not register it: pip install --upgrade dsreg-goodplugin",
+    ):
         plugins.load_registry().get("extra")
 
 

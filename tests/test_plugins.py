@@ -48,7 +48,7 @@ def register_commands(cli):
 
 BROKEN_IMPORT = "import this_module_does_not_exist\n"
 
-RAISES = '''
+RAISES = """
 import dsreg
 from goodplugin import Letters
 
@@ -59,9 +59,9 @@ class Half(Letters):
 def register_datasets(register):
     register(Half)
     raise RuntimeError("boom in the hook")
-'''
+"""
 
-CLASH = '''
+CLASH = """
 import dsreg
 from goodplugin import Letters
 
@@ -75,11 +75,10 @@ class Fine(Letters):
 def register_datasets(register):
     register(Other)
     register(Fine)
-'''
+"""
 
 
-def install_fake_dist(site: Path, dist: str, module: str, source: str, version: str = "1.0",
-                      names: tuple[str, ...] = ()) -> None:
+def install_fake_dist(site: Path, dist: str, module: str, source: str, version: str = "1.0", names: tuple[str, ...] = ()) -> None:
     """Lay out a module and its .dist-info with an entry point, as pip install would.
 
     ``names``: the dataset names the package advertises in the entry point group ``dsreg.names``.
@@ -206,12 +205,13 @@ def test_importing_dsreg_and_listing_stays_light(site):
         "dsreg.names()\n"
         "print(sorted(m for m in ('torch', 'numpy', 'datasets', 'pyarrow') if m in sys.modules))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": str(site)}, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(site)}, timeout=60
+    )
     assert out.stdout.strip() == "[]", out.stderr
 
 
-MODELS_TOO = '''
+MODELS_TOO = """
 import dsreg
 from goodplugin import Letters
 
@@ -229,7 +229,7 @@ def register_models(register):
 @dsreg.hookimpl
 def register_dataset(register):   # misspelt: matches no hookspec, so it would never be called
     pass
-'''
+"""
 
 
 def test_problems_line_counts_failed_plugins_and_clashes(site, monkeypatch):
@@ -239,7 +239,8 @@ def test_problems_line_counts_failed_plugins_and_clashes(site, monkeypatch):
     registry = plugins.load_registry()
     assert [p.name for p in registry.failed()] == ["brokenplugin", "raisesplugin"]
     assert [str(c) for c in registry.clashes()] == [
-        "dataset name 'letters' from plugin 'laterplugin' is already registered by plugin 'goodplugin'"]
+        "dataset name 'letters' from plugin 'laterplugin' is already registered by plugin 'goodplugin'"
+    ]
     assert plugins.problems_line(registry) == "2 plugins failed to load, 1 name clash: see `dsreg plugins`"
     monkeypatch.setattr(plugins, "_entry_points", lambda: eps[1:2])
     assert plugins.problems_line(plugins.load_registry()) is None

@@ -100,8 +100,15 @@ class Report:
         self.findings.append(Finding(level, section, message))
 
     def to_json(self) -> dict[str, Any]:
-        return {"ok": self.ok, "versions": self.versions, "plugins": self.plugins, "unknown_hooks": self.unknown_hooks,
-                "cache": self.cache, "settings": self.settings, "findings": [f.to_json() for f in self.ranked()]}
+        return {
+            "ok": self.ok,
+            "versions": self.versions,
+            "plugins": self.plugins,
+            "unknown_hooks": self.unknown_hooks,
+            "cache": self.cache,
+            "settings": self.settings,
+            "findings": [f.to_json() for f in self.ranked()],
+        }
 
 
 def diagnose() -> Report:
@@ -133,15 +140,15 @@ def _check_plugins(report: Report, registry: Registry) -> None:
         if record.failed:
             report.add("error", "plugins", f"plugin failed: {format_failure(record)}")
         for clash in record.clashes:
-            report.add("error", "plugins", f"name clash: {clash}; uninstall one of the two or leave one out with "
-                                           f"DSREG_LOAD_PLUGINS")
+            report.add("error", "plugins", f"name clash: {clash}; uninstall one of the two or leave one out with DSREG_LOAD_PLUGINS")
     if registry.manager is None:
         return
     hooks = ", ".join(hookspecs.HOOKS)
     for plugin, hook in unknown_hooks(registry.manager):
         report.unknown_hooks.append({"plugin": plugin, "hook": hook})
-        report.add("error", "hooks", f"plugin {plugin!r} implements {hook!r}, which is no dsreg hook, so it is never "
-                                     f"called; the hooks are {hooks}")
+        report.add(
+            "error", "hooks", f"plugin {plugin!r} implements {hook!r}, which is no dsreg hook, so it is never called; the hooks are {hooks}"
+        )
 
 
 def _held(lock: Path) -> bool:
@@ -169,12 +176,24 @@ def _check_cache(report: Report, cache: Cache, registry: Registry) -> None:
     root = cache.root
     existing = next(p for p in (root, *root.parents) if p.exists())
     disk = shutil.disk_usage(existing)
-    report.cache = {"root": str(root), "exists": root.exists(), "used_bytes": cache.total_bytes(),
-                    "free_bytes": disk.free, "disk_bytes": disk.total, "locks": [], "partials": [], "rejected": [],
-                    "stores": []}
+    report.cache = {
+        "root": str(root),
+        "exists": root.exists(),
+        "used_bytes": cache.total_bytes(),
+        "free_bytes": disk.free,
+        "disk_bytes": disk.total,
+        "locks": [],
+        "partials": [],
+        "rejected": [],
+        "stores": [],
+    }
     if disk.free < LOW_DISK_BYTES:
-        report.add("warning", "cache", f"only {human_bytes(disk.free)} free on the disk holding the cache ({root}); "
-                                       f"`dsreg cache rm NAME` frees space, or set DSREG_CACHE to a folder on a bigger disk")
+        report.add(
+            "warning",
+            "cache",
+            f"only {human_bytes(disk.free)} free on the disk holding the cache ({root}); "
+            f"`dsreg cache rm NAME` frees space, or set DSREG_CACHE to a folder on a bigger disk",
+        )
     if not root.exists():
         return
     busy = _check_locks(report, cache)
@@ -197,8 +216,12 @@ def _check_locks(report: Report, cache: Cache) -> set[str]:
             busy.add(lock.stem)
     stale = [lock["dataset"] for lock in report.cache["locks"] if not lock["held"]]
     if stale:
-        report.add("note", "cache", f"{len(stale)} lock file{'s' if len(stale) != 1 else ''} no process holds "
-                                    f"({', '.join(stale)}): harmless, a lock is released when its process ends")
+        report.add(
+            "note",
+            "cache",
+            f"{len(stale)} lock file{'s' if len(stale) != 1 else ''} no process holds "
+            f"({', '.join(stale)}): harmless, a lock is released when its process ends",
+        )
     return busy
 
 
@@ -215,7 +238,9 @@ def _check_partials(report: Report, cache: Cache, registry: Registry, busy: set[
         if dataset in registry.datasets:
             report.add("warning", "cache", f"{where}; `dsreg fetch {dataset}` resumes it, or delete it: rm {shlex.quote(str(part))}")
         else:
-            report.add("warning", "cache", f"{where} and no plugin registers {dataset} now, so nothing resumes it: rm {shlex.quote(str(part))}")
+            report.add(
+                "warning", "cache", f"{where} and no plugin registers {dataset} now, so nothing resumes it: rm {shlex.quote(str(part))}"
+            )
 
 
 def _check_rejected(report: Report, cache: Cache) -> None:
@@ -225,9 +250,13 @@ def _check_rejected(report: Report, cache: Cache) -> None:
         size = sum(p.stat().st_size for p in files)
         report.cache["rejected"].append({"path": str(folder), "dataset": folder.name, "files": len(files), "bytes": size})
         if files:
-            report.add("warning", "cache", f"rejected bytes of {folder.name}: {len(files)} file{'s' if len(files) != 1 else ''} "
-                                           f"({human_bytes(size)}) kept aside in {folder} after failing verification; "
-                                           f"look at them, then delete them: rm -r {shlex.quote(str(folder))}")
+            report.add(
+                "warning",
+                "cache",
+                f"rejected bytes of {folder.name}: {len(files)} file{'s' if len(files) != 1 else ''} "
+                f"({human_bytes(size)}) kept aside in {folder} after failing verification; "
+                f"look at them, then delete them: rm -r {shlex.quote(str(folder))}",
+            )
 
 
 def _check_stores(report: Report, cache: Cache, dataset: str) -> None:
@@ -256,8 +285,11 @@ def _check_stores(report: Report, cache: Cache, dataset: str) -> None:
             store["failing"].append(split)
             arrow = folder / f"{split}.arrow"
             intact = arrow.is_file() and arrow.stat().st_size == meta.get("bytes")
-            why = ("the files it was generated from are no longer in the cache with the same sha256" if intact
-                   else f"{arrow.name} is missing or not the {meta.get('bytes')} bytes recorded")
+            why = (
+                "the files it was generated from are no longer in the cache with the same sha256"
+                if intact
+                else f"{arrow.name} is missing or not the {meta.get('bytes')} bytes recorded"
+            )
             report.add("error", "cache", f"prepared store {folder}: split {split!r} fails its manifest check ({why}); {again}")
 
 
@@ -271,8 +303,11 @@ def _unreadable_store(report: Report, manifest: Path, current: int, again: str) 
         report.add("error", "cache", f"{exc}; {again}")
         return
     found = data.get("format") if isinstance(data, dict) else None
-    report.add("warning", "cache", f"prepared store {manifest.parent} has manifest format {found!r}, not {current} "
-                                   f"(another dsreg version); {again}")
+    report.add(
+        "warning",
+        "cache",
+        f"prepared store {manifest.parent} has manifest format {found!r}, not {current} (another dsreg version); {again}",
+    )
 
 
 def _check_settings(report: Report) -> None:
@@ -290,8 +325,13 @@ def _check_settings(report: Report) -> None:
     def add(variable: str, read: Any, table: str | None = None, key: str | None = None) -> None:
         # A set variable wins over the config file, which wins over the default (as dsreg.fetching.config reads them).
         set_here = os.environ.get(variable, "").strip() != ""
-        where = ("environment" if set_here else f"[{table}]{' ' + key if key else ''} in {path}"
-                 if table is not None and in_file(table, key) else "default")
+        where = (
+            "environment"
+            if set_here
+            else f"[{table}]{' ' + key if key else ''} in {path}"
+            if table is not None and in_file(table, key)
+            else "default"
+        )
         try:
             value = read()
         except ConfigError as exc:
@@ -350,8 +390,7 @@ def doctor_cmd(as_json: bool) -> None:
 
 def _print(report: Report) -> None:
     v = report.versions
-    click.echo(f"versions  python {v['python']}, dsreg {v['dsreg'] or 'not installed'}, "
-               f"torch {v['torch'] or 'not installed'}")
+    click.echo(f"versions  python {v['python']}, dsreg {v['dsreg'] or 'not installed'}, torch {v['torch'] or 'not installed'}")
     click.echo("plugins")
     for p in report.plugins:
         where = f"{p['dist']} {p['version']}" if p["dist"] else "-"
@@ -363,23 +402,35 @@ def _print(report: Report) -> None:
         click.echo(f"  {p['state'].upper() if p['state'] != 'ok' else 'ok':7} {p['name']} ({where}): {what}")
     if not report.plugins:
         click.echo("  none installed")
-    click.echo("hooks     " + ("every hook implementation matches a hookspec" if not report.unknown_hooks else
-                               ", ".join(f"{h['plugin']}: {h['hook']} (no such hook)" for h in report.unknown_hooks)))
+    click.echo(
+        "hooks     "
+        + (
+            "every hook implementation matches a hookspec"
+            if not report.unknown_hooks
+            else ", ".join(f"{h['plugin']}: {h['hook']} (no such hook)" for h in report.unknown_hooks)
+        )
+    )
     c = report.cache
-    click.echo(f"cache     {c['root']}: {human_bytes(c['used_bytes'])} used, {human_bytes(c['free_bytes'])} free"
-               + ("" if c["exists"] else " (not created yet)"))
+    click.echo(
+        f"cache     {c['root']}: {human_bytes(c['used_bytes'])} used, {human_bytes(c['free_bytes'])} free"
+        + ("" if c["exists"] else " (not created yet)")
+    )
     if c.get("exists"):
         stores = c["stores"]
         failing = sum(bool(s["failing"]) for s in stores)
-        click.echo(f"          {len(stores)} prepared store{'s' if len(stores) != 1 else ''} ({failing} failing), "
-                   f"{len(c['partials'])} partial download{'s' if len(c['partials']) != 1 else ''}, "
-                   f"{sum(r['files'] for r in c['rejected'])} rejected file(s), {len(c['locks'])} lock file(s)")
+        click.echo(
+            f"          {len(stores)} prepared store{'s' if len(stores) != 1 else ''} ({failing} failing), "
+            f"{len(c['partials'])} partial download{'s' if len(c['partials']) != 1 else ''}, "
+            f"{sum(r['files'] for r in c['rejected'])} rejected file(s), {len(c['locks'])} lock file(s)"
+        )
     click.echo("settings")
     width = max(len(s["name"]) for s in report.settings)
     for s in report.settings:
         click.echo(f"  {s['name']:{width}}  {s['value']}  ({s['source']})")
     counts = [(level, sum(f.level == level for f in report.findings)) for level in LEVELS]
-    click.echo(", ".join(f"{n} {level}{'s' if n != 1 else ''}" for level, n in counts)
-               + (": nothing is wrong" if report.ok else ": something is wrong"))
+    click.echo(
+        ", ".join(f"{n} {level}{'s' if n != 1 else ''}" for level, n in counts)
+        + (": nothing is wrong" if report.ok else ": something is wrong")
+    )
     for f in report.ranked():
         click.echo(f"  {f.level:7}  {f.message}")
