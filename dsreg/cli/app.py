@@ -69,6 +69,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "catalog": "dsreg.cli.catalog:catalog_cmd",
     "check-urls": "dsreg.cli.checkurls:check_urls_cmd",
     "lock": "dsreg.cli.lock:lock_cmd",
+    "doctor": "dsreg.cli.doctor:doctor_cmd",
 }
 
 
@@ -162,6 +163,11 @@ def list_cmd(as_json: bool) -> None:
         inf = api.info(name)
         rows.append({"name": name, "plugin": inf.plugin, "task": inf.task, "size": inf.size, "cached": inf.cached,
                      "ready_splits": list(inf.ready_splits)})
+    from ..plugins import problems_line
+
+    problems = problems_line()  # failed plugins and name clashes are never hidden, even when no dataset is left
+    if problems is not None:
+        click.echo(f"warning: {problems}", err=True)
     if as_json:
         _echo_json(rows)
         return
