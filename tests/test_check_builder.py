@@ -274,6 +274,264 @@ def test_unknown_skip_names_are_refused():
         check_builder(Pairs, skip=("trian",))
 
 
+# -- the deliberate bugs of issue 15: each caught by name ----------------------------------------
+class LabelOutOfRange(Pairs):
+    name = "label-range"
+
+    def generate(self, split, files, **config):
+        for key, example in super().generate(split, files, **config):
+            yield key, {**example, "label": 2}  # two classes: 0 and 1
+
+
+class WrongShape(Pairs):
+    name = "wrong-shape"
+
+    def generate(self, split, files, **config):
+        for key, example in super().generate(split, files, **config):
+            yield key, {**example, "image": [example["image"][0] + [[0, 0]]]}  # 1x3x2, declared 1x2x2
+
+
+class Shuffled(Pairs):
+    name = "shuffled"
+
+    def generate(self, split, files, **config):
+        import random
+
+        examples = list(super().generate(split, files, **config))
+        random.shuffle(examples)  # unseeded: every prepare orders the split differently
+        yield from examples
+
+
+def float64_images(batch):
+    out = dsreg.store.collate.stack(batch)
+    out["image"] = out["image"].double() / 255
+    return out
+
+
+def float_labels(batch):
+    out = dsreg.store.collate.stack(batch)
+    out["image"] = out["image"].float() / 255
+    out["label"] = out["label"].float()
+    return out
+
+
+def unscaled(batch):
+    out = dsreg.store.collate.stack(batch)
+    out["image"] = out["image"].float()  # cast, never divided by 255
+    return out
+
+
+def scaled(batch):
+    out = dsreg.store.collate.stack(batch)
+    out["image"] = out["image"].float() / 255
+    return out
+
+
+def standardized(batch):
+    out = scaled(batch)
+    out["image"] = (out["image"] - 0.5) / 0.25
+    return out
+
+
+class Float64Images(Pairs):
+    name = "float64-images"
+    collate_fn = staticmethod(float64_images)
+
+
+class FloatLabels(Pairs):
+    name = "float-labels"
+    collate_fn = staticmethod(float_labels)
+
+
+class Unnormalised(Pairs):
+    name = "unnormalised"
+    collate_fn = staticmethod(unscaled)
+
+
+class WrongSha(Pairs):
+    name = "wrong-sha"
+    files = (dsreg.File("toy.bin", size=len(DATA), sha256=hashlib.sha256(b"not the data").hexdigest()),)
+
+
+def test_a_label_out_of_range_is_caught_under_features():
+    with pytest.raises(ConformanceError) as err:
+        check_builder(LabelOutOfRange, files={"toy.bin": DATA})
+    message = str(err.value)
+    assert message.startswith("check_builder [features] label-range: generate yields an example the prepared store refuses")
+    assert "column 'label': label 2 is outside 0..1" in message and "fix generate" in message
+    assert "URL" not in message
+
+
+def test_a_wrong_image_shape_is_caught_under_features_with_advice_on_generate():
+    with pytest.raises(ConformanceError) as err:
+        check_builder(WrongShape, files={"toy.bin": DATA})
+    message = str(err.value)
+    assert message.startswith("check_builder [features] wrong-shape: generate yields an example the prepared store refuses")
+    assert "column 'image': shape (1, 3, 2), the feature says (1, 2, 2)" in message
+    assert "fix generate (or the decode it names)" in message and "URL" not in message
+
+
+def test_a_non_deterministic_order_is_caught():
+    with pytest.raises(ConformanceError) as err:
+        check_builder(Shuffled, files={"toy.bin": DATA})
+    message = str(err.value)
+    assert message.startswith("check_builder [determinism] shuffled: two prepares of the same files give the same "
+                              "examples in another order: train[")
+    assert "rows of train differ" in message and "seed any randomness" in message
+
+
+def test_float64_images_from_the_collate_fn_are_caught():
+    with pytest.raises(ConformanceError) as err:
+        check_builder(Float64Images, files={"toy.bin": DATA})
+    message = str(err.value)
+    assert message.startswith("check_builder [batches] float64-images: batch 0 from a DataLoader with num_workers=0: "
+                              "column 'image' is float64; models run in float32")
+
+
+def test_float_labels_from_the_collate_fn_are_caught():
+    with pytest.raises(ConformanceError) as err:
+        check_builder(FloatLabels, files={"toy.bin": DATA})
+    assert str(err.value).startswith("check_builder [batches] float-labels: batch 0 from a DataLoader with num_workers=0: "
+                                     "label column 'label' is torch.float32 [4], not int64 [4]")
+    assert "int64 labels" in str(err.value)
+
+
+def test_a_collate_fn_that_forgets_to_normalise_is_caught():
+    with pytest.raises(ConformanceError) as err:
+        check_builder(Unnormalised, files={"toy.bin": DATA})
+    message = str(err.value)
+    assert message.startswith("check_builder [batches] unnormalised: batch 0 from a DataLoader with num_workers=0: "
+                              "float image column 'image' holds values from ")
+    assert "the 0-255 range cast to float without scaling" in message and "scaled to [0, 1] or standardized" in message
+
+
+@pytest.mark.parametrize("collate", [scaled, standardized])
+def test_scaled_and_standardized_float_images_keep_the_contract(collate):
+    class Fine(Pairs):
+        name = f"fine-{collate.__name__}"
+        collate_fn = staticmethod(collate)
+
+    report = check_builder(Fine, files={"toy.bin": DATA}, skip=("workers", "pickle"))  # a local class: no spawn, no pickle
+    assert report.results["batches"] == "ok (num_workers=0 and 2)"
+
+
+def test_the_batches_check_reads_padded_columns_lengths_and_masks():
+    import torch
+
+    from dsreg.testing.conformance import _batch_problem
+
+    features = {"ids": dsreg.Tensor((None,), "int64"), "label": dsreg.ClassLabel(("a", "b"))}
+    padded = dsreg.store.collate.pad([{"ids": torch.tensor([1, 2, 3]), "label": torch.tensor(0)},
+                                      {"ids": torch.tensor([4]), "label": torch.tensor(1)}], ragged=("ids",))
+    assert _batch_problem(padded, features, "text-classification", 2) is None
+    del padded["attention_mask"]
+    assert _batch_problem(padded, features, "text-classification", 2) == \
+        "padded column 'ids' ([2, 3]) comes without lengths and attention_mask, so a model cannot tell padding from data"
+    assert _batch_problem({"ids": [torch.tensor([1])], "label": torch.tensor([0])}, features, "text-classification", 1) == \
+        "column 'ids' is list, not a tensor (pad it with dsreg.store.collate.pad)"
+
+
+def test_a_wrong_sha256_is_caught_against_the_mirror_the_test_gives(tmp_path):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "toy.bin").write_bytes(DATA)
+    fake = blob(400, seed=7)  # the stand-in that prepares; the mirror holds the published bytes
+    with pytest.raises(ConformanceError) as err:
+        check_builder(WrongSha, files={"toy.bin": fake}, mirrors=[str(mirror)])
+    message = str(err.value)
+    assert message.startswith(f"check_builder [checksums] wrong-sha: toy.bin from mirrors= has sha256 {SHA}, the File declares ")
+    assert "copy the published values into it" in message
+    # The right declaration passes, verified from the mirror.
+    report = check_builder(Pairs, files={"toy.bin": fake}, mirrors=[str(mirror)])
+    assert report.results["checksums"] == "ok (1 file(s) verified against the declared checksums)"
+
+
+def test_a_wrong_sha256_is_caught_when_files_hands_over_the_published_bytes():
+    with pytest.raises(ConformanceError) as err:
+        check_builder(WrongSha, files={"toy.bin": DATA})
+    message = str(err.value)
+    assert message.startswith("check_builder [checksums] wrong-sha: files={'toy.bin': ...} has exactly the declared size but sha256 ")
+    assert "copy its real sha256 into the File" in message
+
+
+def test_a_wrong_sha256_is_caught_on_the_published_url(dsreg_file_server):
+    url = dsreg_file_server.serve({"toy.bin": DATA})
+
+    class WrongShaUrl(WrongSha):
+        files = (dsreg.File("toy.bin", urls=(url + "toy.bin",), size=len(DATA), sha256=WrongSha.files[0].sha256),)
+
+    with pytest.raises(ConformanceError) as err:
+        check_builder(WrongShaUrl)
+    message = str(err.value)
+    assert message.startswith("check_builder [checksums] wrong-sha: wrong-sha: toy.bin failed verification from every source")
+    assert f"sha256 {SHA}, expected" in message and "copy the published values into it" in message
+
+
+def test_stand_ins_without_a_mirror_leave_the_checksums_unchecked_and_say_so(recwarn):
+    report = check_builder(Pairs, files={"toy.bin": blob(400, seed=7)})
+    assert report.results["checksums"].startswith("skipped: toy.bin given only as stand-ins (files=)")
+    assert "pass mirrors=" in report.results["checksums"]
+    assert not [w for w in recwarn if issubclass(w.category, ConformanceWarning)]  # expected with fakes: no warning
+
+
+CLASHING = """
+import dsreg
+
+class {cls}(dsreg.Builder):
+    name = "pairs"
+    description = "A dataset that takes a name another plugin has."
+    homepage = "https://example.invalid/{module}"
+    license = "CC0-1.0"
+    citation = "none"
+    task = "image-classification"
+    features = {{"label": dsreg.ClassLabel(("a", "b"))}}
+    files = ()
+
+    def generate(self, split, files, **config):
+        yield from ()
+
+@dsreg.hookimpl
+def register_datasets(register):
+    register({cls})
+"""
+
+
+def test_a_name_two_installed_plugins_register_is_caught_with_both_plugins(tmp_path, monkeypatch):
+    from importlib import metadata
+
+    from dsreg import plugins
+
+    for module, cls in (("pairsone", "One"), ("pairstwo", "Two")):
+        (tmp_path / f"{module}.py").write_text(CLASHING.format(module=module, cls=cls))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    eps = [metadata.EntryPoint(name=n, value=n, group="dsreg") for n in ("pairsone", "pairstwo")]
+    monkeypatch.setattr(plugins, "_entry_points", lambda: eps)
+    with pytest.raises(ConformanceError) as err:
+        check_builder(Pairs, files={"toy.bin": DATA})
+    message = str(err.value)
+    assert message.startswith("check_builder [installed] pairs: dataset name 'pairs' is registered by installed plugins "
+                              "'pairsone' and 'pairstwo': `dsreg list` shows 'pairsone''s and 'pairstwo' is refused")
+    assert "rename one of the datasets" in message
+    # One installed plugin with another Builder under the name is a clash to come.
+    monkeypatch.setattr(plugins, "_entry_points", lambda: eps[:1])
+    with pytest.raises(ConformanceError, match=r"\[installed\] pairs: dataset name 'pairs' is already registered by "
+                                               r"installed plugin 'pairsone' \(pairsone.One\)"):
+        check_builder(Pairs, files={"toy.bin": DATA})
+
+
+def test_the_installed_plugin_that_registers_the_builder_passes(tmp_path, monkeypatch):
+    from importlib import metadata
+
+    from dsreg import plugins
+
+    (tmp_path / "pairsplugin.py").write_text(
+        "import dsreg\nfrom test_check_builder import Pairs\n\n@dsreg.hookimpl\ndef register_datasets(register):\n    register(Pairs)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(plugins, "_entry_points", lambda: [metadata.EntryPoint(name="pairsplugin", value="pairsplugin", group="dsreg")])
+    report = check_builder(Pairs, files={"toy.bin": DATA})
+    assert report.results["installed"] == "ok (plugin 'pairsplugin')"
+
+
 # -- fake data ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("mode", ["L", "LA", "RGB", "RGBA"])
 def test_fake_png_decodes(mode):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 import tempfile
 import warnings
@@ -11,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..builder import Builder, Skip
-from ..errors import DsregError, PluginError
+from ..builder import Builder, File, Skip
+from ..errors import ChecksumError, DsregError, PluginError
 from ..features import Feature
 from ..plugins import use_registry
 from ..registry import Registry
@@ -21,7 +22,8 @@ from .trees import write_tree
 # -- the conformance suite -----------------------------------------------------------------------
 #: Every check ``check_builder`` runs, in order; ``skip=`` takes any of these names ("train" runs only with train=True).
 CHECKS: tuple[str, ...] = (
-    "metadata", "files", "fetch", "features", "overlap", "collate", "pickle", "workers", "offline", "train",
+    "metadata", "installed", "files", "fetch", "checksums", "features", "determinism", "overlap", "collate",
+    "pickle", "workers", "batches", "offline", "train",
 )
 #: The report's entry for the training step when it was not asked for.
 _TRAIN_OFF = "skipped: opt in with train=True"
@@ -43,11 +45,19 @@ class ConformanceWarning(UserWarning):
 
 
 class _Fail(Exception):
-    """Raised inside a check: ``(problem, fix)``, turned into a ConformanceError by the runner."""
+    """Raised inside a check: ``(problem, fix)``, turned into a ConformanceError by the runner.
 
-    def __init__(self, problem: str, fix: str) -> None:
+    ``check`` names another check when this one found what that one is about (a prepare that
+    refuses an example is a ``features`` failure, a checksum mismatch a ``checksums`` one).
+    """
+
+    def __init__(self, problem: str, fix: str, check: str | None = None) -> None:
         super().__init__(problem)
-        self.problem, self.fix = problem, fix
+        self.problem, self.fix, self.check = problem, fix, check
+
+
+class _Note(str):
+    """A check's outcome worth reading in the report but not worth a warning (e.g. nothing to verify)."""
 
 
 
@@ -66,7 +76,7 @@ class Conformance:
 
     def __str__(self) -> str:
         sizes = ", ".join(f"{s} {n}" for s, n in self.splits.items())
-        lines = [f"{self.dataset}: {sizes}"] + [f"  {check:<9} {outcome}" for check, outcome in self.results.items()]
+        lines = [f"{self.dataset}: {sizes}"] + [f"  {check:<11} {outcome}" for check, outcome in self.results.items()]
         return "\n".join(lines)
 
 
@@ -90,18 +100,11 @@ def _environ(**values: str | None) -> Iterator[None]:
 
 
 
-_MODELS: dict[str, Any] | None = None
+def _installed() -> Registry:
+    """Return a fresh registry of the core's default plugins and every installed plugin, failures recorded."""
+    from ..plugins import load_registry
 
-
-
-def _installed_models() -> dict[str, Any]:
-    """Return the models registered by the core's default plugins and every installed plugin (loaded once)."""
-    global _MODELS
-    if _MODELS is None:
-        from ..plugins import load_registry
-
-        _MODELS = dict(load_registry().models)
-    return _MODELS
+    return load_registry(strict=False)  # a broken neighbour is `dsreg plugins`' news, not this builder's failure
 
 
 
@@ -213,6 +216,102 @@ def _example_problem(example: Any, features: Mapping[str, Feature], loaded: bool
 
 
 
+def _mismatch(file: File, data: bytes | Path) -> str | None:
+    """Return how ``data`` differs from the size and checksum ``file`` declares (None when it matches)."""
+    import hashlib
+
+    assert file.checksum is not None
+    algo, expected = file.checksum
+    if isinstance(data, Path):
+        size = data.stat().st_size
+        digest = hashlib.new(algo)
+        with open(data, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+        actual = digest.hexdigest()
+    else:
+        size, actual = len(data), hashlib.new(algo, data).hexdigest()
+    if file.size is not None and size != file.size:
+        return f"{size:,} bytes, the File declares {file.size:,}"
+    if actual != expected:
+        return f"{algo} {actual}, the File declares {expected}"
+    return None
+
+
+#: The normalisation rule of the ``batches`` check: float images scaled to [0, 1] stay under it; standardized
+#: ones have negative values. All values >= 0 with a maximum above it is the 0-255 range cast to float, unscaled.
+UNSCALED_MAX = 1.5
+#: Float dtypes a batch may hand a model (its weights are float32; half precision comes from autocast or a choice).
+_MODEL_FLOATS = ("float32", "float16", "bfloat16")
+
+
+def _is_image(feat: Feature, task: str) -> bool:
+    """True for a column of pictures: numeric, not a label, (channels,) height, width; uint8 or an image task's."""
+    shape = getattr(feat, "shape", ())
+    return feat.numeric and not feat.is_label and len(shape) in (2, 3) and (
+        getattr(feat, "dtype", "") == "uint8" or task.startswith("image"))
+
+
+def _batch_problem(batch: Any, features: Mapping[str, Feature], task: str, size: int) -> str | None:
+    """Return how a collated batch breaks the contract the features and the task imply (None when it keeps it).
+
+    Labels are int64 ``[B]``; float columns are float32 (or half precision); a float image is scaled
+    (see ``UNSCALED_MAX``) and at least ``[B, H, W]``; a padded (ragged) numeric column comes with
+    its lengths (int64 ``[B]``) and attention mask (bool ``[B, L]``), named as ``collate.pad`` names them.
+    """
+    import torch
+
+    if not isinstance(batch, Mapping):
+        return f"the batch is {type(batch).__name__}, not a dict of columns"
+    ragged = [c for c, f in features.items() if f.numeric and f.ragged]
+    for column, feat in features.items():
+        if column not in batch:
+            if feat.is_label and task.endswith("classification"):
+                return f"the batch has no label column {column!r}, which a {task} model learns from"
+            continue  # a collate may turn a column into others (e.g. a waveform into a spectrogram)
+        value = batch[column]
+        if feat.is_label:
+            if not isinstance(value, torch.Tensor) or value.dtype != torch.int64 or tuple(value.shape) != (size,):
+                got = f"{value.dtype} {list(value.shape)}" if isinstance(value, torch.Tensor) else type(value).__name__
+                return (f"label column {column!r} is {got}, not int64 [{size}] (cross_entropy takes int64 class "
+                        f"indices; float labels fail or train on the wrong loss)")
+            continue
+        if not feat.numeric:
+            continue
+        if not isinstance(value, torch.Tensor):
+            padding = " (pad it with dsreg.store.collate.pad)" if feat.ragged else ""
+            return f"column {column!r} is {type(value).__name__}, not a tensor{padding}"
+        if value.is_floating_point() and str(value.dtype).removeprefix("torch.") not in _MODEL_FLOATS:
+            return (f"column {column!r} is {str(value.dtype).removeprefix('torch.')}; models run in float32, so a "
+                    "float64 batch fails at the first layer (or doubles the memory and time)")
+        if _is_image(feat, task):
+            if value.dim() < 3:
+                return f"image column {column!r} is {list(value.shape)}, not [B, (C,) H, W]"
+            if value.is_floating_point() and value.numel():
+                low, high = float(value.min()), float(value.max())
+                if low >= 0 and high > UNSCALED_MAX:
+                    return (f"float image column {column!r} holds values from {low:g} to {high:g}: the 0-255 range cast "
+                            f"to float without scaling (float images are scaled to [0, 1] or standardized)")
+        if feat.ragged and column in ragged:
+            prefix = "" if len(ragged) == 1 else f"{column}_"
+            lengths, mask = batch.get(f"{prefix}lengths"), batch.get(f"{prefix}attention_mask")
+            if value.dim() < 2 or not isinstance(lengths, torch.Tensor) or not isinstance(mask, torch.Tensor):
+                return (f"padded column {column!r} ({list(value.shape)}) comes without {prefix}lengths and "
+                        f"{prefix}attention_mask, so a model cannot tell padding from data")
+            if lengths.dtype != torch.int64 or tuple(lengths.shape) != (size,):
+                return f"{prefix}lengths is {lengths.dtype} {list(lengths.shape)}, not int64 [{size}]"
+            if mask.dtype != torch.bool or tuple(mask.shape) != tuple(value.shape[:2]):
+                return f"{prefix}attention_mask is {mask.dtype} {list(mask.shape)}, not bool {list(value.shape[:2])}"
+            if not torch.equal(mask.sum(1), lengths):
+                return f"{prefix}attention_mask does not mark {prefix}lengths real positions per row"
+    return None
+
+
+#: What to do when two prepares of the same files differ.
+_STEADY = ("make generate depend only on the files and the config: sort directory listings, set and glob results, "
+           "seed any randomness (random.Random(seed)), and read no clock or environment")
+
+
 class _Checker:
     """One run of the suite over one Builder class in a throwaway cache."""
 
@@ -226,6 +325,11 @@ class _Checker:
         self.datasets: dict[str, Any] = {}
         self.info: Any = None
         self.registry: Registry | None = None
+        #: Every installed plugin, as `dsreg list` sees them (for the installed check and the models).
+        self.installed_registry: Registry | None = None
+        #: The batches the workers check got from a DataLoader with num_workers=2 (the batches check reads them too).
+        self.worker_batches: list[Any] | None = None
+        self.mp_method = "fork"
 
     def run(self, check: str, fn: Callable[[], str | None]) -> None:
         if check in self.skip:
@@ -234,7 +338,7 @@ class _Checker:
         try:
             outcome = fn()
         except _Fail as fail:  # chain the error that caused it, if any, for the traceback
-            raise ConformanceError(check, self.name, fail.problem, fail.fix) from fail.__cause__
+            raise ConformanceError(fail.check or check, self.name, fail.problem, fail.fix) from fail.__cause__
         except ConformanceError:
             raise
         except Exception as exc:  # a bug surfaced by the check: keep its traceback chained
@@ -242,7 +346,7 @@ class _Checker:
                 check, self.name, f"raised {_first_line(exc)}", "see the chained traceback above"
             ) from exc
         self.report.results[check] = outcome or "ok"
-        if outcome and outcome.startswith("skipped"):
+        if outcome and outcome.startswith("skipped") and not isinstance(outcome, _Note):
             warnings.warn(f"check_builder [{check}] {self.name}: {outcome}", ConformanceWarning, stacklevel=3)
 
     # -- the checks ---------------------------------------------------------------------------
@@ -275,9 +379,30 @@ class _Checker:
         except DsregError as exc:
             raise _Fail(str(exc), "pass config= with parameters the Builder declares") from None
 
-    def files(self) -> None:
-        from ..builder import File
+    def installed(self) -> str:
+        """The name is registered by exactly one installed plugin (or by none yet): no clash for users to meet."""
+        assert self.installed_registry is not None
+        registry, name = self.installed_registry, self.name
+        advice = "rename one of the datasets (its Builder's name = ...) or uninstall one of the packages; `dsreg plugins` lists both"
+        clashes = [c for c in registry.clashes() if c.kind == "dataset" and c.name == name]
+        if clashes:
+            lost = ", ".join(repr(c.plugin) for c in clashes)
+            raise _Fail(f"dataset name {name!r} is registered by installed plugins {clashes[0].owner!r} and {lost}: "
+                        f"`dsreg list` shows {clashes[0].owner!r}'s and {lost} is refused", advice)
+        if name in registry.aliases:
+            owner = registry.datasets[registry.aliases[name]]
+            raise _Fail(f"dataset name {name!r} is an alias of {owner.name!r} from installed plugin {owner.plugin.name!r}", advice)
+        entry = registry.datasets.get(name)
+        if entry is None:
+            return "ok (no installed plugin registers the name yet, and none takes it)"
+        theirs = entry.builder
+        if not issubclass(self.cls, theirs) and (self.cls.__module__, self.cls.__qualname__) != (theirs.__module__, theirs.__qualname__):
+            raise _Fail(f"dataset name {name!r} is already registered by installed plugin {entry.plugin.name!r} "
+                        f"({theirs.__module__}.{theirs.__qualname__}), so installing this one would clash", advice)
+        dist = f" from {entry.plugin.dist}" if entry.plugin.dist else ""
+        return f"ok (plugin {entry.plugin.name!r}{dist})"
 
+    def files(self) -> None:
         try:
             files = self.builder().get_files()
         except ValueError as exc:  # File() refuses a file without a checksum
@@ -316,13 +441,18 @@ class _Checker:
             tree = {k: v if isinstance(v, (bytes, bytearray)) else Path(v).read_bytes() for k, v in fake.items()}
             mirrors.insert(0, str(write_tree(self.root / "fake-files", tree)))
         try:
-            # Fake bytes cannot match the published checksums: they are accepted as unverified.
+            # Fake bytes cannot match the published checksums: they are accepted as unverified (see checksums).
             self.info = api.fetch(self.name, mirrors=mirrors, from_path=from_path, verify=not fake,
                                   quiet=True, **self.config)
+        except ChecksumError as exc:
+            raise _Fail(str(exc), "if these are the published bytes, the File's size or sha256 is wrong: copy the "
+                        "published values into it; otherwise fix the URL or mirror that serves other bytes", check="checksums") from None
         except PluginError as exc:  # the Builder's to fix, not the files': e.g. the prepared store refused an example
-            refused = isinstance(exc.__cause__, (ValueError, TypeError))
-            raise _Fail(f"prepare failed: {exc}", "yield exactly the feature columns with the declared dtypes and shapes"
-                        if refused else "fix the Builder as the message says") from None
+            if isinstance(exc.__cause__, (ValueError, TypeError)):  # Feature.encode refused a value: found while preparing
+                raise _Fail(f"generate yields an example the prepared store refuses ({exc})",
+                            "fix generate (or the decode it names) to yield exactly the feature columns with the declared "
+                            "dtypes, shapes and label range", check="features") from None
+            raise _Fail(f"prepare failed: {exc}", "fix the Builder as the message says") from None
         except DsregError as exc:
             raise _Fail(f"fetch failed: {exc}", "fix the files' URLs, or pass files=, mirrors= or from_path= to check_builder") from None
         for split in self.info.splits:
@@ -342,6 +472,88 @@ class _Checker:
         cache = Cache()
         records = cache.read_records(self.name)
         return {f.name: cache.blob_path(records[f.name].sha256) for f in self.info.files if f.name in records}
+
+    def checksums(self, fake: Mapping[str, bytes | str | os.PathLike[str]] | None,
+                  mirrors: Sequence[str], from_path: str | os.PathLike[str] | None) -> str:
+        """The real bytes match each File's size and checksum: verified by the fetch, or here from mirrors=/from_path=."""
+        from dataclasses import replace
+
+        from ..fetching.cache import Cache
+        from ..fetching.download import Downloader
+
+        declared = {f.name: f for f in self.info.files}
+        fetched = [declared[name] for name in self._local_files()]
+        pinned = sum(1 for f in fetched if f.checksum is None)
+        also = f"; {pinned} pinned on first download, having no published checksum" if pinned else ""
+        if not fake:  # the fetch verified every byte (a mismatch failed it under this check's name)
+            return f"ok ({len(fetched) - pinned} file(s) verified by the fetch{also})"
+        todo = [f for f in fetched if f.checksum is not None]
+        verified: list[str] = []
+        for file in todo:
+            if file.name not in fake:
+                continue
+            data = fake[file.name]
+            given = bytes(data) if isinstance(data, (bytes, bytearray)) else Path(data)
+            problem = _mismatch(file, given)
+            size = len(given) if isinstance(given, bytes) else given.stat().st_size
+            if problem is None:
+                verified.append(file.name)
+            elif size == file.size:  # a fake rarely has the published size to the byte: these are the published bytes
+                raise _Fail(f"files={{{file.name!r}: ...}} has exactly the declared size but {problem}; a stand-in of the "
+                            "published size is taken for the published file",
+                            "if it is the published file, copy its real sha256 into the File; if it is fake, give it another size")
+        rest = [f for f in todo if f.name not in verified]
+        if rest and (mirrors or from_path is not None):
+            # Only the sources the test gives: the published URLs are the network's, and the fetch of fakes skipped them.
+            downloader = Downloader(Cache(self.root / "checksums"), self.name, mirrors=mirrors, from_path=from_path,
+                                    verify=False, quiet=True)
+            for file in rest:
+                try:
+                    path = downloader.download([replace(file, urls=())])[file.name]
+                except DsregError:
+                    continue  # not on the given mirrors: it stays unverified, said below
+                problem = _mismatch(file, path)
+                if problem:
+                    source = "from_path=" if from_path is not None else "mirrors="
+                    raise _Fail(f"{file.name} from {source} has {problem}",
+                                "if the mirror holds the published file, the File's size or sha256 is wrong: copy the "
+                                "published values into it; otherwise put the published file on the mirror")
+                verified.append(file.name)
+        left = [f.name for f in todo if f.name not in verified]
+        if left:
+            return _Note(f"skipped: {', '.join(left)} given only as stand-ins (files=), so the declared checksum is unchecked; "
+                         "pass mirrors=[URL or folder] holding the published file(s) to verify them")
+        return f"ok ({len(verified)} file(s) verified against the declared checksums{also})"
+
+    def determinism(self) -> str:
+        """A second prepare of the same files, in another cache, gives the same examples in the same order."""
+        from .. import api
+
+        again = self.root / "determinism-files"
+        again.mkdir()
+        for name, path in self._local_files().items():
+            try:
+                os.link(path, again / name)
+            except OSError:  # another filesystem: copy
+                (again / name).write_bytes(path.read_bytes())
+        with _environ(DSREG_CACHE=str(self.root / "determinism-cache")):
+            api.fetch(self.name, mirrors=[str(again)], verify=False, quiet=True, **self.config)
+            for split, ds in self.datasets.items():
+                other = api.load(self.name, split=split, download=False, **self.config)
+                if len(other) != len(ds):
+                    raise _Fail(f"split {split} has {len(ds)} examples in one prepare and {len(other)} in another of the same files",
+                                _STEADY)
+                first = [_content_hash(e) for e in _rows(ds)]
+                second = [_content_hash(e) for e in _rows(other)]
+                del other
+                if first != second:
+                    index = next(i for i, (a, b) in enumerate(zip(first, second)) if a != b)
+                    moved = sorted(first) == sorted(second)
+                    what = "the same examples in another order" if moved else "different examples"
+                    count = sum(a != b for a, b in zip(first, second))
+                    raise _Fail(f"two prepares of the same files give {what}: {split}[{index}] differs first "
+                                f"({count} of {len(first)} rows of {split} differ)", _STEADY)
+        return f"ok (two prepares, {sum(len(d) for d in self.datasets.values())} examples alike)"
 
     def features(self, sample: int) -> None:
         from ..store.storage import examples
@@ -452,8 +664,7 @@ class _Checker:
             if len(back) != len(ds) or not _same(back[0], ds[0]):
                 raise _Fail(f"Dataset {split} reads differently after pickling", "keep what examples depend on in picklable attributes")
 
-    def workers(self, batch_size: int, mp_context: str | None) -> str:
-        import multiprocessing
+    def workers(self, batch_size: int) -> str:
         import pickle
 
         import torch
@@ -469,7 +680,7 @@ class _Checker:
                 "(macOS, Windows, CUDA) cannot receive it",
                 "make it a module-level function (or a functools.partial of one), not a lambda or a closure",
             ) from None
-        method = mp_context or ("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+        method = self.mp_method
         count = min(len(ds), 4 * batch_size)
         chunks = [list(range(i, min(i + batch_size, count))) for i in range(0, count, batch_size)]
         expected = [fn(ds.__getitems__(chunk)) for chunk in chunks]
@@ -488,7 +699,35 @@ class _Checker:
             if not _same(a, b):
                 raise _Fail(f"batch {i} from DataLoader workers differs from the main process's (column {_differs(a, b)})",
                             "make collate_fn depend only on its input, not on process state")
+        self.worker_batches = got
         return f"ok ({method})"
+
+    def batches(self, batch_size: int) -> str:
+        """What a DataLoader hands the model, with num_workers=0 and 2, fits the features and the task (``_batch_problem``)."""
+        import torch
+
+        ds = self._probe()
+        count = min(len(ds), 4 * batch_size)
+        for workers in (0, 2):
+            got = self.worker_batches if workers and self.worker_batches is not None else None
+            if got is None:
+                loader = torch.utils.data.DataLoader(
+                    ds, batch_size=batch_size, sampler=list(range(count)), num_workers=workers, collate_fn=ds.collate_fn,
+                    multiprocessing_context=self.mp_method if workers else None, timeout=120 if workers else 0,
+                )
+                try:
+                    got = list(loader)
+                except Exception as exc:
+                    raise _Fail(f"a DataLoader with num_workers={workers} fails: {_first_line(exc)}",
+                                "make collate_fn accept what Dataset.__getitems__ returns") from exc
+            for i, batch in enumerate(got):
+                size = min(batch_size, count - i * batch_size)
+                problem = _batch_problem(batch, self.info.features, self.cls.task, size)
+                if problem:
+                    raise _Fail(f"batch {i} from a DataLoader with num_workers={workers}: {problem}",
+                                "make collate_fn return what the task's models take: int64 labels, float32 inputs scaled "
+                                "to [0, 1] or standardized, padded columns with lengths and attention_mask (dsreg.store.collate.pad)")
+        return "ok (num_workers=0 and 2)"
 
     def offline(self) -> None:
         from .. import api
@@ -575,15 +814,29 @@ def check_builder(
     In a throwaway cache (no user config or mirrors), in order:
 
     - ``metadata``: description, license, citation (or "none"), homepage URL, task, version, features;
+    - ``installed``: the name is registered by exactly one installed plugin (entry points), or by
+      none yet and taken by none; a clash names both plugins;
     - ``files``: every remote file has a size and a checksum, or declares ``pin_on_first_download``;
     - ``fetch``: fetch → prepare → load every split, none empty;
+    - ``checksums``: the real bytes match each File's size and sha256 (md5): verified by the fetch,
+      or, when ``files=`` hands over stand-ins, fetched from ``mirrors=``/``from_path=`` alone and
+      verified here; a ``files=`` entry of exactly the declared size is taken for the published
+      file and must match too. With stand-ins and no mirror, the report says "skipped" (no warning);
     - ``features``: the first ``sample`` examples ``generate`` yields, and the Dataset returns,
-      match the declared features (columns, dtypes, shapes, label range);
+      match the declared features (columns, dtypes, shapes, label range); an example the prepared
+      store refuses during the fetch is reported here too;
+    - ``determinism``: a second prepare of the same files, into another cache, gives the same
+      examples (content hash, row by row) in the same order;
     - ``overlap``: no example (hash of all its columns) appears in two splits;
     - ``collate``: ``collate_fn`` on a small batch, from ``__getitems__`` and from a list, alike;
     - ``pickle``: each Dataset pickles small and reads the same after;
     - ``workers``: the collate_fn pickles (spawn needs it) and a DataLoader with ``num_workers=2``
       gives the batches the main process makes (``mp_context``: "fork" where available, or "spawn");
+    - ``batches``: what a DataLoader yields with ``num_workers=0`` and ``2`` is what the task's models
+      take: class labels int64 ``[B]``, float columns float32 (or half), images ``[B, (C,) H, W]``,
+      float images scaled to [0, 1] or standardized (values all >= 0 with a maximum above
+      ``UNSCALED_MAX`` = 1.5 are 0-255 cast to float, unscaled), padded columns with ``lengths`` and
+      ``attention_mask`` as ``dsreg.store.collate.pad`` names them;
     - ``offline``: with ``DSREG_OFFLINE=1`` the dataset fetches and loads from the cache;
     - ``train``, only with ``train=True`` (or ``model=``): one SGD step of the task's default
       registered model lowers nothing to NaN and changes the weights (skipped, with a
@@ -591,8 +844,8 @@ def check_builder(
       against the installed models, not the plugin, and costs a model build and a training step;
       the report says "skipped: opt in with train=True".
 
-    ``files``: ``{File.name: bytes or path}`` served instead of the published files (accepted
-    unverified: fake bytes cannot match real checksums). ``mirrors``/``from_path``/``config`` go to
+    ``files``: ``{File.name: bytes or path}`` served instead of the published files (prepared
+    unverified: fake bytes cannot match real checksums; see ``checksums``). ``mirrors``/``from_path``/``config`` go to
     ``dsreg.fetch``. ``skip``: names from ``CHECKS`` not to run. ``model``: a registered model name
     for the training step instead of the task's default (naming one turns the step on). Returns the
     ``Conformance`` report.
@@ -605,26 +858,32 @@ def check_builder(
     with tempfile.TemporaryDirectory(prefix="dsreg-check-") as tmp:
         root = Path(tmp)
         checker = _Checker(builder, dict(config or {}), skip, root)
+        checker.mp_method = mp_context or ("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
         env = _environ(
             DSREG_CACHE=str(root / "cache"), DSREG_CONFIG=str(root / "no-config.toml"), DSREG_BACKOFF="0",
             DSREG_OFFLINE=None, DSREG_MIRRORS=None, DSREG_NETWORK="loopback",
         )
         with env:
             checker.run("metadata", checker.metadata)
+            checker.installed_registry = _installed()
+            checker.run("installed", checker.installed)
             registry = Registry()
             registry.add_dataset(registry.plugin("check_builder"), builder)
-            registry.models.update(_installed_models())
+            registry.models.update(checker.installed_registry.models)
             checker.registry = registry
             with use_registry(registry):
                 checker.run("files", checker.files)
                 checker.run("fetch", lambda: checker.fetch(files, mirrors, from_path))
                 if not checker.datasets:
                     raise ValueError("skip=('fetch',) leaves nothing to check: the other checks read the fetched data")
+                checker.run("checksums", lambda: checker.checksums(files, mirrors, from_path))
                 checker.run("features", lambda: checker.features(sample))
+                checker.run("determinism", checker.determinism)
                 checker.run("overlap", checker.overlap)
                 checker.run("collate", lambda: checker.collate(batch_size))
                 checker.run("pickle", checker.pickle)
-                checker.run("workers", lambda: checker.workers(batch_size, mp_context))
+                checker.run("workers", lambda: checker.workers(batch_size))
+                checker.run("batches", lambda: checker.batches(batch_size))
                 checker.run("offline", checker.offline)
                 if train or model is not None:
                     checker.run("train", lambda: checker.train(batch_size, model))
