@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import dsreg
-from dsreg.fetching.archive import members
+from dsreg.fetching.archive import members, members_in_order
 
 LONG = "deep/" + "d" * 120 + "/" + "f" * 80 + ".png"  # > 100 characters: GNU long name, ustar prefix or pax path
 NAMES = ["top.txt", "empty.bin", LONG, "big.bin", "ünïcode/ファイル.txt"]
@@ -111,3 +111,55 @@ def test_an_old_gnu_header_has_no_name_prefix(tmp_path: Path) -> None:
     path = tmp_path / "incremental.tar"
     path.write_bytes(bytes(raw))
     assert list(members(path)) == [("a.txt", b"x")]
+
+
+# -- members_in_order: a required order from one pass, with a bounded buffer ---------------------
+def labelled_last(tmp_path: Path, fmt: str = "tar.gz") -> Path:
+    """An archive whose labels file comes after the images it labels, as many published archives have it."""
+    from dsreg.testing import pack
+
+    tree = {f"data/img{i}.png": b"%d" % i * 100 for i in range(4)}
+    tree["data/labels.csv"] = b"img0,a\nimg1,b\n"
+    path = tmp_path / f"labelled.{fmt}"
+    path.write_bytes(pack(tree, fmt))
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["tar.gz", "zip"])
+def test_members_in_order_yields_the_named_members_first_then_the_rest_in_archive_order(tmp_path: Path, fmt: str) -> None:
+    path = labelled_last(tmp_path, fmt)
+    assert [n for n, _ in members(path)][-1] == "data/labels.csv"
+    got = list(members_in_order(path, ["data/labels.csv"], rest=True))
+    assert [n for n, _ in got] == ["data/labels.csv", *(f"data/img{i}.png" for i in range(4))]
+    assert dict(got) == dict(members(path))
+
+
+def test_members_in_order_follows_the_order_skips_the_others_and_maps_names_by_key(tmp_path: Path) -> None:
+    path = labelled_last(tmp_path)
+    got = list(members_in_order(path, ["img3.png", "img0.png", "labels.csv"], key=lambda p: p.rsplit("/", 1)[-1]))
+    assert [n for n, _ in got] == ["data/img3.png", "data/img0.png", "data/labels.csv"]
+    assert got[0][1] == b"3" * 100
+
+
+def test_members_in_order_refuses_to_hold_more_than_max_buffered(tmp_path: Path) -> None:
+    path = labelled_last(tmp_path)
+    # Waiting for the labels means holding the four 100-byte images: 400 bytes.
+    assert len(list(members_in_order(path, ["data/labels.csv"], rest=True, max_buffered=400))) == 5
+    with pytest.raises(dsreg.ArchiveError) as err:
+        list(members_in_order(path, ["data/labels.csv"], rest=True, max_buffered=399))
+    assert str(err.value) == (
+        "labelled.tar.gz: members read before their turn, up to 'data/img3.png', take more than the 399B "
+        "members_in_order may hold (max_buffered) while it waits for 'data/labels.csv'; pass max_buffered='2KiB' "
+        "(or more), or read the archive in its own order with members()")
+    # Skipped members are not held: without rest= the images cost nothing.
+    assert [n for n, _ in members_in_order(path, ["data/labels.csv"], max_buffered=1)] == ["data/labels.csv"]
+
+
+def test_members_in_order_names_missing_and_repeated_members(tmp_path: Path) -> None:
+    path = labelled_last(tmp_path)
+    with pytest.raises(dsreg.ArchiveError, match=r"^labelled.tar.gz has no member 'data/nope', which members_in_order was asked for$"):
+        list(members_in_order(path, ["data/img1.png", "data/nope"]))
+    with pytest.raises(dsreg.ArchiveError, match=r"two members are 'img' \(the second is 'data/img1.png'\)"):
+        list(members_in_order(path, ["img"], key=lambda p: p.rsplit("/", 1)[-1][:3]))
+    with pytest.raises(ValueError, match="order names a member twice"):
+        list(members_in_order(path, ["a", "a"]))

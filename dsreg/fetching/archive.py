@@ -2,7 +2,8 @@
 
 ``members(path)`` yields ``(member path, bytes)`` for every regular file of a tar (plain, gz, bz2,
 xz; read once, front to back) or zip archive. Every member path is checked first: absolute paths,
-``..`` components, links and devices raise ArchiveError naming the member. ``open_compressed``
+``..`` components, links and devices raise ArchiveError naming the member. ``members_in_order``
+yields named members in a required order, holding early ones in a bounded buffer. ``open_compressed``
 opens a single gzip/bz2/xz-compressed (or plain) file.
 
 Reading is bounded, so an archive bomb is refused before it fills memory:
@@ -42,7 +43,7 @@ import stat
 import tarfile
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import IO, Any
@@ -50,10 +51,13 @@ from typing import IO, Any
 from ..errors import ArchiveError
 from . import config
 
-__all__ = ["members", "for_dataset", "open_compressed", "check_member_name", "detect", "DEFAULT_MAX_MEMBER", "DEFAULT_MAX_EXPANDED"]
+__all__ = ["members", "members_in_order", "for_dataset", "open_compressed", "check_member_name", "detect",
+           "DEFAULT_MAX_MEMBER", "DEFAULT_MAX_EXPANDED", "DEFAULT_MAX_BUFFERED"]
 
 DEFAULT_MAX_MEMBER = 256 << 20
 DEFAULT_MAX_EXPANDED = 32 << 30
+#: What ``members_in_order`` may hold of members read before their turn, together (as one member may hold).
+DEFAULT_MAX_BUFFERED = 256 << 20
 _MAX_RECORD = 1 << 20  # a GNU long name or pax header bigger than this is not a name: refuse it unread
 _STEP = 1 << 20  # members up to this are read in one call; bigger ones in steps of it into one buffer
 
@@ -506,3 +510,68 @@ def _zip_members(path: str | Path, label: str, budget: _Budget) -> Iterator[tupl
                 done += 1
     except (*_BROKEN, NotImplementedError) as exc:
         raise _unreadable(label, "zip", exc, done) from exc
+
+
+def members_in_order(path: str | Path, order: Sequence[str], *, key: Callable[[str], str] | None = None,
+                     rest: bool = False, max_buffered: int | str = DEFAULT_MAX_BUFFERED, label: str | None = None,
+                     max_member: int | str | None = None, max_expanded: int | str | None = None) -> Iterator[tuple[str, bytes]]:
+    """Yield ``(member path, bytes)`` for the members ``order`` names, in that order, reading the archive once.
+
+    ``members`` yields the archive's own order; when a file must come first (labels stored after the
+    images, shards read in sequence), a member that arrives before its turn is held in memory until
+    then. Held members together may take ``max_buffered`` bytes (default 256 MiB, or e.g. ``"1GiB"``);
+    past it ArchiveError names the member still awaited, so memory stays bounded whatever the archive's
+    order. ``key`` maps a member path to the name ``order`` uses (default: the path itself); ``rest``
+    then yields every other member in archive order (those read before the last of ``order`` are held
+    too and count against ``max_buffered``), else they are skipped. A name of ``order`` missing from
+    the archive raises ArchiveError listing the missing; so does a name that two members share. The
+    other arguments are those of ``members``.
+    """
+    label = label or _dataset.get().get("names", {}).get(str(path)) or Path(path).name
+    wanted = list(order)
+    turn = {name: i for i, name in enumerate(wanted)}
+    if len(turn) != len(wanted):
+        raise ValueError("members_in_order: order names a member twice")
+    limit = config.parse_size(max_buffered, "max_buffered")
+    held: dict[int, tuple[str, bytes]] = {}  # by turn: members of ``order`` that came early
+    later: list[tuple[str, bytes]] = []  # with ``rest``: other members read while ``order`` is not done
+    held_bytes = 0
+    next_turn = 0
+    for member, data in members(path, label=label, max_member=max_member, max_expanded=max_expanded):
+        name = key(member) if key is not None else member
+        index = turn.get(name)
+        if index is not None and (index < next_turn or index in held):
+            raise ArchiveError(f"{label}: two members are {name!r} (the second is {member!r}); members_in_order needs one each")
+        if index == next_turn:
+            yield member, data
+            next_turn += 1
+            while next_turn in held:
+                early = held.pop(next_turn)
+                held_bytes -= len(early[1])
+                yield early
+                next_turn += 1
+            if next_turn == len(wanted):
+                held_bytes -= sum(len(d) for _, d in later)
+                yield from later
+                later.clear()
+            continue
+        if index is None:
+            if not rest:
+                continue
+            if next_turn == len(wanted):
+                yield member, data
+                continue
+            later.append((member, data))
+        else:
+            held[index] = (member, data)
+        held_bytes += len(data)
+        if held_bytes > limit:
+            raise ArchiveError(
+                f"{label}: members read before their turn, up to {member!r}, take more than the {_size(limit, exact=True)} "
+                f"members_in_order may hold (max_buffered) while it waits for {wanted[next_turn]!r}; pass "
+                f"max_buffered={_size(4 * limit)!r} (or more), or read the archive in its own order with members()"
+            )
+    missing = [name for name in wanted[next_turn:] if turn[name] not in held]
+    if missing:
+        shown = ", ".join(repr(n) for n in missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise ArchiveError(f"{label} has no member {shown}, which members_in_order was asked for")
