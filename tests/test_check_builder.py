@@ -392,7 +392,7 @@ def test_float_labels_from_the_collate_fn_are_caught():
     with pytest.raises(ConformanceError) as err:
         check_builder(FloatLabels, files={"toy.bin": DATA})
     assert str(err.value).startswith("check_builder [batches] float-labels: batch 0 from a DataLoader with num_workers=0: "
-                                     "label column 'label' is torch.float32 [4], not int64 [4]")
+                                     "label column 'label' is float32 [4], not int64 [4]")
     assert "int64 labels" in str(err.value)
 
 
@@ -510,7 +510,7 @@ def test_a_name_two_installed_plugins_register_is_caught_with_both_plugins(tmp_p
         check_builder(Pairs, files={"toy.bin": DATA})
     message = str(err.value)
     assert message.startswith("check_builder [installed] pairs: dataset name 'pairs' is registered by installed plugins "
-                              "'pairsone' and 'pairstwo': `dsreg list` shows 'pairsone''s and 'pairstwo' is refused")
+                              "'pairsone' and 'pairstwo': `dsreg list` shows the dataset of 'pairsone' and refuses that of 'pairstwo'")
     assert "rename one of the datasets" in message
     # One installed plugin with another Builder under the name is a clash to come.
     monkeypatch.setattr(plugins, "_entry_points", lambda: eps[:1])

@@ -272,7 +272,8 @@ def _batch_problem(batch: Any, features: Mapping[str, Feature], task: str, size:
         value = batch[column]
         if feat.is_label:
             if not isinstance(value, torch.Tensor) or value.dtype != torch.int64 or tuple(value.shape) != (size,):
-                got = f"{value.dtype} {list(value.shape)}" if isinstance(value, torch.Tensor) else type(value).__name__
+                got = (f"{str(value.dtype).removeprefix('torch.')} {list(value.shape)}" if isinstance(value, torch.Tensor)
+                       else type(value).__name__)
                 return (f"label column {column!r} is {got}, not int64 [{size}] (cross_entropy takes int64 class "
                         f"indices; float labels fail or train on the wrong loss)")
             continue
@@ -299,9 +300,10 @@ def _batch_problem(batch: Any, features: Mapping[str, Feature], task: str, size:
                 return (f"padded column {column!r} ({list(value.shape)}) comes without {prefix}lengths and "
                         f"{prefix}attention_mask, so a model cannot tell padding from data")
             if lengths.dtype != torch.int64 or tuple(lengths.shape) != (size,):
-                return f"{prefix}lengths is {lengths.dtype} {list(lengths.shape)}, not int64 [{size}]"
+                return f"{prefix}lengths is {str(lengths.dtype).removeprefix('torch.')} {list(lengths.shape)}, not int64 [{size}]"
             if mask.dtype != torch.bool or tuple(mask.shape) != tuple(value.shape[:2]):
-                return f"{prefix}attention_mask is {mask.dtype} {list(mask.shape)}, not bool {list(value.shape[:2])}"
+                return (f"{prefix}attention_mask is {str(mask.dtype).removeprefix('torch.')} {list(mask.shape)}, "
+                        f"not bool {list(value.shape[:2])}")
             if not torch.equal(mask.sum(1), lengths):
                 return f"{prefix}attention_mask does not mark {prefix}lengths real positions per row"
     return None
@@ -388,7 +390,7 @@ class _Checker:
         if clashes:
             lost = ", ".join(repr(c.plugin) for c in clashes)
             raise _Fail(f"dataset name {name!r} is registered by installed plugins {clashes[0].owner!r} and {lost}: "
-                        f"`dsreg list` shows {clashes[0].owner!r}'s and {lost} is refused", advice)
+                        f"`dsreg list` shows the dataset of {clashes[0].owner!r} and refuses that of {lost}", advice)
         if name in registry.aliases:
             owner = registry.datasets[registry.aliases[name]]
             raise _Fail(f"dataset name {name!r} is an alias of {owner.name!r} from installed plugin {owner.plugin.name!r}", advice)
