@@ -10,8 +10,9 @@ import importlib
 import importlib.abc
 import importlib.util
 import sys
+from collections.abc import Sequence
 from types import ModuleType
-from typing import Any, Sequence
+from typing import Any
 
 MOVED: dict[str, str] = {
     "dsreg.download": "dsreg.fetching.download",
@@ -48,6 +49,7 @@ class _Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
     def exec_module(self, module: ModuleType) -> None:
         # Already executed under its new name: only give it back its own spec.
+        assert module.__spec__ is not None  # create_module set it
         module.__spec__ = module.__spec__.loader_state
 
 

@@ -6,7 +6,8 @@ under the entry point group ``dsreg``. The host owns naming, aliases, collisions
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -28,7 +29,7 @@ def register_models(register: Callable[..., None]) -> None:
 
 
 @hookspec
-def register_commands(cli: "click.Group") -> None:
+def register_commands(cli: click.Group) -> None:
     """Add click commands to the ``dsreg`` command group."""
 
 

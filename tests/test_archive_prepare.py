@@ -16,9 +16,9 @@ import pytest
 from click.testing import CliRunner
 
 import dsreg
+from dsreg.cli import cli
 from dsreg.fetching import archive
 from dsreg.store import storage
-from dsreg.cli import cli
 from dsreg.store.storage import disk_error
 
 from toydata import make_builder

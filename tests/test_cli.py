@@ -117,7 +117,7 @@ def test_info_cuts_long_notes_to_one_line(runner, dsreg_cache, dsreg_register):
     assert runner.invoke(cli, ["fetch", "noted"]).exit_code == 0
     out = runner.invoke(cli, ["info", "noted"]).output
     assert '  short: {"a": 1}\n' in out
-    (line,) = [l for l in out.splitlines() if l.startswith("  vocab: ")]
+    (line,) = [row for row in out.splitlines() if row.startswith("  vocab: ")]
     assert line.startswith('  vocab: ["word0", "word1"') and line.endswith("characters; `dsreg info NAME --json` shows all)")
     assert len(line) < 260
     full = json.loads(runner.invoke(cli, ["info", "noted", "--json"]).output)

@@ -16,8 +16,8 @@ from typing import Any
 import click
 
 from .. import api
-from ..fetching.cache import Cache
 from ..errors import ConfigError, DsregError
+from ..fetching.cache import Cache
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -158,7 +158,7 @@ def list_cmd(as_json: bool) -> None:
     \b
     READY is "yes" when every split is prepared, "no" when none is, else the ready splits.
     """
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in api.names():
         inf = api.info(name)
         rows.append({"name": name, "plugin": inf.plugin, "task": inf.task, "size": inf.size, "cached": inf.cached,

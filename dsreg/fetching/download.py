@@ -285,7 +285,7 @@ def open_http(url: str, offset: int = 0, *, method: str = "GET",
             conn = http.client.HTTPConnection(host, port, timeout=connect_s)
         try:
             conn.connect()  # TCP and, for https, the TLS handshake, under the connect timeout
-        except Exception as exc:  # noqa: BLE001 - every reason is named by _network_failure
+        except Exception as exc:
             conn.close()
             raise _network_failure(exc, "connect", host) from None
         assert conn.sock is not None
@@ -300,7 +300,7 @@ def open_http(url: str, offset: int = 0, *, method: str = "GET",
         try:
             conn.request(method, target, headers=headers)
             response = conn.getresponse()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             conn.close()
             raise _network_failure(exc, "response", host) from None
         location = response.getheader("Location")
@@ -636,7 +636,7 @@ class Downloader:
             raise _Failure("a folder, not a file", Decision.NEXT) from None
         except (ImportError, ValueError) as exc:  # no backend for the scheme, or a malformed URL
             raise _Failure(_reason(exc), Decision.NEXT) from None
-        except Exception as exc:  # noqa: BLE001 - a remote filesystem's transient error: retried
+        except Exception as exc:
             raise _Failure(_reason(exc), Decision.RETRY) from None
 
         def failed(exc: BaseException, received: int) -> _Failure:
@@ -646,7 +646,7 @@ class Downloader:
             if offset:
                 try:
                     source.seek(offset)
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     raise _Failure(f"cannot resume at byte {offset:,} ({_reason(exc)})", Decision.RESTART) from None
             return self._stream(lambda: source.read(CHUNK), part, offset, file, failed)[0]
 
@@ -672,7 +672,7 @@ class Downloader:
         wanted = None if file.size is None else file.size - offset
         received = 0
         try:
-            out = open(part, "r+b" if offset else "wb")  # noqa: SIM115 - opened apart from the with, so its error gets its own line
+            out = open(part, "r+b" if offset else "wb")
         except OSError as exc:
             raise _disk_error(part, exc) from exc
         with out, _progress(file.name, file.size, offset, self.quiet) as bar:
@@ -681,7 +681,7 @@ class Downloader:
             while True:
                 try:
                     chunk = read()
-                except Exception as exc:  # noqa: BLE001 - named by ``failed``; the bytes so far stay in the .part
+                except Exception as exc:
                     raise failed(exc, received) from None
                 if not chunk:
                     break

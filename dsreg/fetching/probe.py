@@ -111,7 +111,7 @@ def probe_url(url: str, file: File, *, deep: bool = False) -> URLCheck:
         return URLCheck(url, "dead", "not found")
     except IsADirectoryError:
         return URLCheck(url, "dead", "a folder, not a file")
-    except Exception as exc:  # noqa: BLE001 - any other answer (a backend's error, a malformed URL) is this URL's state
+    except Exception as exc:
         return URLCheck(url, "dead", _reason(exc))
     if size is None:
         return URLCheck(url, "ok", "alive; the server does not say the size")

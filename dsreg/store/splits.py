@@ -9,8 +9,8 @@ slicing (negative counts from the end, out of range is clipped, a reversed range
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping
 
 from ..errors import ConfigError
 

@@ -21,14 +21,15 @@ import shutil
 import sys
 import time
 import uuid
+from collections.abc import Callable, Iterator, Mapping
 from itertools import islice
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 from ..builder import Builder, Skip, Split
-from ..fetching.cache import read_json, write_json_atomic
 from ..errors import CacheError, PluginError
 from ..features import Feature
+from ..fetching.cache import read_json, write_json_atomic
 
 __all__ = ["prepare", "read_manifest", "ready_splits", "open_split", "SplitWriter", "StoredSplit"]
 

@@ -13,7 +13,7 @@ import gzip
 import sys
 import tarfile
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 
 def tarfile_members(path: str) -> Iterator[tuple[str, bytes]]:

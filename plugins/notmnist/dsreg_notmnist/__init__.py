@@ -7,7 +7,7 @@ Importing this package imports neither torch, numpy nor Pillow.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import dsreg
 

@@ -23,8 +23,9 @@ import heapq
 import os
 import random
 from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 import dsreg
 from dsreg.errors import ArchiveError, ConfigError

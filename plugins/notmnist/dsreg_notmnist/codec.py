@@ -36,7 +36,7 @@ def decode_png(record: tuple[bytes, int]) -> dict[str, Any]:
         size = image.size
         if size == (28, 28):
             image.load()
-    except Exception as exc:  # noqa: BLE001 - any decoder failure means this member is unusable
+    except Exception as exc:
         raise dsreg.Skip(f"truncated or damaged PNG ({type(exc).__name__}: {exc})") from None
     if size != (28, 28):
         raise dsreg.Skip(f"wrong size {size[0]}x{size[1]}, expected 28x28")

@@ -37,9 +37,10 @@ import re
 import struct
 import sys
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from dsreg.errors import ConfigError
 
@@ -284,7 +285,6 @@ RESAMPLE = 4  # PIL.Image.Resampling.BOX: each output pixel averages the glyph p
 
 def stretch(glyph: Any, side: int) -> Any:
     """Crop a white-on-black 'L' image to its ink and resize it to ``side``×``side`` (None if blank)."""
-    from PIL import Image
 
     box = glyph.point(_CROP).getbbox()
     if box is None:

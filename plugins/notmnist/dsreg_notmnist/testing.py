@@ -12,9 +12,10 @@ import io
 import random
 import tarfile
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from .synth import LETTERS, Renderer, find_fonts
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from dsreg_notmnist.testing import Pair, make_pair
+
 from notmnistdata import DATA
 
 
