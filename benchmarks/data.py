@@ -79,8 +79,13 @@ def archive_pair(quick: bool, seed: int = 0) -> tuple[Path, dict[str, Any]]:
             print(f"generating {path} ({per_class * 10:,} PNGs + {len(CORRUPT)} corrupt; once, then cached)", flush=True)
             started = time.perf_counter()
             write_archive(path, stem, _members(stem, per_class, seed, pool))
-            meta[stem] = {"images": per_class * 10, "corrupt": len(CORRUPT), "bytes": path.stat().st_size,
-                          "md5": md5(path), "seconds": round(time.perf_counter() - started, 1)}
+            meta[stem] = {
+                "images": per_class * 10,
+                "corrupt": len(CORRUPT),
+                "bytes": path.stat().st_size,
+                "md5": md5(path),
+                "seconds": round(time.perf_counter() - started, 1),
+            }
     meta_path.write_text(json.dumps(meta, indent=2))
     return folder, meta
 

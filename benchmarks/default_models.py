@@ -25,7 +25,10 @@ from typing import Any
 #: (an 80 ms epoch of the 400 default sentences measured the other jobs on the machine, not the
 #: trainer); model, batch size and lr stay the dataset's defaults.
 DATASETS: dict[str, dict[str, Any]] = {
-    "shapes": {}, "dtmf": {"per_key_train": 150}, "sentiment-words": {"train_size": 10_000}, "notmnist-synth": {},
+    "shapes": {},
+    "dtmf": {"per_key_train": 150},
+    "sentiment-words": {"train_size": 10_000},
+    "notmnist-synth": {},
 }
 #: What the suite's --quick (a smoke test of this code, not of every model) times: the sample that prepares fastest.
 QUICK = ("sentiment-words",)
@@ -44,16 +47,33 @@ def measure(name: str, runs: int, threads: int, quick: bool = False, config: dic
     settings = {**FALLBACKS, **dataset_defaults(ds)}
     model = settings["model"] or "default"
     torch.set_num_threads(threads)
-    result = trainer_overhead.measure(name, batch_size=settings["batch_size"], runs=runs, model=settings["model"],
-                                      threads=threads, lr=settings["lr"], model_options=settings["model_options"],
-                                      limit=1_000 if quick else None, checkpoint=False, config=config)
+    result = trainer_overhead.measure(
+        name,
+        batch_size=settings["batch_size"],
+        runs=runs,
+        model=settings["model"],
+        threads=threads,
+        lr=settings["lr"],
+        model_options=settings["model_options"],
+        limit=1_000 if quick else None,
+        checkpoint=False,
+        config=config,
+    )
     n = result["examples"]
     # One thread, no workers: the process's CPU seconds are the epoch's work (see trainer_overhead).
     hand, fit = (result["hand_cpu"], result["trainer_cpu"]) if threads == 1 else (result["hand"], result["trainer"])
-    return {"dataset": name, "model": model, "batch_size": settings["batch_size"], "threads": threads, "examples": n,
-            "clock": "CPU" if threads == 1 else "wall", "hand_ex_s": [n / s for s in hand], "trainer_ex_s": [n / s for s in fit],
-            "ratio": statistics.median(fit) / statistics.median(hand),
-            "wall_ratio": statistics.median(result["trainer"]) / statistics.median(result["hand"])}
+    return {
+        "dataset": name,
+        "model": model,
+        "batch_size": settings["batch_size"],
+        "threads": threads,
+        "examples": n,
+        "clock": "CPU" if threads == 1 else "wall",
+        "hand_ex_s": [n / s for s in hand],
+        "trainer_ex_s": [n / s for s in fit],
+        "ratio": statistics.median(fit) / statistics.median(hand),
+        "wall_ratio": statistics.median(result["trainer"]) / statistics.median(result["hand"]),
+    }
 
 
 def rows(runs: int = 7, threads: int = 1, quick: bool = False, datasets: tuple[str, ...] = tuple(DATASETS)) -> list[dict[str, Any]]:
@@ -65,12 +85,25 @@ def rows(runs: int = 7, threads: int = 1, quick: bool = False, datasets: tuple[s
     out = []
     for name in [d for d in datasets if d in get_registry().names()]:
         m = measure(name, runs, threads, quick, None if quick else DATASETS.get(name))
-        note = (f"{m['model']} (its train_defaults), batch {m['batch_size']}, {m['examples']:,} train examples, "
-                f"{threads} thread(s), {m['clock']} time; hand-written loop {statistics.median(m['hand_ex_s']):,.0f} ex/s; "
-                f"trainer / hand {m['ratio']:.3f} ({m['wall_ratio']:.3f} by wall time)")
-        out.append(row("trainer", f"Trainer on {name} (default model {m['model']})", m["trainer_ex_s"], "ex/s", note,
-                       dataset=name, model=m["model"], ratio=round(m["ratio"], 4), wall_ratio=round(m["wall_ratio"], 4),
-                       hand_ex_s=round(statistics.median(m["hand_ex_s"]), 1)))
+        note = (
+            f"{m['model']} (its train_defaults), batch {m['batch_size']}, {m['examples']:,} train examples, "
+            f"{threads} thread(s), {m['clock']} time; hand-written loop {statistics.median(m['hand_ex_s']):,.0f} ex/s; "
+            f"trainer / hand {m['ratio']:.3f} ({m['wall_ratio']:.3f} by wall time)"
+        )
+        out.append(
+            row(
+                "trainer",
+                f"Trainer on {name} (default model {m['model']})",
+                m["trainer_ex_s"],
+                "ex/s",
+                note,
+                dataset=name,
+                model=m["model"],
+                ratio=round(m["ratio"], 4),
+                wall_ratio=round(m["wall_ratio"], 4),
+                hand_ex_s=round(statistics.median(m["hand_ex_s"]), 1),
+            )
+        )
     return out
 
 

@@ -43,9 +43,25 @@ def main() -> None:
     print(f"{args.dataset}, model {args.model}, batch {args.batch_size}, {args.precision}, {where}, torch {torch.__version__}")
     for preload in ("--preload", "--no-preload"):
         out = tempfile.mkdtemp(prefix="dsreg-gpu-")
-        cmd = ["train", args.dataset, "--model", args.model, "--epochs", str(args.epochs), "--batch-size",
-               str(args.batch_size), "--device", args.device, "--precision", args.precision, preload,
-               "--out", out, "--json", "--quiet"] + [x for pair in args.config for x in ("-c", pair)]
+        cmd = [
+            "train",
+            args.dataset,
+            "--model",
+            args.model,
+            "--epochs",
+            str(args.epochs),
+            "--batch-size",
+            str(args.batch_size),
+            "--device",
+            args.device,
+            "--precision",
+            args.precision,
+            preload,
+            "--out",
+            out,
+            "--json",
+            "--quiet",
+        ] + [x for pair in args.config for x in ("-c", pair)]
         result = CliRunner().invoke(cli, cmd, catch_exceptions=False)
         if result.exit_code:
             raise SystemExit(f"dsreg {' '.join(cmd)} failed:\n{result.output}")
@@ -53,10 +69,12 @@ def main() -> None:
         times = [row["seconds"] for row in metrics["history"]]
         rates = [row["examples_per_s"] for row in metrics["history"]]
         steady = statistics.median(times[1:]) if len(times) > 1 else times[0]
-        print(f"{preload:13} data on device: {metrics['settings']['preload']}; epochs (s): "
-              + " ".join(f"{t:.2f}" for t in times)
-              + f"; median after the first {steady:.3f} s ({statistics.median(rates[1:] or rates):,.0f} ex/s); "
-              f"test accuracy {metrics['test']['accuracy']:.2%}")
+        print(
+            f"{preload:13} data on device: {metrics['settings']['preload']}; epochs (s): "
+            + " ".join(f"{t:.2f}" for t in times)
+            + f"; median after the first {steady:.3f} s ({statistics.median(rates[1:] or rates):,.0f} ex/s); "
+            f"test accuracy {metrics['test']['accuracy']:.2%}"
+        )
 
 
 if __name__ == "__main__":

@@ -26,8 +26,16 @@ Row = dict[str, Any]
 
 
 def row(section: str, name: str, samples: list[float], unit: str, note: str = "", **extra: Any) -> Row:
-    return {"section": section, "name": name, "value": statistics.median(samples), "unit": unit,
-            "runs": len(samples), "samples": [round(s, 4) for s in samples], "note": note, **extra}
+    return {
+        "section": section,
+        "name": name,
+        "value": statistics.median(samples),
+        "unit": unit,
+        "runs": len(samples),
+        "samples": [round(s, 4) for s in samples],
+        "note": note,
+        **extra,
+    }
 
 
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
@@ -78,8 +86,16 @@ def prepare(archives: Path, meta: dict[str, Any], work: Path, reps: int, keep_ca
         seconds, images = timed(partial(baselines.udacity_prepare, archives, out))
         udacity.append(seconds)
         shutil.rmtree(out)
-    rows.append(row("prepare", "Udacity notebook (extract, PIL, pickle)", [images / s for s in udacity], "images/s",
-                    f"{images:,} images decoded", images=images))
+    rows.append(
+        row(
+            "prepare",
+            "Udacity notebook (extract, PIL, pickle)",
+            [images / s for s in udacity],
+            "images/s",
+            f"{images:,} images decoded",
+            images=images,
+        )
+    )
 
     builder = bench_builder(meta)
     with registered(builder):
@@ -97,8 +113,17 @@ def prepare(archives: Path, meta: dict[str, Any], work: Path, reps: int, keep_ca
                     counts = {s: m["examples"] for s, m in info.manifest["splits"].items()}
                     notes = info.manifest["notes"]
                     shutil.rmtree(cache)
-            rows.append(row("prepare", f"dsreg fetch from {label}", rates, "images/s",
-                            f"download + verify + prepare; splits {counts}", counts=counts, notes=notes))
+            rows.append(
+                row(
+                    "prepare",
+                    f"dsreg fetch from {label}",
+                    rates,
+                    "images/s",
+                    f"download + verify + prepare; splits {counts}",
+                    counts=counts,
+                    notes=notes,
+                )
+            )
     ensure_prepared(archives, keep_cache)
     return rows
 
@@ -152,8 +177,17 @@ def epoch(archives: Path, work: Path, reps: int, quick: bool, cache: Path) -> li
             loader = torch.utils.data.DataLoader(folder_ds, batch_size=256, shuffle=True, num_workers=workers)
             rate, seen = _throughput(loader, slow_batches)
             rates.append(rate)
-        rows.append(row("epoch", f"ImageFolder-style (PIL per item), workers={workers}", rates, "images/s",
-                        f"{seen:,} images after a warm-up batch", workers=workers, kind="imagefolder"))
+        rows.append(
+            row(
+                "epoch",
+                f"ImageFolder-style (PIL per item), workers={workers}",
+                rates,
+                "images/s",
+                f"{seen:,} images after a warm-up batch",
+                workers=workers,
+                kind="imagefolder",
+            )
+        )
 
     # Hugging Face imagefolder: built once over a subset (building it over 500k files takes minutes).
     import datasets
@@ -164,20 +198,26 @@ def epoch(archives: Path, work: Path, reps: int, quick: bool, cache: Path) -> li
         shutil.rmtree(subset)
     left_out = baselines.readable_subset(root, subset, per_class)
     datasets.disable_progress_bars()
-    build_s, hf = timed(lambda: datasets.load_dataset("imagefolder", data_dir=str(subset), split="train",
-                                                         cache_dir=str(work / "hf-cache")))
+    build_s, hf = timed(lambda: datasets.load_dataset("imagefolder", data_dir=str(subset), split="train", cache_dir=str(work / "hf-cache")))
     hf = hf.with_format("torch")
     for workers in (0, 2):
         rates = []
         for _ in range(reps):
-            loader = torch.utils.data.DataLoader(hf, batch_size=256, shuffle=True, num_workers=workers,
-                                                 collate_fn=baselines.hf_collate)
+            loader = torch.utils.data.DataLoader(hf, batch_size=256, shuffle=True, num_workers=workers, collate_fn=baselines.hf_collate)
             rate, seen = _throughput(loader, slow_batches)
             rates.append(rate)
-        rows.append(row("epoch", f"HF datasets imagefolder, with_format('torch'), workers={workers}", rates, "images/s",
-                        f"{seen:,} images; building it over {len(hf):,} files took {build_s:.0f} s (not counted)"
-                        + (f"; {left_out} undecodable files left out (imagefolder cannot skip them)" if left_out else ""),
-                        workers=workers, kind="hf"))
+        rows.append(
+            row(
+                "epoch",
+                f"HF datasets imagefolder, with_format('torch'), workers={workers}",
+                rates,
+                "images/s",
+                f"{seen:,} images; building it over {len(hf):,} files took {build_s:.0f} s (not counted)"
+                + (f"; {left_out} undecodable files left out (imagefolder cannot skip them)" if left_out else ""),
+                workers=workers,
+                kind="hf",
+            )
+        )
 
     ensure_prepared(archives, cache)
     with registered(bench_builder_from_cache(cache)):
@@ -186,12 +226,20 @@ def epoch(archives: Path, work: Path, reps: int, quick: bool, cache: Path) -> li
         for workers in (0, 2):
             rates = []
             for _ in range(reps):
-                loader = train.loader(batch_size=256, shuffle=True, num_workers=workers,
-                                      persistent_workers=False)
+                loader = train.loader(batch_size=256, shuffle=True, num_workers=workers, persistent_workers=False)
                 rate, seen = _throughput(loader, None)
                 rates.append(rate)
-            rows.append(row("epoch", f"dsreg load().loader(batch_size=256, shuffle=True), workers={workers}", rates,
-                            "images/s", f"a whole epoch: {n:,} images", workers=workers, kind="dsreg"))
+            rows.append(
+                row(
+                    "epoch",
+                    f"dsreg load().loader(batch_size=256, shuffle=True), workers={workers}",
+                    rates,
+                    "images/s",
+                    f"a whole epoch: {n:,} images",
+                    workers=workers,
+                    kind="dsreg",
+                )
+            )
         everything = train.__getitems__(range(n))
         images, labels = everything["image"].clone(), everything["label"].clone()
         rates = []
@@ -204,8 +252,16 @@ def epoch(archives: Path, work: Path, reps: int, quick: bool, cache: Path) -> li
                 y = labels.index_select(0, idx)
             rates.append(n / (time.perf_counter() - start))
             del x, y
-        rows.append(row("epoch", "limit: uint8 tensor in RAM, randperm + index_select to float32", rates, "images/s",
-                        f"a whole epoch: {n:,} images", kind="limit"))
+        rows.append(
+            row(
+                "epoch",
+                "limit: uint8 tensor in RAM, randperm + index_select to float32",
+                rates,
+                "images/s",
+                f"a whole epoch: {n:,} images",
+                kind="limit",
+            )
+        )
     return rows
 
 
@@ -238,20 +294,21 @@ def trainer(reps: int, quick: bool) -> list[Row]:
 
     # Cheap epochs (a fraction of a second), so more runs than elsewhere: 7, as the stand-alone script.
     # Quick runs each side once and leaves out the checkpointing trainer (no row reports it).
-    result = trainer_overhead.measure(examples=1_000 if quick else 20_000, runs=1 if quick else 7, batch_size=128,
-                                      checkpoint=not quick)
+    result = trainer_overhead.measure(examples=1_000 if quick else 20_000, runs=1 if quick else 7, batch_size=128, checkpoint=not quick)
     return [
-        row("trainer", "hand-written loop (zero_grad, forward, loss, backward, step)", result["hand"], "s/epoch",
-            result["note"]),
+        row("trainer", "hand-written loop (zero_grad, forward, loss, backward, step)", result["hand"], "s/epoch", result["note"]),
         row("trainer", "dsreg.train.Trainer.fit, one epoch", result["trainer"], "s/epoch", result["note"]),
-        *default_models.rows(runs=1 if quick else 7, quick=quick, datasets=default_models.QUICK if quick else tuple(default_models.DATASETS)),
+        *default_models.rows(
+            runs=1 if quick else 7, quick=quick, datasets=default_models.QUICK if quick else tuple(default_models.DATASETS)
+        ),
     ]
 
 
 # -- 5. memory ---------------------------------------------------------------------------------
 def _child(args: list[str]) -> dict[str, Any]:
-    out = subprocess.run([sys.executable, "-m", "benchmarks.memory", *args], capture_output=True, text=True,
-                         cwd=Path(__file__).resolve().parents[1])
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.memory", *args], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1]
+    )
     if out.returncode != 0:
         raise RuntimeError(f"memory probe {args} failed: {out.stderr.strip().splitlines()[-1:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -266,7 +323,12 @@ def memory(archives: Path, work: Path, cache: Path) -> list[Row]:
     return [
         row("memory", "Udacity notebook prepare, peak RSS", [baseline["peak_rss"] / mib], "MiB"),
         row("memory", "python + import torch, peak RSS", [idle["peak_rss"] / mib], "MiB"),
-        row("memory", "dsreg load notmnist train + one epoch (workers=0), peak RSS", [probe["peak_rss"] / mib], "MiB",
+        row(
+            "memory",
+            "dsreg load notmnist train + one epoch (workers=0), peak RSS",
+            [probe["peak_rss"] / mib],
+            "MiB",
             f"prepared train split on disk: {probe['prepared_bytes'] / mib:,.0f} MiB",
-            prepared_mib=probe["prepared_bytes"] / mib),
+            prepared_mib=probe["prepared_bytes"] / mib,
+        ),
     ]

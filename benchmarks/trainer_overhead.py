@@ -84,10 +84,20 @@ def _scratch_cache() -> Iterator[None]:
             del os.environ["DSREG_CACHE"]
 
 
-def measure(dataset: str | None = None, examples: int = 20000, batch_size: int = 128, runs: int = 7,
-            model: str = "image-mlp", threads: int | None = None, *, lr: float = 1e-3,
-            model_options: dict[str, Any] | None = None, limit: int | None = None,
-            checkpoint: bool = True, config: dict[str, Any] | None = None) -> dict[str, Any]:
+def measure(
+    dataset: str | None = None,
+    examples: int = 20000,
+    batch_size: int = 128,
+    runs: int = 7,
+    model: str = "image-mlp",
+    threads: int | None = None,
+    *,
+    lr: float = 1e-3,
+    model_options: dict[str, Any] | None = None,
+    limit: int | None = None,
+    checkpoint: bool = True,
+    config: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Time hand-written and Trainer epochs, interleaved; return the samples (seconds) of each side.
 
     ``limit`` trains on the first examples of a named dataset only; ``checkpoint=False`` leaves out
@@ -124,11 +134,13 @@ def measure(dataset: str | None = None, examples: int = 20000, batch_size: int =
         loader = ds.loader(batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(0))
 
         # The same thread count as the hand loop: left to choose, the trainer would count free cores.
-        common = dict(epochs=1, batch_size=batch_size, lr=lr, schedule="constant", seed=0, quiet=True, device="cpu",
-                      threads=torch.get_num_threads())
+        common = dict(
+            epochs=1, batch_size=batch_size, lr=lr, schedule="constant", seed=0, quiet=True, device="cpu", threads=torch.get_num_threads()
+        )
         trainer = Trainer(copy.deepcopy(net), ds, **common)
-        saving = Trainer(copy.deepcopy(net), ds, out_dir=stack.enter_context(tempfile.TemporaryDirectory(prefix="dsreg-bench-run-")),
-                         **common)
+        saving = Trainer(
+            copy.deepcopy(net), ds, out_dir=stack.enter_context(tempfile.TemporaryDirectory(prefix="dsreg-bench-run-")), **common
+        )
 
         # Warm up each side once (allocator, first-touch of the memory map), then time.
         hand_epoch(hand_model, loader, hand_opt)
@@ -153,10 +165,19 @@ def measure(dataset: str | None = None, examples: int = 20000, batch_size: int =
                     plain_cpu.append(time.process_time() - cpu)
                 else:
                     saved.append(trainer_epoch(saving))
-        note = (f"dataset {name} ({len(ds):,} train examples), model {model}, batch {batch_size}, "
-                f"{torch.get_num_threads()} torch threads, {runs} interleaved runs each")
-        return {"hand": hand, "trainer": plain, "trainer_checkpoint": saved, "hand_cpu": hand_cpu, "trainer_cpu": plain_cpu,
-                "examples": len(ds), "note": note}
+        note = (
+            f"dataset {name} ({len(ds):,} train examples), model {model}, batch {batch_size}, "
+            f"{torch.get_num_threads()} torch threads, {runs} interleaved runs each"
+        )
+        return {
+            "hand": hand,
+            "trainer": plain,
+            "trainer_checkpoint": saved,
+            "hand_cpu": hand_cpu,
+            "trainer_cpu": plain_cpu,
+            "examples": len(ds),
+            "note": note,
+        }
 
 
 def main() -> None:

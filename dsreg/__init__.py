@@ -38,10 +38,34 @@ except _metadata.PackageNotFoundError:  # pragma: no cover - running from a sour
     __version__ = "0.0.0+unknown"
 
 __all__ = [
-    "ArchiveError", "Binary", "Builder", "CacheError", "ChecksumError", "ClassLabel", "ConfigError", "Dataset",
-    "DatasetInfo", "DsregError", "FetchError", "File", "FolderBuilder", "OfflineError", "PluginError", "Skip", "Split",
-    "Tensor", "Text", "UnknownDatasetError", "Value", "__version__", "fetch", "get_builder",
-    "hookimpl", "info", "load", "names",
+    "ArchiveError",
+    "Binary",
+    "Builder",
+    "CacheError",
+    "ChecksumError",
+    "ClassLabel",
+    "ConfigError",
+    "Dataset",
+    "DatasetInfo",
+    "DsregError",
+    "FetchError",
+    "File",
+    "FolderBuilder",
+    "OfflineError",
+    "PluginError",
+    "Skip",
+    "Split",
+    "Tensor",
+    "Text",
+    "UnknownDatasetError",
+    "Value",
+    "__version__",
+    "fetch",
+    "get_builder",
+    "hookimpl",
+    "info",
+    "load",
+    "names",
 ]
 
 

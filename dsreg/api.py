@@ -66,20 +66,33 @@ class DatasetInfo:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "name": self.name, "version": self.version, "description": self.description,
-            "homepage": self.homepage, "license": self.license, "citation": self.citation,
-            "task": self.task, "plugin": self.plugin, "dist": self.dist, "aliases": list(self.aliases),
-            "config": self.config, "splits": list(self.splits),
+            "name": self.name,
+            "version": self.version,
+            "description": self.description,
+            "homepage": self.homepage,
+            "license": self.license,
+            "citation": self.citation,
+            "task": self.task,
+            "plugin": self.plugin,
+            "dist": self.dist,
+            "aliases": list(self.aliases),
+            "config": self.config,
+            "splits": list(self.splits),
             "features": {k: v.to_json() | {"description": v.describe()} for k, v in self.features.items()},
             "files": [
                 {
-                    "name": f.name, "size": f.size, "sha256": f.sha256, "md5": f.md5,
-                    "pin_on_first_download": f.pin_on_first_download, "urls": list(f.urls),
+                    "name": f.name,
+                    "size": f.size,
+                    "sha256": f.sha256,
+                    "md5": f.md5,
+                    "pin_on_first_download": f.pin_on_first_download,
+                    "urls": list(f.urls),
                     "fetched": self.fetched.get(f.name),
                 }
                 for f in self.files
             ],
-            "cached": self.cached, "ready_splits": list(self.ready_splits),
+            "cached": self.cached,
+            "ready_splits": list(self.ready_splits),
             "prepared_path": str(self.prepared_path) if self.ready_splits else None,
             "manifest": self.manifest,
         }
@@ -127,8 +140,11 @@ class _Resolved:
 
     def fetched(self) -> dict[str, str]:
         """Return ``{file name: sha256}`` of this dataset's files whose verified bytes are in the cache."""
-        return {name: record.sha256 for name, record in self.cache.read_records(self.builder.name).items()
-                if self.cache.blob_path(record.sha256).exists()}
+        return {
+            name: record.sha256
+            for name, record in self.cache.read_records(self.builder.name).items()
+            if self.cache.blob_path(record.sha256).exists()
+        }
 
     @property
     def split_names(self) -> tuple[str, ...]:
@@ -161,14 +177,25 @@ class _Resolved:
         builder, manifest = self.builder, self.manifest if self.ready else None
         splits = self.split_names + tuple(s for s in (manifest or {}).get("split_order", []) if s not in self.split_names)
         return DatasetInfo(
-            name=builder.name, version=builder.version, description=builder.description,
-            homepage=builder.homepage, license=builder.license, citation=builder.citation,
-            task=builder.task, features=stored_features(builder, manifest), splits=splits,
-            files=builder.get_files(), config=dict(builder.params), plugin=self.entry.plugin.name,
-            dist=self.entry.plugin.dist, aliases=self.entry.aliases, cache_root=self.cache.root,
+            name=builder.name,
+            version=builder.version,
+            description=builder.description,
+            homepage=builder.homepage,
+            license=builder.license,
+            citation=builder.citation,
+            task=builder.task,
+            features=stored_features(builder, manifest),
+            splits=splits,
+            files=builder.get_files(),
+            config=dict(builder.params),
+            plugin=self.entry.plugin.name,
+            dist=self.entry.plugin.dist,
+            aliases=self.entry.aliases,
+            cache_root=self.cache.root,
             fetched={name: record.to_json() for name, record in self.cache.read_records(builder.name).items()},
             manifest=manifest,
-            prepared_path=self.folder if self.ready else None, ready_splits=self.ready,
+            prepared_path=self.folder if self.ready else None,
+            ready_splits=self.ready,
         )
 
 
@@ -239,14 +266,34 @@ def fetch(
     prepared from it. Each failed attempt prints one line on stderr unless ``quiet``.
     """
     resolved = _Resolved.of(name, config, cache_dir)
-    _fetch(resolved, resolved.wanted(split), config=config, mirrors=mirrors, from_path=from_path, verify=verify,
-           force=force, quiet=quiet, cache_dir=cache_dir, workers=workers)
+    _fetch(
+        resolved,
+        resolved.wanted(split),
+        config=config,
+        mirrors=mirrors,
+        from_path=from_path,
+        verify=verify,
+        force=force,
+        quiet=quiet,
+        cache_dir=cache_dir,
+        workers=workers,
+    )
     return resolved.info()
 
 
-def _fetch(resolved: _Resolved, wanted: list[str], *, config: dict[str, Any], mirrors: Sequence[str] = (),
-           from_path: str | os.PathLike[str] | None = None, verify: bool = True, force: bool = False,
-           quiet: bool = False, cache_dir: str | os.PathLike[str] | None = None, workers: int | None = None) -> None:
+def _fetch(
+    resolved: _Resolved,
+    wanted: list[str],
+    *,
+    config: dict[str, Any],
+    mirrors: Sequence[str] = (),
+    from_path: str | os.PathLike[str] | None = None,
+    verify: bool = True,
+    force: bool = False,
+    quiet: bool = False,
+    cache_dir: str | os.PathLike[str] | None = None,
+    workers: int | None = None,
+) -> None:
     """Make the ``wanted`` splits of ``resolved`` (and those they are reviewed after) ready, then re-read its state."""
     from .fetching.download import Downloader, Rerun
     from .store.storage import prepare
@@ -257,22 +304,34 @@ def _fetch(resolved: _Resolved, wanted: list[str], *, config: dict[str, Any], mi
     if not force and all(s.name in resolved.ready for s in todo) and not _candidates(cache, builder.name, files):
         return  # nothing to write: no lock, so a read-only cache (a shared or mounted one) still serves it
     asked_all = set(wanted) >= set(resolved.split_names)
-    rerun = Rerun(builder.name, config, tuple(mirrors), None if from_path is None else str(from_path), verify,
-                  None if cache_dir is None else str(cache_dir), () if asked_all else tuple(wanted))
+    rerun = Rerun(
+        builder.name,
+        config,
+        tuple(mirrors),
+        None if from_path is None else str(from_path),
+        verify,
+        None if cache_dir is None else str(cache_dir),
+        () if asked_all else tuple(wanted),
+    )
     lock = _locked(cache, builder.name, quiet)
     try:
         resolved.reread()
         missing = todo if force else [s for s in todo if s.name not in resolved.ready]
         files = {name for split in missing for name in split.files} if missing else files
-        downloader = Downloader(cache, builder.name, mirrors=mirrors, from_path=from_path, verify=verify, force=force,
-                                quiet=quiet, rerun=rerun)
+        downloader = Downloader(
+            cache, builder.name, mirrors=mirrors, from_path=from_path, verify=verify, force=force, quiet=quiet, rerun=rerun
+        )
         paths = downloader.download(tuple(f for f in builder.get_files() if f.name in files))
         if missing:
             records = cache.read_records(builder.name)
             # The manifest records a split only once it is prepared, by when its candidate files are proved good.
-            proved = {f: {"sha256": records[f].sha256,
-                          "status": (Status.PINNED if records[f].status is Status.CANDIDATE else records[f].status).value}
-                      for f in files}
+            proved = {
+                f: {
+                    "sha256": records[f].sha256,
+                    "status": (Status.PINNED if records[f].status is Status.CANDIDATE else records[f].status).value,
+                }
+                for f in files
+            }
             existing = resolved.manifest if resolved.ready else None
             features = None
             if existing is None:
@@ -286,18 +345,30 @@ def _fetch(resolved: _Resolved, wanted: list[str], *, config: dict[str, Any], mi
                     resolved.plan = replanned
                     missing = needed(replanned, resolved.split_names if asked_all else [w for w in wanted if w in resolved.split_names])
                     if not {f for s in missing for f in s.files} <= set(paths):
-                        raise PluginError(f"{builder.name}: its plan changed after the download to need files it did not "
-                                          "declare before; a plan may change only its splits, not their files")
+                        raise PluginError(
+                            f"{builder.name}: its plan changed after the download to need files it did not "
+                            "declare before; a plan may change only its splits, not their files"
+                        )
             try:
-                prepare(builder, missing, paths, resolved.folder, proved, workers=workers, existing=existing,
-                        order=resolved.split_names, features=features)
+                prepare(
+                    builder,
+                    missing,
+                    paths,
+                    resolved.folder,
+                    proved,
+                    workers=workers,
+                    existing=existing,
+                    order=resolved.split_names,
+                    features=features,
+                )
             except DsregError as exc:
                 unproven = _candidates(cache, builder.name, files)
                 if unproven:
                     what = ", ".join(unproven)
                     note = f"{what} has no published checksum, so it was not pinned"
-                    exc.add_advice(f"{note}: {rerun.python(force=True)} downloads it again",
-                                   f"{note}: `{rerun.cli(force=True)}` downloads it again")
+                    exc.add_advice(
+                        f"{note}: {rerun.python(force=True)} downloads it again", f"{note}: `{rerun.cli(force=True)}` downloads it again"
+                    )
                 raise
         _pin(cache, builder.name, files, quiet)
     finally:
@@ -329,8 +400,10 @@ def load(
     if missing:
         if not download:
             which = " ".join(f"--split {s}" for s in missing)
-            raise CacheError(f"{resolved.builder.name} ({', '.join(missing)}) is not prepared in {resolved.cache.root}; "
-                             f"run `dsreg fetch {resolved.builder.name} {which}` or pass download=True")
+            raise CacheError(
+                f"{resolved.builder.name} ({', '.join(missing)}) is not prepared in {resolved.cache.root}; "
+                f"run `dsreg fetch {resolved.builder.name} {which}` or pass download=True"
+            )
         _fetch(resolved, missing, config=config, quiet=True, cache_dir=cache_dir)
         wanted = resolved.wanted(split)  # the splits found in the data, if the plan learnt them while preparing
     ds_info = resolved.info()

@@ -83,8 +83,9 @@ def _valid_setting(key: str, value: Any) -> bool:
     return False
 
 
-def check_train_settings(settings: Mapping[str, Any], where: str, error: type[Exception] = ConfigError,
-                         spell: Callable[[str], str] = str) -> None:
+def check_train_settings(
+    settings: Mapping[str, Any], where: str, error: type[Exception] = ConfigError, spell: Callable[[str], str] = str
+) -> None:
     """Raise ``error`` naming the first unknown key or out-of-range value of ``settings`` (None values are "not given").
 
     ``where`` starts the message; ``spell`` turns a key into how the reader wrote it (e.g. ``--batch-size``).
@@ -129,8 +130,7 @@ class File:
                     raise ValueError(f"File {self.name}: {algo} must be {length} hex digits")
         if not (self.sha256 or self.md5 or self.pin_on_first_download):
             raise ValueError(
-                f"File {self.name} has no checksum: give sha256= (or md5=), or declare "
-                "pin_on_first_download=True if none is published"
+                f"File {self.name} has no checksum: give sha256= (or md5=), or declare pin_on_first_download=True if none is published"
             )
 
     @property
@@ -202,9 +202,7 @@ class Builder:
         unknown = sorted(set(config) - set(self.config))
         if unknown:
             valid = ", ".join(sorted(self.config)) or "none"
-            raise ConfigError(
-                f"{self.name} has no config parameter {', '.join(unknown)} (valid: {valid})"
-            )
+            raise ConfigError(f"{self.name} has no config parameter {', '.join(unknown)} (valid: {valid})")
         self.params: dict[str, Any] = {**self.config, **config}
         #: Figures recorded with ``note()`` during a prepare; stored in the manifest.
         self.notes: dict[str, Any] = {}
@@ -262,8 +260,7 @@ class Builder:
         """Return what to store for one decoded ``example`` (or Skip) of ``split``; None leaves it out."""
         return example
 
-    def review_split(self, split: str, examples: Iterator[tuple[str, Any]],
-                     earlier: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
+    def review_split(self, split: str, examples: Iterator[tuple[str, Any]], earlier: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
         """Yield ``(key, example or Skip)`` to store for ``split``, from its decoded ``examples`` in generation order.
 
         The core calls it in the preparing process after the parallel decode: the place for checks
@@ -328,19 +325,16 @@ class Builder:
         """Raise PluginError if the class-level metadata cannot work."""
         where = f"{cls.__module__}.{cls.__qualname__}"
         if not isinstance(cls.name, str) or not NAME_PATTERN.match(cls.name):
-            raise PluginError(
-                f"{where}: dataset name {cls.name!r} is invalid; use lowercase letters, digits, '-', '_' or '.'"
-            )
+            raise PluginError(f"{where}: dataset name {cls.name!r} is invalid; use lowercase letters, digits, '-', '_' or '.'")
         if cls.generate is Builder.generate:
-            raise PluginError(f"{where}: implement generate(split, files, **config)")
+            raise PluginError(f"{where}: implement generate(split, files)")
         if not cls.splits and cls.get_splits is Builder.get_splits:
             raise PluginError(f"{where}: declare at least one split")
         names = [f.name for f in cls.files]
         if len(names) != len(set(names)):
             raise PluginError(f"{where}: two files share a name in {names}")
         if not isinstance(cls.collate_fn, str) and _plain_function(cls, "collate_fn") is None:
-            raise PluginError(f"{where}: collate_fn must be a function or the name of one in dsreg.store.collate, "
-                              f"not {cls.collate_fn!r}")
+            raise PluginError(f"{where}: collate_fn must be a function or the name of one in dsreg.store.collate, not {cls.collate_fn!r}")
         check_train_settings(cls.train_defaults, f"{where}.train_defaults", PluginError)
         for col, feat in dict(cls.features).items():
             if not isinstance(feat, Feature):
@@ -358,8 +352,7 @@ def _named_collate(name: Any) -> Callable[[Any], Any]:
 
     function = getattr(collate, str(name), None)
     if not callable(function):
-        raise PluginError(f"collate_fn {name!r} is not a function of dsreg.store.collate; "
-                          "name one of stack, pad, or give a function")
+        raise PluginError(f"collate_fn {name!r} is not a function of dsreg.store.collate; name one of stack, pad, or give a function")
     return function
 
 

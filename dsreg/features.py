@@ -26,13 +26,29 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
-    "Feature", "Tensor", "ClassLabel", "Value", "Text", "Binary", "describe", "from_json",
-    "label_column", "class_names",
+    "Feature",
+    "Tensor",
+    "ClassLabel",
+    "Value",
+    "Text",
+    "Binary",
+    "describe",
+    "from_json",
+    "label_column",
+    "class_names",
 ]
 
 #: The numeric dtypes a feature may declare, with their size in bytes.
 _ITEMSIZE = {
-    "bool": 1, "uint8": 1, "int8": 1, "int16": 2, "int32": 4, "int64": 8, "float16": 2, "float32": 4, "float64": 8,
+    "bool": 1,
+    "uint8": 1,
+    "int8": 1,
+    "int16": 2,
+    "int32": 4,
+    "int64": 8,
+    "float16": 2,
+    "float32": 4,
+    "float64": 8,
 }
 _NUMERIC = set(_ITEMSIZE)
 

@@ -211,7 +211,9 @@ class FolderBuilder(Builder):
     def note_scan(self, scan: FolderScan) -> None:
         """Record in the manifest what the scan found: classes, where the splits came from, files left out."""
         self.note("classes", len(scan.layout.classes))
-        self.note("splits_from", "folders" if scan.layout.splits else
-                  f"holdout {self.params['holdout']} (class-stratified, seed {self.params['seed']})")
+        self.note(
+            "splits_from",
+            "folders" if scan.layout.splits else f"holdout {self.params['holdout']} (class-stratified, seed {self.params['seed']})",
+        )
         if scan.layout.ignored:
             self.note("ignored_files", {"count": len(scan.layout.ignored), "first": scan.layout.ignored[:5]})

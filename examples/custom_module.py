@@ -61,14 +61,15 @@ def main() -> None:
     print("MyLinear(3, 2) parameters (registered because they are nn.Parameter attributes):")
     for name, p in layer.named_parameters():
         print(f"  {name:<7} shape {tuple(p.shape)}  requires_grad={p.requires_grad}")
-    print(f"  'scale' is a parameter? {'scale' in dict(layer.named_parameters())};"
-          f" state_dict keys: {list(layer.state_dict())}")
+    print(f"  'scale' is a parameter? {'scale' in dict(layer.named_parameters())}; state_dict keys: {list(layer.state_dict())}")
 
     x = torch.randn(4, 3)
     y = layer(x)
     print(f"forward: x {tuple(x.shape)} -> y {tuple(y.shape)}; same as x @ W + b: {torch.allclose(y, x @ layer.weight + layer.bias)}")
     y.sum().backward()
-    print(f"after backward: weight.grad {tuple(layer.weight.grad.shape)}, bias.grad = {layer.bias.grad.tolist()} (one per output, summed over 4 rows)")
+    print(
+        f"after backward: weight.grad {tuple(layer.weight.grad.shape)}, bias.grad = {layer.bias.grad.tolist()} (one per output, summed over 4 rows)"
+    )
 
     model = MLP(2, 64, 2)
     print(f"\nMLP(2, 64, 2): {sum(p.numel() for p in model.parameters())} parameters in {len(list(model.parameters()))} tensors")

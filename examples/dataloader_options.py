@@ -68,31 +68,55 @@ def main() -> None:
     print(f"dataset: {len(data)} examples; data[0] = {data[0]}")
 
     show("defaults: batch_size=1, no shuffle -> one example per batch, Class made a tensor", DataLoader(data))
-    show("batch_size=2 -> the default collate turns 2 dicts into one dict of lists/tensors; the last batch is short",
-         DataLoader(data, batch_size=2))
-    show("drop_last=True -> the short last batch is dropped (every batch has the same size)",
-         DataLoader(data, batch_size=2, drop_last=True))
+    show(
+        "batch_size=2 -> the default collate turns 2 dicts into one dict of lists/tensors; the last batch is short",
+        DataLoader(data, batch_size=2),
+    )
+    show(
+        "drop_last=True -> the short last batch is dropped (every batch has the same size)", DataLoader(data, batch_size=2, drop_last=True)
+    )
     g = torch.Generator().manual_seed(0)
-    show("shuffle=True (generator seeded) -> a new order every epoch, reproducible with the seed",
-         DataLoader(data, batch_size=2, shuffle=True, generator=g))
-    show("sampler=SubsetRandomSampler([0, 2, 4]) -> only these indices, shuffled (sampler replaces shuffle)",
-         DataLoader(data, batch_size=2, sampler=SubsetRandomSampler([0, 2, 4], generator=torch.Generator().manual_seed(0))))
+    show(
+        "shuffle=True (generator seeded) -> a new order every epoch, reproducible with the seed",
+        DataLoader(data, batch_size=2, shuffle=True, generator=g),
+    )
+    show(
+        "sampler=SubsetRandomSampler([0, 2, 4]) -> only these indices, shuffled (sampler replaces shuffle)",
+        DataLoader(data, batch_size=2, sampler=SubsetRandomSampler([0, 2, 4], generator=torch.Generator().manual_seed(0))),
+    )
     weights = [1.0 if y == 1 else 0.25 for y in labels]  # positives are rarer: draw them more often
-    drawn = torch.cat([b["Class"] for b in DataLoader(data, batch_size=5, sampler=WeightedRandomSampler(
-        weights, num_samples=1000, replacement=True, generator=torch.Generator().manual_seed(0)))])
-    print(f"\n== sampler=WeightedRandomSampler (positives weighted 4x) -> 1000 draws, share of Class 1: {drawn.float().mean():.0%}"
-          f" (it is {sum(labels) / len(labels):.0%} in the data)")
-    show("collate_fn=texts_and_lengths -> whatever the function returns: here (texts, lengths, labels)",
-         DataLoader(data, batch_size=2, collate_fn=texts_and_lengths))
+    drawn = torch.cat(
+        [
+            b["Class"]
+            for b in DataLoader(
+                data,
+                batch_size=5,
+                sampler=WeightedRandomSampler(weights, num_samples=1000, replacement=True, generator=torch.Generator().manual_seed(0)),
+            )
+        ]
+    )
+    print(
+        f"\n== sampler=WeightedRandomSampler (positives weighted 4x) -> 1000 draws, share of Class 1: {drawn.float().mean():.0%}"
+        f" (it is {sum(labels) / len(labels):.0%} in the data)"
+    )
+    show(
+        "collate_fn=texts_and_lengths -> whatever the function returns: here (texts, lengths, labels)",
+        DataLoader(data, batch_size=2, collate_fn=texts_and_lengths),
+    )
 
     traced = Traced(text, labels)
-    show("num_workers=2 -> examples are loaded in 2 worker processes (batches still arrive in order)",
-         DataLoader(traced, batch_size=2, num_workers=2), keys=("Text", "worker"))
+    show(
+        "num_workers=2 -> examples are loaded in 2 worker processes (batches still arrive in order)",
+        DataLoader(traced, batch_size=2, num_workers=2),
+        keys=("Text", "worker"),
+    )
 
     batch = next(iter(DataLoader(data, batch_size=2, pin_memory=torch.cuda.is_available())))
-    print("\n== pin_memory=True -> batches are copied to page-locked memory so .to('cuda', non_blocking=True) overlaps"
-          f" with compute; needs an accelerator (here: {'CUDA' if torch.cuda.is_available() else 'none, so it is off'});"
-          f" is_pinned: {batch['Class'].is_pinned()}")
+    print(
+        "\n== pin_memory=True -> batches are copied to page-locked memory so .to('cuda', non_blocking=True) overlaps"
+        f" with compute; needs an accelerator (here: {'CUDA' if torch.cuda.is_available() else 'none, so it is off'});"
+        f" is_pinned: {batch['Class'].is_pinned()}"
+    )
 
     many = Traced([f"text {i}" for i in range(64)], [i % 2 for i in range(64)])
     for factor in (1, 4):
@@ -102,8 +126,10 @@ def main() -> None:
         it = iter(loader)
         next(it)
         time.sleep(0.5)  # give the workers time to run ahead of us
-        print(f"\n== prefetch_factor={factor} (num_workers=2, batch_size=2) -> after taking 1 batch, {many.counter.value} examples"
-              f" are already loaded (each worker keeps up to {factor} batches ready)")
+        print(
+            f"\n== prefetch_factor={factor} (num_workers=2, batch_size=2) -> after taking 1 batch, {many.counter.value} examples"
+            f" are already loaded (each worker keeps up to {factor} batches ready)"
+        )
         del it
 
     many.counter, many.delay = None, 0.0
@@ -111,8 +137,10 @@ def main() -> None:
         loader = DataLoader(many, batch_size=16, num_workers=2, persistent_workers=persistent)
         pids = [sorted({int(p) for b in loader for p in b["pid"]}) for _ in range(2)]
         same = "the same processes" if pids[0] == pids[1] else "new processes"
-        print(f"\n== persistent_workers={persistent} -> worker pids epoch 1 {pids[0]}, epoch 2 {pids[1]}: {same}"
-              f"{' (no start-up cost per epoch)' if persistent else ' (started again every epoch)'}")
+        print(
+            f"\n== persistent_workers={persistent} -> worker pids epoch 1 {pids[0]}, epoch 2 {pids[1]}: {same}"
+            f"{' (no start-up cost per epoch)' if persistent else ' (started again every epoch)'}"
+        )
 
 
 if __name__ == "__main__":  # workers started with spawn re-import this file: keep the work behind this guard

@@ -59,11 +59,11 @@ def main() -> None:
         model.train()
         total, seen, start = 0.0, 0, time.perf_counter()
         for batch in loader:
-            optimizer.zero_grad()                                   # 1. forget the last step's gradients
-            logits = model(as_input(batch["image"]))                # 2. forward
-            loss = F.cross_entropy(logits, batch["label"])          # 3. loss
-            loss.backward()                                         # 4. backward: fills .grad
-            optimizer.step()                                        # 5. step: update the parameters
+            optimizer.zero_grad()  # 1. forget the last step's gradients
+            logits = model(as_input(batch["image"]))  # 2. forward
+            loss = F.cross_entropy(logits, batch["label"])  # 3. loss
+            loss.backward()  # 4. backward: fills .grad
+            optimizer.step()  # 5. step: update the parameters
             total += loss.item() * len(batch["label"])
             seen += len(batch["label"])
         print(f"epoch {epoch + 1}: loss {total / seen:.4f}  ({seen / (time.perf_counter() - start):,.0f} examples/s)")

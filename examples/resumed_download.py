@@ -43,7 +43,7 @@ def main() -> None:
         for name, rng, status in server.requests:
             print(f"request {name}  Range={rng or '-':<16} -> HTTP {status}")
         second = server.requests[1]
-        resumed_from = int(second[1][len("bytes="):-1])
+        resumed_from = int(second[1][len("bytes=") : -1])
         print(f"bytes before the cut: {resumed_from:,}")
         print(f"bytes after the cut:  {SIZE - resumed_from:,}")
         print(f"bytes sent in total:  {server.bytes_sent:,} (file size {SIZE:,})")

@@ -1,6 +1,6 @@
 """The study note's example: two Python lists through dsreg_text.from_lists and a DataLoader.
 
-    python examples/text_from_lists.py
+python examples/text_from_lists.py
 """
 
 from __future__ import annotations

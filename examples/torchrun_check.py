@@ -29,8 +29,15 @@ def worker(dataset: str, epochs: int, out: Path) -> None:
     result = trainer.evaluate()
     rank = trainer.world.rank
     # The sampler's order is a function of (seed, epoch): list it for the last epoch to see this rank's shard.
-    torch.save({"state": trainer.module.state_dict(), "accuracy": result["accuracy"], "examples": result["examples"],
-                "shard": list(trainer.sampler)}, out / f"rank{rank}.pt")
+    torch.save(
+        {
+            "state": trainer.module.state_dict(),
+            "accuracy": result["accuracy"],
+            "examples": result["examples"],
+            "shard": list(trainer.sampler),
+        },
+        out / f"rank{rank}.pt",
+    )
     trainer.close()
 
 
@@ -55,8 +62,19 @@ def main() -> None:
 
 def check(args: argparse.Namespace, out: Path) -> None:
     """Train under torchrun into ``out`` and print whether the ranks' shards and weights agree."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={args.nproc}",
-           __file__, args.dataset, "--epochs", str(args.epochs), "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={args.nproc}",
+        __file__,
+        args.dataset,
+        "--epochs",
+        str(args.epochs),
+        "--out",
+        str(out),
+    ]
     subprocess.run(cmd, check=True)
     ranks = [torch.load(out / f"rank{r}.pt", weights_only=True) for r in range(args.nproc)]
     shards = [set(r["shard"]) for r in ranks]
@@ -65,11 +83,12 @@ def check(args: argparse.Namespace, out: Path) -> None:
     same = all(all(torch.equal(ranks[0]["state"][k], r["state"][k]) for k in ranks[0]["state"]) for r in ranks[1:])
     largest = max((ranks[0]["state"][k] - r["state"][k]).abs().max().item() for r in ranks[1:] for k in ranks[0]["state"])
     for i, r in enumerate(ranks):
-        print(f"rank {i}: last epoch's shard {len(r['shard']):,} examples (first {r['shard'][:4]}); "
-              f"test accuracy {r['accuracy']:.2%} on {r['examples']:,} examples (summed over ranks)")
+        print(
+            f"rank {i}: last epoch's shard {len(r['shard']):,} examples (first {r['shard'][:4]}); "
+            f"test accuracy {r['accuracy']:.2%} on {r['examples']:,} examples (summed over ranks)"
+        )
     print(f"last epoch's shards disjoint: {disjoint}; together they cover {covered:,} distinct examples")
-    print(f"final weights identical on every rank: {same} (largest difference {largest:.1e}) "
-          f"across {len(ranks[0]['state'])} tensors")
+    print(f"final weights identical on every rank: {same} (largest difference {largest:.1e}) across {len(ranks[0]['state'])} tensors")
     print(f"rank 0's checkpoint and metrics: {sorted(p.name for p in (out / 'run').iterdir())} in {out / 'run'}")
 
 

@@ -57,7 +57,7 @@ def train_images() -> bytes:
     header = (0x803).to_bytes(4, "big") + b"".join(n.to_bytes(4, "big") for n in (60_000, 28, 28))
     pixels = bytearray(60_000 * 784)
     for i in range(60_000):
-        pixels[i * 784:i * 784 + 3] = i.to_bytes(3, "big")
+        pixels[i * 784 : i * 784 + 3] = i.to_bytes(3, "big")
     return gzip.compress(header + bytes(pixels), compresslevel=1)
 
 
@@ -83,8 +83,15 @@ def main(mode: str, data: Path) -> None:
             run(f"dsreg fetch notmnist-idx -c splits=train --mirror {shlex.quote(url)}", env)
 
 
-def fault(title: str, faults: dict[str, Any] | None = None, *, body: bytes | None = None, pin: bool = False,
-          url: str | None = None, https: bool = False) -> None:
+def fault(
+    title: str,
+    faults: dict[str, Any] | None = None,
+    *,
+    body: bytes | None = None,
+    pin: bool = False,
+    url: str | None = None,
+    https: bool = False,
+) -> None:
     """Fetch a toy dataset from a server with ``faults``; print the lines, the outcome, the time and the cache."""
     import dsreg
     from dsreg.fetching.cache import Cache
@@ -105,8 +112,10 @@ def fault(title: str, faults: dict[str, Any] | None = None, *, body: bytes | Non
             except dsreg.DsregError as exc:
                 outcome = f"{type(exc).__name__}: {exc}"
         part = Cache().part_path("toy", "toy.bin")
-        print(f"### {title}  [{time.monotonic() - start:.1f} s; HTTP {[s for _, _, s in server.requests]}; "
-              f".part {part.stat().st_size if part.exists() else 'none'}]")
+        print(
+            f"### {title}  [{time.monotonic() - start:.1f} s; HTTP {[s for _, _, s in server.requests]}; "
+            f".part {part.stat().st_size if part.exists() else 'none'}]"
+        )
         for line in [*said.getvalue().splitlines(), f"=> {outcome}"]:
             print("   ", line.replace(os.environ["DSREG_CACHE"], "$DSREG_CACHE"))
 
@@ -187,8 +196,11 @@ def bomb() -> None:
         folder = Path(tmp)
         cases = [
             ("2 GiB in one member, default limits", hostile.tar_bomb(folder, expand_to=2 << 30, members=1), {}),
-            ("2 GiB in 16 members, DSREG_MAX_EXPANDED=1GiB", hostile.tar_bomb(folder, expand_to=2 << 30, members=16),
-             {"DSREG_MAX_EXPANDED": "1GiB"}),
+            (
+                "2 GiB in 16 members, DSREG_MAX_EXPANDED=1GiB",
+                hostile.tar_bomb(folder, expand_to=2 << 30, members=16),
+                {"DSREG_MAX_EXPANDED": "1GiB"},
+            ),
         ]
         for title, path, extra in cases:
             print(f"== {title}: {path.name}, {path.stat().st_size:,} bytes on disk")

@@ -43,23 +43,33 @@ EXAMPLES = int(os.environ.get("DSREG_FUZZ_EXAMPLES", "400"))
 STRICTER = ("in a tar header", "unexpected end of data", "invalid pax header")  # a bad checksum or number; a cut
 
 KINDS = {
-    "file": tarfile.REGTYPE, "old-file": tarfile.AREGTYPE, "dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE,
-    "hardlink": tarfile.LNKTYPE, "fifo": tarfile.FIFOTYPE, "chr": tarfile.CHRTYPE, "contiguous": tarfile.CONTTYPE,
+    "file": tarfile.REGTYPE,
+    "old-file": tarfile.AREGTYPE,
+    "dir": tarfile.DIRTYPE,
+    "symlink": tarfile.SYMTYPE,
+    "hardlink": tarfile.LNKTYPE,
+    "fifo": tarfile.FIFOTYPE,
+    "chr": tarfile.CHRTYPE,
+    "contiguous": tarfile.CONTTYPE,
 }
 # Mostly well-formed archives, so that "the same members" is tested as often as "both refuse".
 parts = st.sampled_from(["a", "b", "data.png", "ü", "ファイル", "x" * 60, "d" * 120, "..", ".", ""])
 safe_parts = st.sampled_from(["a", "b", "data.png", "ü", "ファイル", "x" * 60, "d" * 120])
-names = (st.lists(safe_parts, min_size=1, max_size=4).map("/".join)
-         | st.lists(parts, min_size=1, max_size=4).map("/".join)
-         | st.sampled_from(["/abs", "/", "./a", "a/", "a//b"]))
-kinds = st.sampled_from(["file", "file", "file", "file", "old-file", "contiguous", "dir", "dir",
-                         "symlink", "hardlink", "fifo", "chr"])
+names = (
+    st.lists(safe_parts, min_size=1, max_size=4).map("/".join)
+    | st.lists(parts, min_size=1, max_size=4).map("/".join)
+    | st.sampled_from(["/abs", "/", "./a", "a/", "a//b"])
+)
+kinds = st.sampled_from(["file", "file", "file", "file", "old-file", "contiguous", "dir", "dir", "symlink", "hardlink", "fifo", "chr"])
 data = st.binary(max_size=1300) | st.sampled_from([b"", b"x" * 512])
-benign = st.tuples(st.lists(safe_parts, min_size=1, max_size=4).map("/".join),
-                   st.sampled_from(["file", "file", "file", "old-file", "contiguous", "dir"]), data)
+benign = st.tuples(
+    st.lists(safe_parts, min_size=1, max_size=4).map("/".join),
+    st.sampled_from(["file", "file", "file", "old-file", "contiguous", "dir"]),
+    data,
+)
 hostile = st.tuples(names, kinds, data)
 members = st.tuples(st.lists(benign, min_size=1, max_size=5), st.none() | hostile, st.integers(0, 5)).map(
-    lambda t: t[0] if t[1] is None else [*t[0][: t[2]], t[1], *t[0][t[2]:]]  # at most one odd member, anywhere
+    lambda t: t[0] if t[1] is None else [*t[0][: t[2]], t[1], *t[0][t[2] :]]  # at most one odd member, anywhere
 )
 mutation = st.one_of(
     st.tuples(st.just("flip"), st.integers(0, 1 << 16), st.integers(1, 255)),
@@ -120,10 +130,18 @@ def budget() -> _Budget:
     return _Budget("fuzz.tar", 1 << 30, 1 << 40)
 
 
-@settings(max_examples=EXAMPLES, deadline=None, derandomize="DSREG_FUZZ_EXAMPLES" not in os.environ,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(entries=members, fmt=st.sampled_from([tarfile.GNU_FORMAT, tarfile.PAX_FORMAT, tarfile.USTAR_FORMAT]),
-       how=damage, codec=st.sampled_from(sorted(COMPRESS)))
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize="DSREG_FUZZ_EXAMPLES" not in os.environ,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    entries=members,
+    fmt=st.sampled_from([tarfile.GNU_FORMAT, tarfile.PAX_FORMAT, tarfile.USTAR_FORMAT]),
+    how=damage,
+    codec=st.sampled_from(sorted(COMPRESS)),
+)
 def test_the_direct_reader_reads_what_tarfile_reads(tmp_path: Path, entries, fmt, how, codec) -> None:
     try:
         raw = build(entries, fmt)

@@ -27,18 +27,18 @@ ESCAPE_MESSAGES = {
     "device": "device.tar.gz: member 'ok/null' is a device or special file; refusing to read this archive",
     "fifo": "fifo.tar.gz: member 'ok/pipe' is a device or special file; refusing to read this archive",
     "gnu-long-name": "gnu-long-name.tar.gz: member 'ok/" + "d" * 110 + "/../../../evil.txt' climbs out with '..'; "
-                     "refusing to read this archive",
+    "refusing to read this archive",
     "pax-path": "pax-path.tar.gz: member '../evil.txt' climbs out with '..'; refusing to read this archive",
 }
 ADVICE = "fetch it again with force=True, or hand over a good copy with from_path=PATH"  # the CLI says --force, --from PATH
 CLI_ADVICE = "fetch it again with `--force`, or hand over a good copy with `--from PATH`"
 DAMAGED_MESSAGES = {
     "truncated-gzip": "truncated.tar.gz is cut short (Compressed file ended before the end-of-stream marker was reached); "
-                      f"the download is incomplete or damaged: {ADVICE}",
+    f"the download is incomplete or damaged: {ADVICE}",
     "corrupt-deflate": "corrupt-deflate.tar.gz holds corrupt gzip data (Error -3 while decompressing data: invalid block type); "
-                       f"the file is damaged: {ADVICE}",
+    f"the file is damaged: {ADVICE}",
     "corrupt-zip-deflate": "corrupt-deflate.zip holds corrupt compressed data after 1 member (Error -3 while decompressing data: "
-                           f"invalid block type); the file is damaged: {ADVICE}",
+    f"invalid block type); the file is damaged: {ADVICE}",
     "bad-header-checksum": f"bad-checksum.tar.gz is not a readable tar archive after 4 members (bad checksum in a tar header): {ADVICE}",
     "corrupt-bz2": f"corrupt.tar.bz2 holds corrupt bzip2 data (Invalid data stream); the file is damaged: {ADVICE}",
     "corrupt-xz": f"corrupt.tar.xz holds corrupt xz data (Corrupt input data); the file is damaged: {ADVICE}",
@@ -125,16 +125,20 @@ def test_a_compressed_file_is_bounded_read_whole_or_in_pieces(tmp_path: Path, mo
     monkeypatch.setenv("DSREG_MAX_MEMBER", "4MiB")
     with archive.open_compressed(path) as fh, pytest.raises(dsreg.ArchiveError) as caught:
         fh.read()  # held whole in memory: bounded like one member
-    assert str(caught.value) == ("bomb-16M.gz expands to more than the 4MiB a file read whole may hold (DSREG_MAX_MEMBER); "
-                                 "if it is genuine, set DSREG_MAX_MEMBER=16MiB (or more) and fetch again")
+    assert str(caught.value) == (
+        "bomb-16M.gz expands to more than the 4MiB a file read whole may hold (DSREG_MAX_MEMBER); "
+        "if it is genuine, set DSREG_MAX_MEMBER=16MiB (or more) and fetch again"
+    )
     with archive.open_compressed(path) as fh:  # read in pieces, the member limit does not apply
         assert sum(len(line) for line in fh) == 16 << 20
     monkeypatch.setenv("DSREG_MAX_EXPANDED", "8MiB")
     with archive.open_compressed(path) as fh, pytest.raises(dsreg.ArchiveError) as caught:
         while fh.read(1 << 16):
             pass
-    assert str(caught.value) == ("bomb-16M.gz expands to more than 8MiB (DSREG_MAX_EXPANDED): refused as an archive bomb; "
-                                 "if the archive is genuine, set DSREG_MAX_EXPANDED=32MiB (or more) and fetch again")
+    assert str(caught.value) == (
+        "bomb-16M.gz expands to more than 8MiB (DSREG_MAX_EXPANDED): refused as an archive bomb; "
+        "if the archive is genuine, set DSREG_MAX_EXPANDED=32MiB (or more) and fetch again"
+    )
     broken = tmp_path / "broken.gz"
     broken.write_bytes(hostile.truncated_gzip(tmp_path).read_bytes())
     with archive.open_compressed(broken) as fh, pytest.raises(dsreg.ArchiveError, match=r"^broken.gz is cut short \(Compressed file ended"):
@@ -161,8 +165,10 @@ def test_an_encrypted_zip_member_is_refused_by_name(tmp_path: Path) -> None:
     path.write_bytes(bytes(raw))
     with pytest.raises(dsreg.ArchiveError) as caught:
         list(archive.members(path))
-    assert str(caught.value) == ("secret.zip: member 'ok/secret.txt' is encrypted; dsreg reads only unencrypted archives: "
-                                 "decrypt it yourself and hand it over with from_path=PATH")
+    assert str(caught.value) == (
+        "secret.zip: member 'ok/secret.txt' is encrypted; dsreg reads only unencrypted archives: "
+        "decrypt it yourself and hand it over with from_path=PATH"
+    )
     assert caught.value.cli_message.endswith("hand it over with `--from PATH`")
 
 
@@ -274,8 +280,13 @@ PROBE = textwrap.dedent("""
 
 
 def measure(path: Path, **env: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", PROBE, str(path)], capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "DSREG_CONFIG": os.devnull, **env})
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "DSREG_CONFIG": os.devnull, **env},
+    )
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 
@@ -285,9 +296,12 @@ def measure(path: Path, **env: str) -> dict:
 def test_a_200mb_bomb_is_refused_in_little_memory(tmp_path: Path, make) -> None:
     many = make(tmp_path, 200 << 20, 50)  # 50 members of 4 MiB: refused by the total
     result = measure(many, DSREG_MAX_EXPANDED="64MiB")
-    assert re.fullmatch(rf"{re.escape(many.name)} expands to more than 64MiB \(DSREG_MAX_EXPANDED\) at member 'bomb/0001[56].bin': "
-                        r"refused as an archive bomb; if the archive is genuine, set DSREG_MAX_EXPANDED=256MiB \(or more\) and "
-                        r"fetch again", result["message"])
+    assert re.fullmatch(
+        rf"{re.escape(many.name)} expands to more than 64MiB \(DSREG_MAX_EXPANDED\) at member 'bomb/0001[56].bin': "
+        r"refused as an archive bomb; if the archive is genuine, set DSREG_MAX_EXPANDED=256MiB \(or more\) and "
+        r"fetch again",
+        result["message"],
+    )
     assert result["read"] in (60 << 20, 64 << 20)  # tar headers count too: the tar stops a member earlier
     assert result["peak"] < 48 << 20, result  # a few members' worth, never the 200 MB
 
@@ -318,4 +332,3 @@ def test_tarfiles_headers_do_not_pile_up_on_the_fallback_path(tmp_path: Path) ->
             tar.addfile(tarfile.TarInfo(f"e/{i}"), io.BytesIO())
     result = measure(path)
     assert result["message"] is None and result["peak"] < 8 << 20, result
-

@@ -30,8 +30,9 @@ def leftovers(cache: Path, name: str) -> list[str]:
     return sorted(str(p.relative_to(prepared)) for p in prepared.rglob("*")) if prepared.exists() else []
 
 
-def test_a_full_disk_is_one_line_naming_the_folder_and_nothing_is_left(dsreg_cache: Path, dsreg_register, data: bytes,
-                                                                        dsreg_file_server, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_full_disk_is_one_line_naming_the_folder_and_nothing_is_left(
+    dsreg_cache: Path, dsreg_register, data: bytes, dsreg_file_server, monkeypatch: pytest.MonkeyPatch
+) -> None:
     url = dsreg_file_server.serve({"toy.bin": data})
     dsreg_register(make_builder(data, urls=(url + "toy.bin",)))
     real_open = open
@@ -58,8 +59,9 @@ def test_a_full_disk_is_one_line_naming_the_folder_and_nothing_is_left(dsreg_cac
     assert CliRunner().invoke(cli, ["fetch", "toy", "--quiet"]).exit_code == 0
 
 
-def test_the_cleanup_does_not_mask_the_error_that_stopped_the_prepare(dsreg_cache: Path, dsreg_register, tmp_path: Path,
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_cleanup_does_not_mask_the_error_that_stopped_the_prepare(
+    dsreg_cache: Path, dsreg_register, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from dsreg.testing import hostile
 
     path = hostile.corrupt_deflate(tmp_path)
@@ -79,8 +81,9 @@ def test_the_cleanup_does_not_mask_the_error_that_stopped_the_prepare(dsreg_cach
     dsreg_register(Rows)
     real_open = open
     # The buffered rows can never be flushed: closing the side file in the cleanup fails too.
-    monkeypatch.setattr(storage, "open", lambda p, m="r", *a, **k: real_open("/dev/full" if str(p).endswith(".raw") else p, m, *a, **k),
-                        raising=False)
+    monkeypatch.setattr(
+        storage, "open", lambda p, m="r", *a, **k: real_open("/dev/full" if str(p).endswith(".raw") else p, m, *a, **k), raising=False
+    )
     out = CliRunner().invoke(cli, ["fetch", "rows", "--quiet"])
     assert out.exit_code == 1 and out.output.startswith("error: corrupt-deflate.tar.gz holds corrupt gzip data"), out.output
     assert leftovers(dsreg_cache, "rows") == []
@@ -126,10 +129,14 @@ def test_disk_errors_are_told_by_errno_and_only_for_the_cache(tmp_path: Path) ->
     folder = tmp_path / "cache" / "prepared"
     inside = str(folder / ".x.tmp-1" / "train.arrow")
     said = str(disk_error(PermissionError(errno.EACCES, "Permission denied", inside), folder, "preparing toy"))
-    assert said == (f"preparing toy stopped: Permission denied: you may not write in {folder}; make it writable "
-                    "(chmod u+w) or set DSREG_CACHE to a folder you can write; then fetch again")
+    assert said == (
+        f"preparing toy stopped: Permission denied: you may not write in {folder}; make it writable "
+        "(chmod u+w) or set DSREG_CACHE to a folder you can write; then fetch again"
+    )
     rofs = str(disk_error(OSError(errno.EROFS, "Read-only file system", inside), folder, "preparing toy"))
-    assert rofs.endswith(f"Read-only file system: {folder} is on a read-only filesystem; set DSREG_CACHE to a writable folder; then fetch again")
+    assert rofs.endswith(
+        f"Read-only file system: {folder} is on a read-only filesystem; set DSREG_CACHE to a writable folder; then fetch again"
+    )
     # A builder that cannot read its own input is not a cache problem: the error goes up as it is.
     assert disk_error(PermissionError(errno.EACCES, "Permission denied", "/data/in.csv"), folder, "preparing toy") is None
     assert disk_error(FileNotFoundError(errno.ENOENT, "No such file", inside), folder, "preparing toy") is None
@@ -149,8 +156,10 @@ def test_other_os_errors_in_a_command_are_one_line(runner_env, monkeypatch: pyte
     monkeypatch.setattr(api, "fetch", read_only)
     out = CliRunner().invoke(cli, ["fetch", "toy"])
     assert out.exit_code == 1
-    assert out.output == ("error: dsreg fetch stopped: Permission denied: you may not write in /srv/shared-cache/locks; "
-                          "make it writable (chmod u+w) or set DSREG_CACHE to a folder you can write; then fetch again\n")
+    assert out.output == (
+        "error: dsreg fetch stopped: Permission denied: you may not write in /srv/shared-cache/locks; "
+        "make it writable (chmod u+w) or set DSREG_CACHE to a folder you can write; then fetch again\n"
+    )
     monkeypatch.setattr(api, "fetch", lambda *a, **k: (_ for _ in ()).throw(OSError(errno.EIO, "Input/output error", "/dev/sdz")))
     out = CliRunner().invoke(cli, ["fetch", "toy"])
     assert out.output == "error: dsreg fetch stopped: Input/output error: /dev/sdz (`dsreg --debug ...` shows where)\n"

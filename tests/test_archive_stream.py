@@ -60,8 +60,12 @@ def test_a_pax_global_header_hands_over_to_tarfile_without_repeating_members(tmp
 
 @pytest.mark.parametrize(
     ("kind", "says"),
-    [(tarfile.SYMTYPE, "is a link"), (tarfile.LNKTYPE, "is a link"), (tarfile.FIFOTYPE, "is a device or special"),
-     (tarfile.CHRTYPE, "is a device or special")],
+    [
+        (tarfile.SYMTYPE, "is a link"),
+        (tarfile.LNKTYPE, "is a link"),
+        (tarfile.FIFOTYPE, "is a device or special"),
+        (tarfile.CHRTYPE, "is a device or special"),
+    ],
 )
 def test_links_and_devices_are_refused_by_name(tmp_path: Path, kind: bytes, says: str) -> None:
     info = tarfile.TarInfo("zz/odd")
@@ -150,7 +154,8 @@ def test_members_in_order_refuses_to_hold_more_than_max_buffered(tmp_path: Path)
     assert str(err.value) == (
         "labelled.tar.gz: members read before their turn, up to 'data/img3.png', take more than the 399B "
         "members_in_order may hold (max_buffered) while it waits for 'data/labels.csv'; pass max_buffered='2KiB' "
-        "(or more), or read the archive in its own order with members()")
+        "(or more), or read the archive in its own order with members()"
+    )
     # Skipped members are not held: without rest= the images cost nothing.
     assert [n for n, _ in members_in_order(path, ["data/labels.csv"], max_buffered=1)] == ["data/labels.csv"]
 

@@ -17,7 +17,10 @@ def test_quick_benchmark_run_writes_every_section(tmp_path):
     pytest.importorskip("matplotlib", reason="the benchmarks draw a chart")
     out = subprocess.run(
         [sys.executable, "-m", "benchmarks", "run", "--quick", "--out", str(tmp_path / "results"), "--work", str(tmp_path / "not" / "yet")],
-        cwd=ROOT, capture_output=True, text=True, timeout=900,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     results = list((tmp_path / "results").glob("*-quick.json"))
@@ -56,8 +59,13 @@ def test_report_of_a_run_without_throughput_sections_has_no_chart(tmp_path):
     from benchmarks import report
 
     rows = [{"section": "startup", "name": "dsreg list", "value": 0.2, "unit": "s", "runs": 3, "note": ""}]
-    result = {"date": "2026-12-02", "command": "python -m benchmarks run --sections startup",
-              "machine": {"description": "test"}, "rows": rows, "targets": report.targets(rows)}
+    result = {
+        "date": "2026-12-02",
+        "command": "python -m benchmarks run --sections startup",
+        "machine": {"description": "test"},
+        "rows": rows,
+        "targets": report.targets(rows),
+    }
 
     paths = report.write(result, tmp_path / "out", "run")
 

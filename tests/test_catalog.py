@@ -85,15 +85,26 @@ def test_the_site_has_a_card_per_dataset_with_what_a_user_needs(registry, tmp_pa
     assert out == f"wrote {site / 'index.html'} (2 datasets, 1 picture, 1 plugin failure listed)\n"
     page = (site / "index.html").read_text()
     assert list(cards(page)) == ["shades", "words"]
-    card = page[page.index('id="shades"'):page.index('id="words"')]
-    for shown in ("1.2.0", "image-classification", "Tiny generated images in three shades", "CC0-1.0",
-                  '<a href="https://example.org/shades"', "Shades &amp; Greys", "<code>image</code>: ",
-                  "12 examples", "6 examples", '<code class="model">tiny-cnn</code>', "epochs <code>3</code>",
-                  "batch_size <code>16</code>", '<img src="previews/shades.png"'):
+    card = page[page.index('id="shades"') : page.index('id="words"')]
+    for shown in (
+        "1.2.0",
+        "image-classification",
+        "Tiny generated images in three shades",
+        "CC0-1.0",
+        '<a href="https://example.org/shades"',
+        "Shades &amp; Greys",
+        "<code>image</code>: ",
+        "12 examples",
+        "6 examples",
+        '<code class="model">tiny-cnn</code>',
+        "epochs <code>3</code>",
+        "batch_size <code>16</code>",
+        '<img src="previews/shades.png"',
+    ):
         assert shown in card, shown
     picture = (site / "previews" / "shades.png").read_bytes()
     assert picture[:8] == b"\x89PNG\r\n\x1a\n" and len(picture) > 2000
-    words = page[page.index('id="words"'):]
+    words = page[page.index('id="words"') :]
     assert "not prepared — <code>dsreg fetch words</code>" in words
     assert "not prepared (<code>dsreg fetch words --split train</code>)" in words
     assert "no model registered for this task" in words
@@ -178,8 +189,16 @@ def test_an_unknown_name_fails_before_anything_is_written(registry, tmp_path: Pa
 def chromium(*args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     """Run headless Chromium once (its own profile folder, no sandbox: tests may run as root)."""
     assert CHROMIUM is not None
-    command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--hide-scrollbars",
-               f"--user-data-dir={tmp_path / 'chromium-profile'}", *args]
+    command = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--hide-scrollbars",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+        *args,
+    ]
     return subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
 
 

@@ -195,9 +195,7 @@ def test_a_file_with_no_size_is_caught():
 def test_overlapping_splits_are_caught():
     with pytest.raises(ConformanceError) as err:
         check_builder(Overlapping, files={"toy.bin": DATA})
-    assert str(err.value).startswith(
-        "check_builder [overlap] overlapping: 100 example(s) appear in two splits, e.g. test[0] == train[799]"
-    )
+    assert str(err.value).startswith("check_builder [overlap] overlapping: 100 example(s) appear in two splits, e.g. test[0] == train[799]")
     assert "assign each example to one split" in str(err.value)
 
 
@@ -226,10 +224,14 @@ def test_a_collate_fn_that_fails_inside_a_worker_is_caught():
 def test_values_the_feature_dtype_cannot_hold_are_caught():
     # The conformance suite judges a value by the feature's own check, the one the prepared store applies
     # (Feature.encode): the store refuses the example while preparing, or the features check names it.
-    with pytest.raises(ConformanceError, match=r"\[(fetch|features)\] wraps: .*'0'.* column 'image' holds int64 values that uint8 cannot represent"):
+    with pytest.raises(
+        ConformanceError, match=r"\[(fetch|features)\] wraps: .*'0'.* column 'image' holds int64 values that uint8 cannot represent"
+    ):
         check_builder(Wraps, files={"toy.bin": DATA})
-    assert Pairs.features["image"].check("image", [[[455, 0], [0, 0]]]) == \
-        "column 'image' holds int64 values that uint8 cannot represent (they would wrap)"
+    assert (
+        Pairs.features["image"].check("image", [[[455, 0], [0, 0]]])
+        == "column 'image' holds int64 values that uint8 cannot represent (they would wrap)"
+    )
 
 
 def test_missing_metadata_is_caught():
@@ -250,7 +252,9 @@ def test_a_collate_fn_that_reads_only_lists_is_caught():
 def test_a_task_without_a_model_skips_the_training_step_with_a_warning():
     with pytest.warns(ConformanceWarning, match="no model is registered for task 'pair-regression'"):
         report = check_builder(Regression, files={"toy.bin": DATA}, train=True)
-    assert report.skipped == {"train": "no model is registered for task 'pair-regression' (register one with register_models to train on it)"}
+    assert report.skipped == {
+        "train": "no model is registered for task 'pair-regression' (register one with register_models to train on it)"
+    }
 
 
 def test_the_check_leaves_the_process_as_it_found_it(monkeypatch):
@@ -265,7 +269,10 @@ def test_the_check_leaves_the_process_as_it_found_it(monkeypatch):
 def test_the_training_step_can_name_a_registered_model():
     report = check_builder(Pairs, files={"toy.bin": DATA}, model="image-mlp")
     assert report.results["train"].startswith("ok (image-mlp")
-    with pytest.raises(ConformanceError, match=r"\[train\] pairs: model='text-bag' is not registered for task 'image-classification'; pick one of: image-mlp, image-cnn"):
+    with pytest.raises(
+        ConformanceError,
+        match=r"\[train\] pairs: model='text-bag' is not registered for task 'image-classification'; pick one of: image-mlp, image-cnn",
+    ):
         check_builder(Pairs, files={"toy.bin": DATA}, model="text-bag")
 
 
@@ -375,8 +382,9 @@ def test_a_non_deterministic_order_is_caught():
     with pytest.raises(ConformanceError) as err:
         check_builder(Shuffled, files={"toy.bin": DATA})
     message = str(err.value)
-    assert message.startswith("check_builder [determinism] shuffled: two prepares of the same files give the same "
-                              "examples in another order: train[")
+    assert message.startswith(
+        "check_builder [determinism] shuffled: two prepares of the same files give the same examples in another order: train["
+    )
     assert "rows of train differ" in message and "seed any randomness" in message
 
 
@@ -384,15 +392,19 @@ def test_float64_images_from_the_collate_fn_are_caught():
     with pytest.raises(ConformanceError) as err:
         check_builder(Float64Images, files={"toy.bin": DATA})
     message = str(err.value)
-    assert message.startswith("check_builder [batches] float64-images: batch 0 from a DataLoader with num_workers=0: "
-                              "column 'image' is float64; models run in float32")
+    assert message.startswith(
+        "check_builder [batches] float64-images: batch 0 from a DataLoader with num_workers=0: "
+        "column 'image' is float64; models run in float32"
+    )
 
 
 def test_float_labels_from_the_collate_fn_are_caught():
     with pytest.raises(ConformanceError) as err:
         check_builder(FloatLabels, files={"toy.bin": DATA})
-    assert str(err.value).startswith("check_builder [batches] float-labels: batch 0 from a DataLoader with num_workers=0: "
-                                     "label column 'label' is float32 [4], not int64 [4]")
+    assert str(err.value).startswith(
+        "check_builder [batches] float-labels: batch 0 from a DataLoader with num_workers=0: "
+        "label column 'label' is float32 [4], not int64 [4]"
+    )
     assert "int64 labels" in str(err.value)
 
 
@@ -400,8 +412,9 @@ def test_a_collate_fn_that_forgets_to_normalise_is_caught():
     with pytest.raises(ConformanceError) as err:
         check_builder(Unnormalised, files={"toy.bin": DATA})
     message = str(err.value)
-    assert message.startswith("check_builder [batches] unnormalised: batch 0 from a DataLoader with num_workers=0: "
-                              "float image column 'image' holds values from ")
+    assert message.startswith(
+        "check_builder [batches] unnormalised: batch 0 from a DataLoader with num_workers=0: float image column 'image' holds values from "
+    )
     assert "the 0-255 range cast to float without scaling" in message and "scaled to [0, 1] or standardized" in message
 
 
@@ -421,14 +434,19 @@ def test_the_batches_check_reads_padded_columns_lengths_and_masks():
     from dsreg.testing.conformance import _batch_problem
 
     features = {"ids": dsreg.Tensor((None,), "int64"), "label": dsreg.ClassLabel(("a", "b"))}
-    padded = dsreg.store.collate.pad([{"ids": torch.tensor([1, 2, 3]), "label": torch.tensor(0)},
-                                      {"ids": torch.tensor([4]), "label": torch.tensor(1)}], ragged=("ids",))
+    padded = dsreg.store.collate.pad(
+        [{"ids": torch.tensor([1, 2, 3]), "label": torch.tensor(0)}, {"ids": torch.tensor([4]), "label": torch.tensor(1)}], ragged=("ids",)
+    )
     assert _batch_problem(padded, features, "text-classification", 2) is None
     del padded["attention_mask"]
-    assert _batch_problem(padded, features, "text-classification", 2) == \
-        "padded column 'ids' ([2, 3]) comes without lengths and attention_mask, so a model cannot tell padding from data"
-    assert _batch_problem({"ids": [torch.tensor([1])], "label": torch.tensor([0])}, features, "text-classification", 1) == \
-        "column 'ids' is list, not a tensor (pad it with dsreg.store.collate.pad)"
+    assert (
+        _batch_problem(padded, features, "text-classification", 2)
+        == "padded column 'ids' ([2, 3]) comes without lengths and attention_mask, so a model cannot tell padding from data"
+    )
+    assert (
+        _batch_problem({"ids": [torch.tensor([1])], "label": torch.tensor([0])}, features, "text-classification", 1)
+        == "column 'ids' is list, not a tensor (pad it with dsreg.store.collate.pad)"
+    )
 
 
 def test_a_wrong_sha256_is_caught_against_the_mirror_the_test_gives(tmp_path):
@@ -509,13 +527,18 @@ def test_a_name_two_installed_plugins_register_is_caught_with_both_plugins(tmp_p
     with pytest.raises(ConformanceError) as err:
         check_builder(Pairs, files={"toy.bin": DATA})
     message = str(err.value)
-    assert message.startswith("check_builder [installed] pairs: dataset name 'pairs' is registered by installed plugins "
-                              "'pairsone' and 'pairstwo': `dsreg list` shows the dataset of 'pairsone' and refuses that of 'pairstwo'")
+    assert message.startswith(
+        "check_builder [installed] pairs: dataset name 'pairs' is registered by installed plugins "
+        "'pairsone' and 'pairstwo': `dsreg list` shows the dataset of 'pairsone' and refuses that of 'pairstwo'"
+    )
     assert "rename one of the datasets" in message
     # One installed plugin with another Builder under the name is a clash to come.
     monkeypatch.setattr(plugins, "_entry_points", lambda: eps[:1])
-    with pytest.raises(ConformanceError, match=r"\[installed\] pairs: dataset name 'pairs' is already registered by "
-                                               r"installed plugin 'pairsone' \(pairsone.One\)"):
+    with pytest.raises(
+        ConformanceError,
+        match=r"\[installed\] pairs: dataset name 'pairs' is already registered by "
+        r"installed plugin 'pairsone' \(pairsone.One\)",
+    ):
         check_builder(Pairs, files={"toy.bin": DATA})
 
 
@@ -525,7 +548,8 @@ def test_the_installed_plugin_that_registers_the_builder_passes(tmp_path, monkey
     from dsreg import plugins
 
     (tmp_path / "pairsplugin.py").write_text(
-        "import dsreg\nfrom test_check_builder import Pairs\n\n@dsreg.hookimpl\ndef register_datasets(register):\n    register(Pairs)\n")
+        "import dsreg\nfrom test_check_builder import Pairs\n\n@dsreg.hookimpl\ndef register_datasets(register):\n    register(Pairs)\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(plugins, "_entry_points", lambda: [metadata.EntryPoint(name="pairsplugin", value="pairsplugin", group="dsreg")])
     report = check_builder(Pairs, files={"toy.bin": DATA})

@@ -28,7 +28,8 @@ def _lines(output: str) -> dict[str, str]:
 
 
 def test_a_dead_and_a_wrong_size_mirror_are_named_and_the_live_url_keeps_the_exit_zero(
-        dsreg_cache, dsreg_file_server, dsreg_register, data):
+    dsreg_cache, dsreg_file_server, dsreg_register, data
+):
     good = dsreg_file_server.serve({"toy.bin": data})
     dsreg_file_server.serve({"short/toy.bin": data[:-10]})
     dead, short = good + "gone/", good + "short/"
@@ -48,7 +49,8 @@ def test_a_file_with_no_live_url_exits_non_zero_with_one_line_naming_it(dsreg_ca
     assert result.exit_code == 1
     assert result.stderr.strip().splitlines() == [
         "error: toy/toy.bin has no URL that serves it as published; add a mirror to the plugin or "
-        "`dsreg fetch toy --mirror URL` where a copy lives"]
+        "`dsreg fetch toy --mirror URL` where a copy lives"
+    ]
 
 
 def test_json_lists_every_url_with_its_state_and_size(dsreg_cache, dsreg_file_server, dsreg_register, data):

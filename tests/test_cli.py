@@ -22,8 +22,10 @@ def runner():
 @pytest.fixture
 def toy(dsreg_cache, dsreg_register, data, dsreg_file_server):
     url = dsreg_file_server.serve({"toy.bin": data})
-    dsreg_register(make_builder(data, urls=("http://127.0.0.1:9/dead/toy.bin", url + "toy.bin")),
-             make_builder(blob(400, seed=4), name="other", urls=(url + "published/toy.bin",)))
+    dsreg_register(
+        make_builder(data, urls=("http://127.0.0.1:9/dead/toy.bin", url + "toy.bin")),
+        make_builder(blob(400, seed=4), name="other", urls=(url + "published/toy.bin",)),
+    )
     return url
 
 
@@ -34,8 +36,14 @@ def test_list_table_and_json(runner, toy):
     assert lines[0].split() == ["NAME", "PLUGIN", "TASK", "SIZE", "READY"]
     assert lines[2].split() == ["toy", "tests", "image-classification", "293.0", "KiB", "no"]
     rows = json.loads(runner.invoke(cli, ["list", "--json"]).output)
-    assert rows[1] == {"name": "toy", "plugin": "tests", "task": "image-classification", "size": 300_000, "cached": False,
-                       "ready_splits": []}
+    assert rows[1] == {
+        "name": "toy",
+        "plugin": "tests",
+        "task": "image-classification",
+        "size": 300_000,
+        "cached": False,
+        "ready_splits": [],
+    }
 
 
 def test_fetch_then_info_then_cache_commands(runner, toy, dsreg_cache):
@@ -128,8 +136,14 @@ def test_info_cuts_long_notes_to_one_line(runner, dsreg_cache, dsreg_register):
     ("args", "says"),
     [
         (["fetch"], "error: Missing argument 'NAMES...'. (`dsreg fetch -h` lists the options)"),
-        (["fetch", "toy", "--workers", "x"], "error: Invalid value for '--workers': 'x' is not a valid integer range. (`dsreg fetch -h` lists the options)"),
-        (["fetch", "toy", "--workers", "0"], "error: Invalid value for '--workers': 0 is not in the range x>=1. (`dsreg fetch -h` lists the options)"),
+        (
+            ["fetch", "toy", "--workers", "x"],
+            "error: Invalid value for '--workers': 'x' is not a valid integer range. (`dsreg fetch -h` lists the options)",
+        ),
+        (
+            ["fetch", "toy", "--workers", "0"],
+            "error: Invalid value for '--workers': 0 is not in the range x>=1. (`dsreg fetch -h` lists the options)",
+        ),
         (["cache", "rm"], "error: Missing argument 'NAMES...'. (`dsreg cache rm -h` lists the options)"),
     ],
 )

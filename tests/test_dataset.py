@@ -175,8 +175,9 @@ def test_failed_prepare_leaves_nothing_half_written(dsreg_cache, dsreg_register)
 def test_prepare_killed_midway_is_redone(dsreg_cache, tmp_path):
     # A real process killed with SIGKILL in the middle of writing a split.
     script = tmp_path / "slow.py"
-    script.write_text(textwrap.dedent(
-        """
+    script.write_text(
+        textwrap.dedent(
+            """
         import os, sys, time
         import dsreg
         from dsreg.testing import registered
@@ -199,7 +200,8 @@ def test_prepare_killed_midway_is_redone(dsreg_cache, tmp_path):
             ds = dsreg.load("slow", split="train", delay=float(sys.argv[1]))
             print("rows", len(ds), int(ds[99]["x"]), flush=True)
         """
-    ))
+        )
+    )
     env = {**os.environ, "DSREG_CACHE": str(dsreg_cache)}
     proc = subprocess.Popen([sys.executable, str(script), "60"], stdout=subprocess.PIPE, text=True, env=env)
     assert proc.stdout.readline().strip() == "halfway"
@@ -316,7 +318,9 @@ def test_features_encode_what_the_store_writes_and_say_why_a_value_does_not_fit(
     assert image.check("image", np.zeros((2, 2), np.uint8)) == "column 'image': shape (2, 2), the feature says (1, 2, 2)"
     assert image.check("image", "pixels") == "column 'image' is str, the feature says uint8[1, 2, 2]"
     ids = Tensor((None,), "int64")
-    assert ids.encode("ids", []).dtype == np.int64 and ids.check("ids", [[1], [2]]) == "column 'ids': shape (2, 1), the feature says (None,)"
+    assert (
+        ids.encode("ids", []).dtype == np.int64 and ids.check("ids", [[1], [2]]) == "column 'ids': shape (2, 1), the feature says (None,)"
+    )
     assert Tensor((None,), "float32").encode("wave", np.ones(5)).dtype == np.float32  # floats round: not refused
     assert label.encode("label", "dog") == 1 and label.encode("label", np.int64(1)) == 1 and label.encode("label", torch.tensor(0)) == 0
     assert label.check("label", "cow") == "column 'label': 'cow' is not one of the class names (cat, dog)"
@@ -368,7 +372,9 @@ def test_example_not_matching_features_is_a_clear_plugin_error(dsreg_cache, dsre
             yield "first", {"image": np.zeros((2, 2), np.uint8)}
 
     dsreg_register(Wrong)
-    with pytest.raises(dsreg.PluginError, match=r"example 'first' of split 'train': column 'image': shape \(2, 2\), the feature says \(1, 2, 2\)"):
+    with pytest.raises(
+        dsreg.PluginError, match=r"example 'first' of split 'train': column 'image': shape \(2, 2\), the feature says \(1, 2, 2\)"
+    ):
         dsreg.fetch("wrong", quiet=True)
 
 
@@ -406,8 +412,9 @@ def test_parallel_decode_keeps_order_and_both_kinds_of_skip(dsreg_cache, dsreg_r
 def test_loader_batches_match_the_stock_dataloader_order(toy, shuffle, drop_last):
     train = dsreg.load("toy", split="train[:1000]")
     ours = train.loader(batch_size=64, shuffle=shuffle, drop_last=drop_last, generator=torch.Generator().manual_seed(3))
-    stock = torch.utils.data.DataLoader(train, batch_size=64, shuffle=shuffle, drop_last=drop_last,
-                                        generator=torch.Generator().manual_seed(3), collate_fn=train.collate_fn)
+    stock = torch.utils.data.DataLoader(
+        train, batch_size=64, shuffle=shuffle, drop_last=drop_last, generator=torch.Generator().manual_seed(3), collate_fn=train.collate_fn
+    )
     assert len(ours) == len(stock)
     for _ in range(2):  # the generator stays in step across epochs
         got, want = list(ours), list(stock)
@@ -431,8 +438,12 @@ def test_loader_still_takes_a_sampler_or_batch_size_none(toy):
 class Scalars(dsreg.Builder):
     name = "scalars"
     description = "Every scalar kind, read back through the zero-copy views."
-    features = {"flag": dsreg.Value("bool"), "score": dsreg.Value("float32"), "count": dsreg.Value("int16"),
-                "half": dsreg.Tensor((2,), "float16")}
+    features = {
+        "flag": dsreg.Value("bool"),
+        "score": dsreg.Value("float32"),
+        "count": dsreg.Value("int16"),
+        "half": dsreg.Tensor((2,), "float16"),
+    }
     splits = ("train",)
 
     def generate(self, split, files, **config):
@@ -465,6 +476,11 @@ def test_loading_and_iterating_imports_neither_pandas_nor_datasets(toy, dsreg_ca
         print(sorted(m for m in ("pandas", "datasets") if m in sys.modules))
         """
     )
-    out = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent)], capture_output=True, text=True,
-                         env={**os.environ, "DSREG_CACHE": str(dsreg_cache)}, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(Path(__file__).parent)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DSREG_CACHE": str(dsreg_cache)},
+        timeout=120,
+    )
     assert out.stdout.strip() == "[]", out.stderr[-2000:]

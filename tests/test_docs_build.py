@@ -37,7 +37,9 @@ def test_every_page_is_in_the_nav():
     yaml = pytest.importorskip("yaml", reason="PyYAML reads mkdocs.yml (it comes with mkdocs and datasets)")
     config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
     listed = _nav_pages(config["nav"])
-    assert sorted(listed) == PAGES, f"add to the nav in mkdocs.yml: {sorted(set(PAGES) - set(listed))}; missing files: {sorted(set(listed) - set(PAGES))}"
+    assert sorted(listed) == PAGES, (
+        f"add to the nav in mkdocs.yml: {sorted(set(PAGES) - set(listed))}; missing files: {sorted(set(listed) - set(PAGES))}"
+    )
 
 
 def test_the_cli_reference_has_every_builtin_command():
@@ -59,15 +61,21 @@ def test_links_out_of_docs_point_at_the_repository():
 
 
 def test_mkdocs_build_strict(tmp_path):
-    for module, package in (("mkdocs", "mkdocs"), ("material", "mkdocs-material"), ("mkdocstrings_handlers.python", "mkdocstrings[python]")):
-        if importlib.util.find_spec(module.split(".")[0]) is None or (
-            "." in module and importlib.util.find_spec(module) is None
-        ):
+    for module, package in (
+        ("mkdocs", "mkdocs"),
+        ("material", "mkdocs-material"),
+        ("mkdocstrings_handlers.python", "mkdocstrings[python]"),
+    ):
+        if importlib.util.find_spec(module.split(".")[0]) is None or ("." in module and importlib.util.find_spec(module) is None):
             pytest.skip(f"{package} is not installed (pip install -r requirements-dev.txt installs the docs tools)")
     site = tmp_path / "site"
     run = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-f", str(ROOT / "mkdocs.yml"), "-d", str(site)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
     )
     assert run.returncode == 0, run.stdout + run.stderr
     for page in PAGES:

@@ -22,7 +22,7 @@ def _generate(self, split, files, **config):
     if not raw.startswith(MAGIC):  # what a real plugin's archive reader says about an HTML page
         raise dsreg.ArchiveError(f"toy.bin is not a toy file (it starts with {raw[:9]!r})")
     for i in range(4, len(raw) - 3, 4):
-        yield str(i), {"image": list(raw[i:i + 4]), "label": raw[i] % 2}
+        yield str(i), {"image": list(raw[i : i + 4]), "label": raw[i] % 2}
 
 
 def toy_file(seed: int) -> bytes:
@@ -95,7 +95,9 @@ def test_the_python_advice_after_a_bad_first_download_works_when_evaluated(dsreg
     assert info.cached and info.fetched["toy.bin"]["status"] == "pinned"
 
 
-def test_a_changed_upstream_file_is_refused_against_the_pin_and_force_replaces_it_saying_so(run, dsreg_file_server, dsreg_register, dsreg_cache):
+def test_a_changed_upstream_file_is_refused_against_the_pin_and_force_replaces_it_saying_so(
+    run, dsreg_file_server, dsreg_register, dsreg_cache
+):
     first, second = toy_file(3), toy_file(4)
     url = dsreg_file_server.serve({"toy.bin": first})
     dsreg_register(pinned_toy(url))
@@ -127,7 +129,9 @@ def test_fetch_errors_advise_flags_on_the_cli_that_work(run, dsreg_file_server, 
     monkeypatch.setenv("DSREG_OFFLINE", "1")
     dsreg_register(make_builder(blob(800, seed=31), name="absent", urls=(url + "missing/toy.bin",)))
     code, _, err = run("fetch", "absent")
-    assert code == 1 and err.strip().endswith("unset DSREG_OFFLINE and run `dsreg fetch absent`, or hand it over with `dsreg fetch absent --from PATH`")
+    assert code == 1 and err.strip().endswith(
+        "unset DSREG_OFFLINE and run `dsreg fetch absent`, or hand it over with `dsreg fetch absent --from PATH`"
+    )
     folder = tmp_path / "mine"
     folder.mkdir()
     (folder / "toy.bin").write_bytes(blob(800, seed=31))
@@ -204,6 +208,7 @@ def test_advice_after_a_split_fetch_repeats_the_split(dsreg_cache, dsreg_registe
     rerun = Rerun("notmnist-idx", {}, (), None, True, None, ("test",))
     assert shlex.split(rerun.cli(force=True)) == ["dsreg", "fetch", "notmnist-idx", "--split", "test", "--force"]
     assert rerun.python(force=True) == "dsreg.fetch('notmnist-idx', split=['test'], force=True)"
+
     # And the call is a real one: split= takes that list.
     class Two(dsreg.Builder):
         name = "two-splits"

@@ -59,6 +59,7 @@ def sha(data: bytes) -> str:
 
 # -- stalls ------------------------------------------------------------------------------------
 
+
 def test_mirrors_stalled_before_the_headers_cost_one_idle_timeout_each(fast, dsreg_file_server, dsreg_register, data, capsys):
     url = dsreg_file_server.serve({"toy.bin": data})
     dsreg_file_server.serve({"a/toy.bin": data, "b/toy.bin": data}, stall_before_headers=True, stall=30)
@@ -80,8 +81,7 @@ def test_a_stall_mid_body_is_a_cut_resumed_on_the_next_attempt(fast, dsreg_file_
     assert info.fetched["toy.bin"]["sha256"] == sha(data)
     assert 0.9 < elapsed < 8
     assert lines(capsys)[0] == (
-        f"toy: {url}toy.bin: stalled: no byte for 1 s after 100,000 bytes; "
-        "retrying in 0.05 s from byte 100,000 (attempt 2 of 3)"
+        f"toy: {url}toy.bin: stalled: no byte for 1 s after 100,000 bytes; retrying in 0.05 s from byte 100,000 (attempt 2 of 3)"
     )
     assert dsreg_file_server.requests == [("toy.bin", None, 200), ("toy.bin", "bytes=100000-", 206)]
     assert dsreg_file_server.bytes_sent == len(data)
@@ -114,6 +114,7 @@ def test_a_trickle_slower_than_nothing_but_never_idle_is_not_cut(fast, dsreg_fil
 
 # -- cuts and ranges ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("pause", [0.0, 0.3], ids=["data-and-close-together", "close-after-a-pause"])
 def test_every_byte_before_a_drop_is_kept(fast, dsreg_file_server, dsreg_register, data, capsys, pause):
     url = dsreg_file_server.serve({"toy.bin": data}, cut_after=123_457, cut_pause=pause)
@@ -122,8 +123,7 @@ def test_every_byte_before_a_drop_is_kept(fast, dsreg_file_server, dsreg_registe
     assert dsreg_file_server.requests == [("toy.bin", None, 200), ("toy.bin", "bytes=123457-", 206)]
     assert dsreg_file_server.bytes_sent == len(data)  # nothing fetched twice
     assert lines(capsys)[0] == (
-        f"toy: {url}toy.bin: connection closed after 123,457 of 300,000 bytes; "
-        "retrying in 0.05 s from byte 123,457 (attempt 2 of 3)"
+        f"toy: {url}toy.bin: connection closed after 123,457 of 300,000 bytes; retrying in 0.05 s from byte 123,457 (attempt 2 of 3)"
     )
 
 
@@ -154,6 +154,7 @@ def test_a_part_longer_than_the_file_is_restarted_on_416(fast, dsreg_file_server
 
 
 # -- statuses ----------------------------------------------------------------------------------
+
 
 def test_404_and_410_go_to_the_next_mirror_at_once(fast, dsreg_file_server, dsreg_register, data, capsys):
     url = dsreg_file_server.serve({"toy.bin": data})
@@ -193,8 +194,7 @@ def test_a_retry_after_past_the_cap_moves_on_instead_of_waiting(fast, dsreg_file
     _, elapsed = timed(dsreg.fetch, "toy")
     assert elapsed < 8
     assert lines(capsys)[0] == (
-        f"toy: {url}busy/toy.bin: HTTP 503 Service Unavailable, asks to retry after 3600 s (more than 60 s); "
-        "trying the next source"
+        f"toy: {url}busy/toy.bin: HTTP 503 Service Unavailable, asks to retry after 3600 s (more than 60 s); trying the next source"
     )
 
 
@@ -244,6 +244,7 @@ def test_redirects_are_followed_and_a_loop_is_named(fast, dsreg_file_server, dsr
 
 # -- connections -------------------------------------------------------------------------------
 
+
 def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -288,7 +289,9 @@ def test_a_connection_that_never_opens_costs_the_connect_timeout(fast, dsreg_fil
     assert lines(capsys)[0] == f"toy: {dead}: no connection within 0.5 s; trying the next source"
 
 
-def test_dns_failure_is_named_and_an_unreachable_network_says_what_to_try(fast, dsreg_file_server, dsreg_register, data, capsys, monkeypatch, tmp_path):
+def test_dns_failure_is_named_and_an_unreachable_network_says_what_to_try(
+    fast, dsreg_file_server, dsreg_register, data, capsys, monkeypatch, tmp_path
+):
     real = socket.getaddrinfo
 
     def resolve(host, *args, **kwargs):  # the resolver of a machine with no DNS for this name

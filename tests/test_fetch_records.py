@@ -70,7 +70,9 @@ def test_a_cache_written_by_dsreg_0_1_is_read_as_records_and_written_back_unchan
     assert cache.records_path("toy").read_text() == text  # byte for byte: an older dsreg reads it back
 
 
-def test_a_dataset_recorded_by_dsreg_0_1_is_served_from_the_cache_without_a_download(dsreg_cache: Path, dsreg_register, data: bytes) -> None:
+def test_a_dataset_recorded_by_dsreg_0_1_is_served_from_the_cache_without_a_download(
+    dsreg_cache: Path, dsreg_register, data: bytes
+) -> None:
     sha, md5 = hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest()
     cache = Cache(dsreg_cache)
     cache.downloads.mkdir(parents=True)
@@ -84,12 +86,15 @@ def test_a_dataset_recorded_by_dsreg_0_1_is_served_from_the_cache_without_a_down
 
 
 def test_a_pinned_candidate_keeps_its_bytes_and_dates_the_pin_when_they_arrived() -> None:
-    candidate = FileRecord("a" * 64, 3, Status.CANDIDATE, source="https://x.invalid/f", fetched="2026-05-06T07:08:09Z",
-                           replaces="b" * 64)
+    candidate = FileRecord("a" * 64, 3, Status.CANDIDATE, source="https://x.invalid/f", fetched="2026-05-06T07:08:09Z", replaces="b" * 64)
     pinned = candidate.as_pinned()
     assert pinned.to_json() == {
-        "sha256": "a" * 64, "size": 3, "status": "pinned", "source": "https://x.invalid/f",
-        "fetched": "2026-05-06T07:08:09Z", "pinned": "2026-05-06T07:08:09Z",
+        "sha256": "a" * 64,
+        "size": 3,
+        "status": "pinned",
+        "source": "https://x.invalid/f",
+        "fetched": "2026-05-06T07:08:09Z",
+        "pinned": "2026-05-06T07:08:09Z",
     }
     assert FileRecord.from_json(pinned.to_json() | {"added_by_a_later_dsreg": 1}) == pinned
     assert pinned.describe_status() == f"pinned sha256 {'a' * 64} on 2026-05-06T07:08:09Z"
@@ -99,7 +104,8 @@ def test_a_pinned_candidate_keeps_its_bytes_and_dates_the_pin_when_they_arrived(
 def test_every_status_is_described_as_dsreg_info_prints_it() -> None:
     words = {s: FileRecord("c" * 64, 1, s, source="u").describe_status() for s in Status}
     assert words == {
-        Status.VERIFIED: "verified", Status.PINNED: f"pinned sha256 {'c' * 64} on ?",
+        Status.VERIFIED: "verified",
+        Status.PINNED: f"pinned sha256 {'c' * 64} on ?",
         Status.UNVERIFIED: "NOT VERIFIED (fetched with --no-verify)",
         Status.CANDIDATE: "not pinned yet (pinned once the dataset prepares from it)",
     }

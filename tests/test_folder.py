@@ -103,8 +103,13 @@ def test_holdout_rule_in_one_place() -> None:
     assert holdout_splits({"validation": 0.0, "test": 0.3}) == ("train", "test")
     assert holdout_fractions(0.25) == {"test": 0.25}
     for bad, message in [
-        ("lots", "not a fraction"), (True, "not a fraction"), (1.0, "from 0 to below 1"), (-0.1, "from 0 to below 1"),
-        ({"train": 0.1}, "names train"), ({"Test": 0.1}, "lower-case"), ({"test": 0.5, "validation": 0.5}, "sum to less than 1"),
+        ("lots", "not a fraction"),
+        (True, "not a fraction"),
+        (1.0, "from 0 to below 1"),
+        (-0.1, "from 0 to below 1"),
+        ({"train": 0.1}, "names train"),
+        ({"Test": 0.1}, "lower-case"),
+        ({"test": 0.5, "validation": 0.5}, "sum to less than 1"),
     ]:
         with pytest.raises(ConfigError, match=message):
             holdout_fractions(bad)

@@ -42,7 +42,7 @@ def _target(module: Path, node: ast.ImportFrom | ast.Import) -> list[str]:
         if node.module and (node.module == "dsreg" or node.module.startswith("dsreg.")):
             names = [node.module + ("." + a.name if node.module == "dsreg" else "") for a in node.names]
     else:
-        base = list(module.relative_to(PACKAGE.parent).with_suffix("").parts[:-node.level])
+        base = list(module.relative_to(PACKAGE.parent).with_suffix("").parts[: -node.level])
         full = ".".join(base + ([node.module] if node.module else []))
         names = [full + ("." + a.name if not node.module else "") for a in node.names] if not node.module else [full]
     out = []
@@ -72,8 +72,7 @@ def imports() -> Counter[tuple[str, str, str, str]]:
 
 
 def test_each_layer_imports_only_the_layers_below_it() -> None:
-    wrong = sorted({(src, dst, mod) for (src, dst, when, mod) in imports() if when == "module" and src != dst
-                    and dst not in ALLOWED[src]})
+    wrong = sorted({(src, dst, mod) for (src, dst, when, mod) in imports() if when == "module" and src != dst and dst not in ALLOWED[src]})
     assert not wrong, f"module-level imports against the layering: {wrong}"
 
 

@@ -113,7 +113,10 @@ def test_fetch_locked_refuses_bytes_that_differ_from_the_locked_sha256(served, d
     [line] = out.stderr.splitlines()
     old, new = hashlib.sha256(served["pinny"]).hexdigest(), hashlib.sha256(changed).hexdigest()
     assert line.startswith("error: pinny: toy.bin failed verification") and f"sha256 {new}, expected {old}" in line
-    assert f"{lockfile} requires the sha256 it locks; if it changed upstream on purpose, run `dsreg fetch pinny --force` (which pins the new bytes), then `dsreg lock pinny -o {lockfile}`" in line
+    assert (
+        f"{lockfile} requires the sha256 it locks; if it changed upstream on purpose, run `dsreg fetch pinny --force` (which pins the new bytes), then `dsreg lock pinny -o {lockfile}`"
+        in line
+    )
     assert not Cache(tmp_path / "elsewhere").prepared_dir("pinny", "x").parent.exists()  # nothing prepared
 
 
@@ -128,8 +131,10 @@ def test_fetch_locked_names_every_drift_one_line_each_before_downloading(served,
     out = _invoke("fetch", "--locked", str(lockfile))
     assert out.exit_code == 1
     lines = out.stderr.splitlines()
-    assert lines[0].startswith(f"error: {lockfile} does not match what is installed (3 difference(s)); install what it was "
-                               f"written with, or write it again with `dsreg lock toy -o {lockfile}`:")
+    assert lines[0].startswith(
+        f"error: {lockfile} does not match what is installed (3 difference(s)); install what it was "
+        f"written with, or write it again with `dsreg lock toy -o {lockfile}`:"
+    )
     assert [line.strip() for line in lines[1:]] == [
         f"toy: plugin toys is dsreg {VERSION} now, dsreg 0.0.1 in the lock",
         f"toy: config id {config_id} now, 1.0.0-000000000000 in the lock (the plugin's version, the config or the data it "
@@ -148,8 +153,9 @@ def test_a_file_the_plugin_publishes_differently_is_drift(served, dsreg_cache, i
     lockfile.write_text(text)
     out = _invoke("fetch", "--locked", str(lockfile))
     assert out.exit_code == 1
-    assert (f"toy: toy.bin publishes sha256 {hashlib.sha256(served['toy']).hexdigest()} now, "
-            f"{hashlib.sha256(newer).hexdigest()} in the lock") in out.stderr
+    assert (
+        f"toy: toy.bin publishes sha256 {hashlib.sha256(served['toy']).hexdigest()} now, {hashlib.sha256(newer).hexdigest()} in the lock"
+    ) in out.stderr
 
 
 def test_offline_fetch_locked_says_each_missing_file_its_sha256_and_url(served, dsreg_cache, tmp_path, monkeypatch):
@@ -173,7 +179,9 @@ def test_offline_fetch_locked_says_each_missing_file_its_sha256_and_url(served, 
 def test_locked_takes_no_config_split_or_force(served, tmp_path):
     out = _invoke("fetch", "--locked", str(tmp_path / "dsreg.lock"), "--split", "train", "--force")
     assert (out.exit_code, out.output) == (
-        2, "error: --locked fetches what the lockfile says, so it takes no --split, --force (`dsreg fetch -h` lists the options)\n")
+        2,
+        "error: --locked fetches what the lockfile says, so it takes no --split, --force (`dsreg fetch -h` lists the options)\n",
+    )
     missing = _invoke("fetch", "--locked", str(tmp_path / "dsreg.lock"))
     assert missing.exit_code == 1
     assert f"no lockfile at {tmp_path / 'dsreg.lock'}; write one with `dsreg lock NAME... -o" in missing.stderr
@@ -202,5 +210,7 @@ def test_bytes_kept_with_no_verify_are_not_taken_for_the_locked_ones(served, dsr
     out = _invoke("fetch", "--locked", str(lockfile), "-q")
     assert out.exit_code == 1
     old, new = hashlib.sha256(served["pinny"]).hexdigest(), hashlib.sha256(changed).hexdigest()
-    assert out.stderr.startswith(f"error: pinny: toy.bin in the cache has sha256 {new}, {lockfile} locks sha256 {old}; "
-                                 "run `dsreg fetch pinny --force` to download it again")
+    assert out.stderr.startswith(
+        f"error: pinny: toy.bin in the cache has sha256 {new}, {lockfile} locks sha256 {old}; "
+        "run `dsreg fetch pinny --force` to download it again"
+    )

@@ -20,9 +20,12 @@ from trainsets import models_for
 one_thread, registry = trainsets.one_thread, trainsets.registry  # fixtures, found by name in this module
 
 CASES = [
-    ("stripes", "image-classification"), ("colours", "image-classification"),
-    ("tokens", "text-classification"), ("unsized", "text-classification"),
-    ("tones", "audio-classification"), ("melframes", "audio-classification"),
+    ("stripes", "image-classification"),
+    ("colours", "image-classification"),
+    ("tokens", "text-classification"),
+    ("unsized", "text-classification"),
+    ("tones", "audio-classification"),
+    ("melframes", "audio-classification"),
     ("spectrograms", "audio-classification"),
 ]
 
@@ -92,7 +95,9 @@ def test_audio_cnn_reads_each_layout(registry):
 
 def test_unknown_or_wrong_task_model_lists_the_valid_ones(registry):
     ds = dsreg.load("stripes", split="train")
-    with pytest.raises(ConfigError, match=r"no model 'text-bag' for 'image-classification' \(stripes\); valid models: image-mlp, image-cnn"):
+    with pytest.raises(
+        ConfigError, match=r"no model 'text-bag' for 'image-classification' \(stripes\); valid models: image-mlp, image-cnn"
+    ):
         build_model("text-bag", ds.info, sample_batch(ds))
     with pytest.raises(ConfigError, match="valid models: image-mlp, image-cnn"):
         build_model("resnet-9000", ds.info, sample_batch(ds))

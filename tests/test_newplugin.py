@@ -39,7 +39,13 @@ def test_the_command_writes_a_complete_package_into_dir(tmp_path):
     target = tmp_path / "plugins" / "mine"
     result = CliRunner().invoke(cli, ["new-plugin", "my-data", "--dir", str(target)])
     assert result.exit_code == 0, result.output
-    assert _files(target) == ["README.md", "dsreg_my_data/__init__.py", "dsreg_my_data/data/my-data.csv", "pyproject.toml", "tests/test_my_data.py"]
+    assert _files(target) == [
+        "README.md",
+        "dsreg_my_data/__init__.py",
+        "dsreg_my_data/data/my-data.csv",
+        "pyproject.toml",
+        "tests/test_my_data.py",
+    ]
     pyproject = (target / "pyproject.toml").read_text()
     assert '[project.entry-points.dsreg]\nmy-data = "dsreg_my_data"' in pyproject
     assert f'pip install -e "{target}[test]"' in result.output
@@ -50,18 +56,33 @@ def test_without_dir_the_package_is_written_to_dot_name(tmp_path, monkeypatch):
     result = CliRunner().invoke(cli, ["new-plugin", "here", "--kind", "files"])
     assert result.exit_code == 0, result.output
     assert "wrote dsreg-here (files) to here" in result.output
-    assert _files(tmp_path / "here") == ["README.md", "dsreg_here/__init__.py", "dsreg_here/data/test.bin", "dsreg_here/data/train.bin", "pyproject.toml", "tests/test_here.py"]
+    assert _files(tmp_path / "here") == [
+        "README.md",
+        "dsreg_here/__init__.py",
+        "dsreg_here/data/test.bin",
+        "dsreg_here/data/train.bin",
+        "pyproject.toml",
+        "tests/test_here.py",
+    ]
 
 
-@pytest.mark.parametrize("kind, data", [("image", ["k.tar.gz"]), ("audio", ["k.tar.gz"]), ("text", ["k.csv"]), ("files", ["test.bin", "train.bin"])])
+@pytest.mark.parametrize(
+    "kind, data", [("image", ["k.tar.gz"]), ("audio", ["k.tar.gz"]), ("text", ["k.csv"]), ("files", ["test.bin", "train.bin"])]
+)
 def test_every_kind_renders_its_templates_completely(tmp_path, kind, data):
     target = write_plugin("k", kind=kind, dest=tmp_path / "k")
-    assert _files(target) == ["README.md", "dsreg_k/__init__.py", *(f"dsreg_k/data/{name}" for name in data), "pyproject.toml", "tests/test_k.py"]
+    assert _files(target) == [
+        "README.md",
+        "dsreg_k/__init__.py",
+        *(f"dsreg_k/data/{name}" for name in data),
+        "pyproject.toml",
+        "tests/test_k.py",
+    ]
     for path in ("README.md", "pyproject.toml", "dsreg_k/__init__.py", "tests/test_k.py"):
         assert "${" not in (target / path).read_text(), path  # every placeholder was filled
     module = (target / "dsreg_k" / "__init__.py").read_text()
     # The author's part named first in the class, the config read from self.params, training defaults set.
-    top = module[module.index("(dsreg.Builder):"):module.index("    name = ")]  # the class docstring
+    top = module[module.index("(dsreg.Builder):") : module.index("    name = ")]  # the class docstring
     assert "What you write: the attributes below and ``generate(split, files)``" in top
     assert 'self.params["' in module and "train_defaults = {" in module
     assert ('"Pillow>=10"' in (target / "pyproject.toml").read_text()) == (kind == "image")
@@ -79,12 +100,26 @@ def test_every_kind_passes_its_own_tests_and_imports_light(tmp_path):
     targets = [write_plugin(f"kind-{kind}", kind=kind, dest=tmp_path / kind) for kind in KINDS]
     env = {**ENV, "PYTHONPATH": os.pathsep.join([*map(str, targets), ENV.get("PYTHONPATH", "")])}
     light = subprocess.run(
-        [sys.executable, "-c", "import sys, dsreg_kind_text, dsreg_kind_image, dsreg_kind_audio, dsreg_kind_files; "
-                               "print(sorted(m for m in ('torch', 'numpy', 'PIL', 'datasets') if m in sys.modules))"],
-        env=env, capture_output=True, text=True, timeout=60)
+        [
+            sys.executable,
+            "-c",
+            "import sys, dsreg_kind_text, dsreg_kind_image, dsreg_kind_audio, dsreg_kind_files; "
+            "print(sorted(m for m in ('torch', 'numpy', 'PIL', 'datasets') if m in sys.modules))",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert light.stdout.strip() == "[]", light.stdout + light.stderr  # dsreg list imports these modules
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning", *map(str, targets)],
-                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning", *map(str, targets)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0 and "13 passed, 4 skipped" in done.stdout, done.stdout + done.stderr
 
 

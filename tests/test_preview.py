@@ -130,7 +130,10 @@ def unwritable_folder(tmp_path: Path) -> Path:
         ("{tmp}/grid", "cannot write a picture to {tmp}/grid: it has no extension; end the name in .png (or "),
         ("{tmp}", "cannot write a picture to {tmp}: it has no extension"),
         ("{tmp}/a-folder.png", "{tmp}/a-folder.png is a folder; name a file in it, e.g. {tmp}/a-folder.png/preview.png"),
-        ("{tmp}/a-file.txt/grid.png", "cannot write {tmp}/a-file.txt/grid.png: {tmp}/a-file.txt is a file, not a folder; pick another path"),
+        (
+            "{tmp}/a-file.txt/grid.png",
+            "cannot write {tmp}/a-file.txt/grid.png: {tmp}/a-file.txt is a file, not a folder; pick another path",
+        ),
         ("{ro}/deeper/grid.png", "cannot write {ro}/deeper/grid.png (Permission denied); pick a path in a folder you can write"),
     ],
     ids=["unknown extension", "no extension", "a folder without extension", "a folder", "under a file", "unwritable"],

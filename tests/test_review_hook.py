@@ -40,7 +40,18 @@ def test_review_filters_and_sees_skips_in_order(dsreg_cache: Path, dsreg_registe
     inf = dsreg.fetch("reviewed", quiet=True, workers=2)
     split = inf.manifest["splits"]["all"]
     assert inf.manifest["notes"]["seen"] == [
-        "1", "2", "3", "4", "skip:5", "6", "7", "8", "9", "skip:10", "11", "12",
+        "1",
+        "2",
+        "3",
+        "4",
+        "skip:5",
+        "6",
+        "7",
+        "8",
+        "9",
+        "skip:10",
+        "11",
+        "12",
     ]
     assert [s["key"] for s in split["skipped"]] == ["5", "7", "10"]
     assert split["skipped"][1]["reason"] == "seven is reviewed out"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-SCRATCH_TESTS = '''
+SCRATCH_TESTS = """
 import os
 import tempfile
 
@@ -26,7 +26,7 @@ def test_removes_its_scratch_folder():
 
 def test_leaves_a_folder_of_another_name():
     tempfile.mkdtemp(prefix="other-")
-'''
+"""
 
 
 def test_the_system_temp_dir_is_a_folder_of_this_runs_basetemp_and_subprocesses_see_it(tmp_path_factory):
@@ -34,8 +34,9 @@ def test_the_system_temp_dir_is_a_folder_of_this_runs_basetemp_and_subprocesses_
 
     assert temp.is_relative_to(tmp_path_factory.getbasetemp())
     assert os.environ["TMPDIR"] == str(temp)
-    child = subprocess.run([sys.executable, "-c", "import tempfile; print(tempfile.gettempdir())"],
-                           capture_output=True, text=True, check=True)
+    child = subprocess.run(
+        [sys.executable, "-c", "import tempfile; print(tempfile.gettempdir())"], capture_output=True, text=True, check=True
+    )
     assert child.stdout.strip() == str(temp)
 
 
@@ -51,9 +52,25 @@ def test_a_test_that_leaves_dsreg_scratch_in_the_temp_dir_fails_naming_it(tmp_pa
     shutil.copy(ROOT / "conftest.py", suite / "conftest.py")
     (suite / "test_scratch.py").write_text(SCRATCH_TESTS)
 
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
-                          "--basetemp", str(tmp_path / "basetemp"), str(suite)],
-                         cwd=suite, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:xdist",
+            "--basetemp",
+            str(tmp_path / "basetemp"),
+            str(suite),
+        ],
+        cwd=suite,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
     assert "3 passed, 1 error" in run.stdout, run.stdout[-3000:]  # an error at teardown follows its test's pass
     assert "ERROR at teardown of test_leaves_its_scratch_folder" in run.stdout

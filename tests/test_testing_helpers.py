@@ -52,6 +52,7 @@ def test_png_encodes_the_given_pixels():
 
 # -- the pytest plugin ----------------------------------------------------------------------------
 
+
 def test_the_fixtures_serve_a_cache_a_server_and_a_registry(dsreg_cache, dsreg_file_server, dsreg_register):
     assert os.environ["DSREG_CACHE"] == str(dsreg_cache) and os.environ["DSREG_NETWORK"] == "loopback"
     url = dsreg_file_server.serve({"a.bin": b"abc"})
@@ -68,7 +69,7 @@ def test_the_fixtures_serve_a_cache_a_server_and_a_registry(dsreg_cache, dsreg_f
     assert dsreg.plugins.get_registry() is registry and registry.get("tiny").builder is Tiny
 
 
-OLD_NAMES = '''
+OLD_NAMES = """
 import urllib.request
 
 def test_one(register, file_server):
@@ -78,23 +79,29 @@ def test_one(register, file_server):
 
 def test_two(register, file_server):
     assert register() is not None
-'''
+"""
 
 
 def test_the_old_names_work_and_warn_once_per_run(pytester):
     pytester.makepyfile(test_old=OLD_NAMES)
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=2, warnings=2)  # one per old name, not one per test
-    result.stdout.fnmatch_lines([
-        "*test_old.py:3: DeprecationWarning: the dsreg fixture 'register' is deprecated; request 'dsreg_register' instead*",
-        "*test_old.py:3: DeprecationWarning: the dsreg fixture 'file_server' is deprecated; request 'dsreg_file_server' instead*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*test_old.py:3: DeprecationWarning: the dsreg fixture 'register' is deprecated; request 'dsreg_register' instead*",
+            "*test_old.py:3: DeprecationWarning: the dsreg fixture 'file_server' is deprecated; request 'dsreg_file_server' instead*",
+        ]
+    )
     # A suite that turns warnings into errors hears each old name as an error, once: test_one stops at
     # 'register', so test_two is where 'file_server' is first set up.
     strict = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-W", "error::DeprecationWarning")
     strict.assert_outcomes(errors=2)
-    strict.stdout.fnmatch_lines(["ERROR test_old.py::test_one - DeprecationWarning: the dsreg fixture 'register*",
-                                 "ERROR test_old.py::test_two - DeprecationWarning: the dsreg fixture 'file_ser*"])
+    strict.stdout.fnmatch_lines(
+        [
+            "ERROR test_old.py::test_one - DeprecationWarning: the dsreg fixture 'register*",
+            "ERROR test_old.py::test_two - DeprecationWarning: the dsreg fixture 'file_ser*",
+        ]
+    )
 
 
 def test_loading_the_pytest_plugin_imports_no_heavy_module():

@@ -49,12 +49,15 @@ class Recording:
 
 
 # -- learning ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("dataset,model,epochs,lr,floor", [
-    ("stripes", "image-mlp", 4, 3e-3, 0.95),
-    ("stripes", "image-cnn", 2, 3e-3, 0.95),
-    ("tokens", "text-bag", 8, 1e-2, 0.90),
-    ("tones", "audio-cnn", 4, 3e-3, 0.90),
-])
+@pytest.mark.parametrize(
+    "dataset,model,epochs,lr,floor",
+    [
+        ("stripes", "image-mlp", 4, 3e-3, 0.95),
+        ("stripes", "image-cnn", 2, 3e-3, 0.95),
+        ("tokens", "text-bag", 8, 1e-2, 0.90),
+        ("tones", "audio-cnn", 4, 3e-3, 0.90),
+    ],
+)
 def test_fit_and_evaluate_reach_a_stated_accuracy_on_easy_data(registry, dataset, model, epochs, lr, floor):
     trainer = Trainer(model, dataset, f"{dataset}:test", epochs=epochs, batch_size=32, lr=lr, quiet=True)
     history = trainer.fit()
@@ -104,8 +107,9 @@ def test_bf16_autocast_trains_on_cpu(registry):
 
 def test_a_plain_module_with_a_tensor_input(registry):
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(144, 64), torch.nn.ReLU(), torch.nn.Linear(64, 4))
-    trainer = Trainer(model, "stripes", "stripes:test", epochs=4, batch_size=32, lr=3e-3, quiet=True,
-                      inputs=lambda batch: batch["image"].float() / 255)
+    trainer = Trainer(
+        model, "stripes", "stripes:test", epochs=4, batch_size=32, lr=3e-3, quiet=True, inputs=lambda batch: batch["image"].float() / 255
+    )
     trainer.fit()
     assert trainer.model_name == "Sequential" and trainer.evaluate()["accuracy"] >= 0.9
 
@@ -194,8 +198,9 @@ def test_preload_gives_the_same_loss_trajectory_as_the_dataloader(registry):
     runs = {}
     for preload in (False, True):
         loss = Recording()
-        trainer = Trainer("image-mlp", "stripes", "stripes:test", epochs=2, batch_size=40, lr=3e-3, seed=3,
-                          preload=preload, quiet=True, loss=loss)
+        trainer = Trainer(
+            "image-mlp", "stripes", "stripes:test", epochs=2, batch_size=40, lr=3e-3, seed=3, preload=preload, quiet=True, loss=loss
+        )
         assert trainer.preloaded is preload
         trainer.fit()
         runs[preload] = (loss.values, trainer.evaluate(), trainer.module.state_dict())
@@ -245,7 +250,10 @@ def test_torchrun_two_processes_shard_and_agree(dsreg_cache, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script), str(out)],
-        capture_output=True, text=True, timeout=180, env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     ranks = [torch.load(out / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
@@ -253,7 +261,7 @@ def test_torchrun_two_processes_shard_and_agree(dsreg_cache, tmp_path):
     steps = len(ranks[0]["seen"]) // 2  # 48 examples per rank per epoch, 8 a batch
     assert steps == 6
     for epoch in range(2):
-        mine = [sorted(i for b in r["seen"][epoch * steps:(epoch + 1) * steps] for i in b) for r in ranks]
+        mine = [sorted(i for b in r["seen"][epoch * steps : (epoch + 1) * steps] for i in b) for r in ranks]
         assert not set(mine[0]) & set(mine[1])  # disjoint shards
         assert sorted(mine[0] + mine[1]) == list(range(96))  # together: the whole split, once
     assert ranks[0]["seen"][:steps] != ranks[0]["seen"][steps:]  # reshuffled every epoch
@@ -288,7 +296,10 @@ def test_dsreg_train_json_and_resume(registry, tmp_path):
     data = json.loads(again.stdout)
     assert [row["epoch"] for row in data["history"]] == [1, 2] and data["dataset"]["config"] == {"n": 128}
     assert data["test"]["examples"] == 32 and data["out"] == str(out)
-    assert "resumed from" in again.stderr and "after epoch 1; settings changed since: epochs 1 -> 2 (the schedule now spans them)" in again.stderr
+    assert (
+        "resumed from" in again.stderr
+        and "after epoch 1; settings changed since: epochs 1 -> 2 (the schedule now spans them)" in again.stderr
+    )
 
 
 def test_dsreg_train_unknown_model_is_one_line(registry):
@@ -306,14 +317,18 @@ def test_split_choice():
 
 
 def test_nproc_forwards_every_option_to_the_workers(tmp_path):
-    ctx = train_cmd.make_context("train", ["stripes", "--nproc", "2", "--epochs", "2", "--no-preload", "-c", "n=64", "-c", "x=1", "--quiet"])
+    ctx = train_cmd.make_context(
+        "train", ["stripes", "--nproc", "2", "--epochs", "2", "--no-preload", "-c", "n=64", "-c", "x=1", "--quiet"]
+    )
     args = _forwarded(ctx, tmp_path)
     assert args[0] == "stripes" and "--nproc" not in args
     assert args[args.index("--epochs") + 1] == "2" and "--no-preload" in args and "--quiet" in args and "--json" not in args
     assert [args[i + 1] for i, a in enumerate(args) if a == "--config"] == ["n=64", "x=1"]
     assert args[-2:] == ["--out", str(tmp_path)]
     again = train_cmd.make_context("train", args)
-    assert {k: v for k, v in again.params.items() if k not in ("nproc", "out")} == {k: v for k, v in ctx.params.items() if k not in ("nproc", "out")}
+    assert {k: v for k, v in again.params.items() if k not in ("nproc", "out")} == {
+        k: v for k, v in ctx.params.items() if k not in ("nproc", "out")
+    }
 
 
 def test_notmnist_synth_trains_when_its_plugin_is_installed(dsreg_cache):
@@ -344,8 +359,15 @@ class TunedStripes(Stripes):
     """Stripes that declare the settings they train best with."""
 
     name = "tuned-stripes"
-    train_defaults = {"model": "image-cnn", "model_options": {"width": 8}, "epochs": 2, "batch_size": 32,
-                      "lr": 3e-3, "weight_decay": 0.0, "schedule": "linear"}
+    train_defaults = {
+        "model": "image-cnn",
+        "model_options": {"width": 8},
+        "epochs": 2,
+        "batch_size": 32,
+        "lr": 3e-3,
+        "weight_decay": 0.0,
+        "schedule": "linear",
+    }
 
 
 @pytest.fixture
@@ -372,8 +394,9 @@ def test_dsreg_train_with_no_options_uses_them_and_dsreg_info_shows_them(tuned, 
     assert [line.split()[1] for line in result.output.splitlines() if line.startswith("epoch")] == ["1/2", "2/2"]
     settings = json.loads((tmp_path / "a" / METRICS).read_text())["settings"]
     assert (settings["batch_size"], settings["schedule"], settings["model_options"]) == (32, "linear", {"width": 8})
-    override = CliRunner().invoke(cli, ["train", "tuned-stripes", "-c", "n=64", "--epochs", "1", "--batch-size", "16",
-                                        "--out", str(tmp_path / "b"), "--json"])
+    override = CliRunner().invoke(
+        cli, ["train", "tuned-stripes", "-c", "n=64", "--epochs", "1", "--batch-size", "16", "--out", str(tmp_path / "b"), "--json"]
+    )
     assert override.exit_code == 0, override.output
     data = json.loads(override.stdout)["settings"]
     assert (data["epochs"], data["batch_size"], data["lr"]) == (1, 16, 3e-3)
@@ -383,11 +406,14 @@ def test_dsreg_train_with_no_options_uses_them_and_dsreg_info_shows_them(tuned, 
     assert 'training:  {"model": "image-cnn", "model_options": {"width": 8}, "epochs": 2' in text
 
 
-@pytest.mark.parametrize("defaults,message", [
-    ({"epoch": 3}, "unknown training setting 'epoch'; valid: model, model_options, epochs, batch_size, lr"),
-    ({"lr": -1}, "lr -1 is out of range; give a number > 0"),
-    ({"schedule": "step"}, "schedule 'step' is out of range; give cosine, linear or constant"),
-])
+@pytest.mark.parametrize(
+    "defaults,message",
+    [
+        ({"epoch": 3}, "unknown training setting 'epoch'; valid: model, model_options, epochs, batch_size, lr"),
+        ({"lr": -1}, "lr -1 is out of range; give a number > 0"),
+        ({"schedule": "step"}, "schedule 'step' is out of range; give cosine, linear or constant"),
+    ],
+)
 def test_train_defaults_are_checked_when_the_plugin_registers(defaults, message):
     from dsreg.errors import PluginError
 
@@ -398,19 +424,22 @@ def test_train_defaults_are_checked_when_the_plugin_registers(defaults, message)
 
 
 # -- bad options fail before any work, in one line ----------------------------------------------
-@pytest.mark.parametrize("args,message", [
-    (["--lr", "-1"], "error: dsreg train: --lr -1.0 is out of range; give a number > 0"),
-    (["--epochs", "0"], "error: dsreg train: --epochs 0 is out of range; give a whole number >= 1"),
-    (["--batch-size", "-5"], "error: dsreg train: --batch-size -5 is out of range; give a whole number >= 1"),
-    (["--weight-decay", "-0.1"], "error: dsreg train: --weight-decay -0.1 is out of range; give a number >= 0"),
-    (["--clip-grad", "0"], "error: dsreg train: --clip-grad 0.0 is out of range; give a number > 0, or None"),
-    (["--schedule", "cos"], "error: dsreg train: --schedule 'cos' is out of range; give cosine, linear or constant"),
-    (["--workers", "-1"], "error: dsreg train: --workers -1 is out of range; give 0 (load in this process) or more"),
-    (["--nproc", "0"], "error: dsreg train: --nproc 0 is out of range; give a whole number >= 1"),
-    (["--threads", "0"], "error: dsreg train: --threads 0 is out of range; give a whole number >= 1"),
-    (["--seed", "-1"], "error: dsreg train: --seed -1 is out of range; give a whole number >= 0"),
-    (["--precision", "fp8"], "error: dsreg train: --precision 'fp8' is out of range; give auto, fp32, bf16 or fp16"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--lr", "-1"], "error: dsreg train: --lr -1.0 is out of range; give a number > 0"),
+        (["--epochs", "0"], "error: dsreg train: --epochs 0 is out of range; give a whole number >= 1"),
+        (["--batch-size", "-5"], "error: dsreg train: --batch-size -5 is out of range; give a whole number >= 1"),
+        (["--weight-decay", "-0.1"], "error: dsreg train: --weight-decay -0.1 is out of range; give a number >= 0"),
+        (["--clip-grad", "0"], "error: dsreg train: --clip-grad 0.0 is out of range; give a number > 0, or None"),
+        (["--schedule", "cos"], "error: dsreg train: --schedule 'cos' is out of range; give cosine, linear or constant"),
+        (["--workers", "-1"], "error: dsreg train: --workers -1 is out of range; give 0 (load in this process) or more"),
+        (["--nproc", "0"], "error: dsreg train: --nproc 0 is out of range; give a whole number >= 1"),
+        (["--threads", "0"], "error: dsreg train: --threads 0 is out of range; give a whole number >= 1"),
+        (["--seed", "-1"], "error: dsreg train: --seed -1 is out of range; give a whole number >= 0"),
+        (["--precision", "fp8"], "error: dsreg train: --precision 'fp8' is out of range; give auto, fp32, bf16 or fp16"),
+    ],
+)
 def test_out_of_range_numbers_are_refused_before_any_work(registry, tmp_path, args, message):
     out = tmp_path / "run"
     result = CliRunner().invoke(cli, ["train", "stripes", "--out", str(out), *args])
@@ -424,7 +453,10 @@ def test_an_unwritable_run_folder_fails_before_training(registry, tmp_path):
     blocker.write_text("not a folder")
     result = CliRunner().invoke(cli, ["train", "stripes", "--out", str(blocker / "run")])
     assert result.exit_code == 1
-    assert result.output.strip() == f"error: cannot write the run folder {blocker / 'run'} (Not a directory); choose a writable --out folder (out_dir=)"
+    assert (
+        result.output.strip()
+        == f"error: cannot write the run folder {blocker / 'run'} (Not a directory); choose a writable --out folder (out_dir=)"
+    )
     assert not dsreg.info("stripes").cached  # refused before the fetch, so before any epoch
     with pytest.raises(ConfigError, match="cannot write the run folder"):
         Trainer(None, "stripes", out_dir=blocker)
@@ -463,8 +495,9 @@ def test_following_the_interrupt_hint_literally_continues_the_same_run(registry,
         raise KeyboardInterrupt
 
     monkeypatch.setattr(train_module.Trainer, "fit", stop_after_two_epochs)
-    first = CliRunner().invoke(cli, ["train", "stripes", "--epochs", "5", "--lr", "0.003", "-c", "n=64",
-                                     "--batch-size", "32", "--out", str(out)])
+    first = CliRunner().invoke(
+        cli, ["train", "stripes", "--epochs", "5", "--lr", "0.003", "-c", "n=64", "--batch-size", "32", "--out", str(out)]
+    )
     assert first.exit_code == 130, first.output
     hint = first.stderr.strip().splitlines()[-1]
     assert hint.startswith("interrupted; continue with: dsreg train stripes ")
@@ -511,16 +544,19 @@ def test_the_trainer_restores_the_callers_thread_count(registry):
 
 
 # -- the settings object ------------------------------------------------------------------------
-@pytest.mark.parametrize("values,message", [
-    ({"epochs": 0}, "TrainSettings: epochs 0 is out of range; give a whole number >= 1"),
-    ({"lr": float("nan")}, "TrainSettings: lr nan is out of range; give a number > 0"),
-    ({"schedule": "step"}, "TrainSettings: schedule 'step' is out of range; give cosine, linear or constant"),
-    ({"num_workers": -1}, "TrainSettings: num_workers -1 is out of range; give 0 (load in this process) or more"),
-    ({"threads": 0}, "TrainSettings: threads 0 is out of range; give a whole number >= 1"),
-    ({"precision": "fp8"}, "TrainSettings: precision 'fp8' is out of range; give auto, fp32, bf16 or fp16"),
-    ({"preload": 1}, "TrainSettings: preload 1 is out of range; give True, False or 'auto'"),
-    ({"resume": None}, "TrainSettings: resume None is out of range; give True, False or a checkpoint path"),
-])
+@pytest.mark.parametrize(
+    "values,message",
+    [
+        ({"epochs": 0}, "TrainSettings: epochs 0 is out of range; give a whole number >= 1"),
+        ({"lr": float("nan")}, "TrainSettings: lr nan is out of range; give a number > 0"),
+        ({"schedule": "step"}, "TrainSettings: schedule 'step' is out of range; give cosine, linear or constant"),
+        ({"num_workers": -1}, "TrainSettings: num_workers -1 is out of range; give 0 (load in this process) or more"),
+        ({"threads": 0}, "TrainSettings: threads 0 is out of range; give a whole number >= 1"),
+        ({"precision": "fp8"}, "TrainSettings: precision 'fp8' is out of range; give auto, fp32, bf16 or fp16"),
+        ({"preload": 1}, "TrainSettings: preload 1 is out of range; give True, False or 'auto'"),
+        ({"resume": None}, "TrainSettings: resume None is out of range; give True, False or a checkpoint path"),
+    ],
+)
 def test_settings_are_checked_when_made(values, message):
     with pytest.raises(ConfigError) as err:
         TrainSettings(**values)
@@ -556,7 +592,13 @@ def test_for_dataset_fills_what_was_not_given_from_the_train_defaults(tuned):
     tuned_ds = dsreg.load("tuned-stripes", split="train", n=64)
     filled = TrainSettings(lr=1e-2).for_dataset(tuned_ds)
     assert (filled.model, filled.model_options, filled.epochs, filled.batch_size, filled.lr, filled.schedule) == (
-        "image-cnn", {"width": 8}, 2, 32, 1e-2, "linear")
+        "image-cnn",
+        {"width": 8},
+        2,
+        32,
+        1e-2,
+        "linear",
+    )
     assert TrainSettings(model="image-mlp").for_dataset(tuned_ds).model_options == {}  # the dataset's options are its model's
     assert TrainSettings().for_dataset(tuned_ds, own_module=True).model is None
     plain = TrainSettings().for_dataset(dsreg.load("stripes", split="train", n=64))
@@ -567,18 +609,50 @@ def test_the_settings_a_run_used_rebuild_the_same_run(registry):
     first = Trainer(None, "stripes", settings=TrainSettings(epochs=1, batch_size=32, seed=5, quiet=True), config={"n": 64})
     first.fit()
     used = first.settings
-    assert (used.model, used.epochs, used.lr, used.schedule, used.eval_batch_size, used.target) == ("image-mlp", 1, 1e-3, "cosine", 256, "label")
-    assert (used.device, used.precision, used.threads, used.num_workers, used.pin_memory, used.preload) == ("cpu", "fp32", 1, 0, False, False)
+    assert (used.model, used.epochs, used.lr, used.schedule, used.eval_batch_size, used.target) == (
+        "image-mlp",
+        1,
+        1e-3,
+        "cosine",
+        256,
+        "label",
+    )
+    assert (used.device, used.precision, used.threads, used.num_workers, used.pin_memory, used.preload) == (
+        "cpu",
+        "fp32",
+        1,
+        0,
+        False,
+        False,
+    )
     again = Trainer(None, "stripes", settings=used, config={"n": 64})
     again.fit()
     assert state_equal(again.module.state_dict(), first.module.state_dict())
 
 
 def test_dsreg_train_options_become_one_settings_object(tmp_path):
-    ctx = train_cmd.make_context("train", ["stripes", "--epochs", "2", "--workers", "0", "--threads", "1", "--no-preload",
-                                           "--seed", "3", "-m", "image-cnn", "-q", "--resume"])
+    ctx = train_cmd.make_context(
+        "train",
+        [
+            "stripes",
+            "--epochs",
+            "2",
+            "--workers",
+            "0",
+            "--threads",
+            "1",
+            "--no-preload",
+            "--seed",
+            "3",
+            "-m",
+            "image-cnn",
+            "-q",
+            "--resume",
+        ],
+    )
     assert settings_from_options(ctx.params, tmp_path) == TrainSettings(
-        model="image-cnn", epochs=2, num_workers=0, threads=1, preload=False, seed=3, quiet=True, resume=True, out_dir=str(tmp_path))
+        model="image-cnn", epochs=2, num_workers=0, threads=1, preload=False, seed=3, quiet=True, resume=True, out_dir=str(tmp_path)
+    )
     bare = train_cmd.make_context("train", ["stripes"])
     assert settings_from_options(bare.params, tmp_path) == TrainSettings(out_dir=str(tmp_path))  # nothing decided before the data
 
@@ -590,13 +664,33 @@ def test_the_checkpoint_stores_the_settings_and_a_resume_says_what_changed(regis
     assert set(TrainSettings().to_dict()) <= set(stored) and stored["out_dir"] == str(tmp_path) and stored["num_workers"] == 0
     lines: list[str] = []
     Trainer("image-mlp", "stripes", epochs=2, batch_size=64, lr=1e-2, out_dir=tmp_path, resume=True, log=lines.append, config={"n": 64})
-    assert lines == [f"resumed from {path} after epoch 1; settings changed since: epochs 1 -> 2 (the schedule now spans them), lr 0.001 -> 0.01"]
+    assert lines == [
+        f"resumed from {path} after epoch 1; settings changed since: epochs 1 -> 2 (the schedule now spans them), lr 0.001 -> 0.01"
+    ]
 
     # A checkpoint written before TrainSettings held these settings only: it resumes, compared on them.
     old = load_checkpoint(path)
-    old["settings"] = {key: old["settings"][key] for key in (
-        "model", "model_options", "epochs", "batch_size", "lr", "weight_decay", "schedule", "clip_grad", "seed",
-        "precision", "device", "threads", "world_size", "preload", "optimizer", "target")}
+    old["settings"] = {
+        key: old["settings"][key]
+        for key in (
+            "model",
+            "model_options",
+            "epochs",
+            "batch_size",
+            "lr",
+            "weight_decay",
+            "schedule",
+            "clip_grad",
+            "seed",
+            "precision",
+            "device",
+            "threads",
+            "world_size",
+            "preload",
+            "optimizer",
+            "target",
+        )
+    }
     torch.save(old, path)
     lines.clear()
     resumed = Trainer("image-mlp", "stripes", epochs=2, batch_size=64, out_dir=tmp_path, resume=True, log=lines.append, config={"n": 64})
@@ -610,7 +704,7 @@ def test_docs_list_every_setting_with_its_default():
     import re
 
     page = (TESTS.parent / "docs" / "train.md").read_text()
-    table = page[page.index("| field | default |"):]
+    table = page[page.index("| field | default |") :]
     rows = re.findall(r"^\| `(\w+)` \| `([^`]+)`", table[: table.index("\n\n")], flags=re.M)
     assert [name for name, _ in rows] == [f.name for f in dataclasses.fields(TrainSettings)]
     assert {name: ast.literal_eval(default) for name, default in rows} == TrainSettings().to_dict()

@@ -205,8 +205,11 @@ def test_class_layout_reads_split_folders() -> None:
     assert layout.splits == ("train", "validation", "test")
     assert layout.classes == ("a", "b", "c")
     assert layout.assign() == {
-        "data/train/a/1.png": "train", "data/train/b/2.png": "train",
-        "data/val/a/3.png": "validation", "data/test/b/4.png": "test", "data/test/c/5.png": "test",
+        "data/train/a/1.png": "train",
+        "data/train/b/2.png": "train",
+        "data/val/a/3.png": "validation",
+        "data/test/b/4.png": "test",
+        "data/test/c/5.png": "test",
     }
     # A lone train/ folder is a split, not a top folder to strip.
     assert userdata.class_layout(["train/a/1.png", "train/b/2.png"]).splits == ("train",)
@@ -221,9 +224,7 @@ def test_stratified_split_is_seeded_stratified_and_order_free() -> None:
     keys = [f"{c}{i}" for c in "abc" for i in range(10)]
     labels = [k[0] for k in keys]
     split = userdata.stratified_split(keys, labels, holdout=0.2, seed=1)
-    assert Counter((k[0], s) for k, s in split.items()) == {
-        (c, s): n for c in "abc" for s, n in (("train", 8), ("test", 2))
-    }
+    assert Counter((k[0], s) for k, s in split.items()) == {(c, s): n for c in "abc" for s, n in (("train", 8), ("test", 2))}
     assert userdata.stratified_split(keys[::-1], labels[::-1], 0.2, seed=1) == split
     assert userdata.stratified_split(keys, labels, 0.2, seed=2) != split
     three = userdata.stratified_split(keys, labels, {"test": 0.1, "validation": 0.2}, seed=0)

@@ -18,8 +18,16 @@ def blob(n: int = 300_000, seed: int = 0) -> bytes:
     return bytes(out[:n])
 
 
-def make_builder(data: bytes, *, name: str = "toy", urls: tuple[str, ...] = (), checksum: str = "sha256",
-                 pin: bool = False, size: bool = True, **attrs: Any) -> type[dsreg.Builder]:
+def make_builder(
+    data: bytes,
+    *,
+    name: str = "toy",
+    urls: tuple[str, ...] = (),
+    checksum: str = "sha256",
+    pin: bool = False,
+    size: bool = True,
+    **attrs: Any,
+) -> type[dsreg.Builder]:
     """Return a Builder over one file ``toy.bin``: every 4 bytes are one 1x2x2 uint8 image."""
     file_kwargs: dict[str, Any] = {"size": len(data) if size else None}
     if pin:

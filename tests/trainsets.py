@@ -40,8 +40,12 @@ class Stripes(dsreg.Builder):
         for i in range(n if split == "train" else n // 4):
             label = i % 4
             phase = int(rng.integers(0, 4))
-            pattern = [(yy + phase) % 4 < 2, (xx + phase) % 4 < 2, (xx + yy + phase) % 4 < 2,
-                       (abs(yy - 6) < 2 + phase % 2) & (abs(xx - 6) < 2 + phase % 2)][label]
+            pattern = [
+                (yy + phase) % 4 < 2,
+                (xx + phase) % 4 < 2,
+                (xx + yy + phase) % 4 < 2,
+                (abs(yy - 6) < 2 + phase % 2) & (abs(xx - 6) < 2 + phase % 2),
+            ][label]
             image = pattern * 170 + rng.integers(0, 80, (12, 12))
             yield str(i), {"image": image.astype("uint8")[None], "label": label, "index": i}
 

@@ -138,7 +138,11 @@ class RootGroup(DsregGroup):
 
 
 config_option = click.option(
-    "-c", "--config", "config", multiple=True, metavar="KEY=VALUE",
+    "-c",
+    "--config",
+    "config",
+    multiple=True,
+    metavar="KEY=VALUE",
     help="Builder config parameter (repeatable), e.g. -c url=/data/images.",
 )
 
@@ -161,8 +165,16 @@ def list_cmd(as_json: bool) -> None:
     rows: list[dict[str, Any]] = []
     for name in api.names():
         inf = api.info(name)
-        rows.append({"name": name, "plugin": inf.plugin, "task": inf.task, "size": inf.size, "cached": inf.cached,
-                     "ready_splits": list(inf.ready_splits)})
+        rows.append(
+            {
+                "name": name,
+                "plugin": inf.plugin,
+                "task": inf.task,
+                "size": inf.size,
+                "cached": inf.cached,
+                "ready_splits": list(inf.ready_splits),
+            }
+        )
     from ..plugins import problems_line
 
     problems = problems_line()  # failed plugins and name clashes are never hidden, even when no dataset is left
@@ -175,8 +187,13 @@ def list_cmd(as_json: bool) -> None:
         click.echo("no datasets registered; install a plugin (e.g. pip install dsreg-notmnist) or see `dsreg plugins`")
         return
     table = [("NAME", "PLUGIN", "TASK", "SIZE", "READY")] + [
-        (r["name"], r["plugin"], r["task"] or "-", human_bytes(r["size"]) if r["size"] is not None else "-",
-         "yes" if r["cached"] else ",".join(r["ready_splits"]) or "no")
+        (
+            r["name"],
+            r["plugin"],
+            r["task"] or "-",
+            human_bytes(r["size"]) if r["size"] is not None else "-",
+            "yes" if r["cached"] else ",".join(r["ready_splits"]) or "no",
+        )
         for r in rows
     ]
     widths = [max(len(row[i]) for row in table) for i in range(5)]
@@ -257,18 +274,38 @@ def info_cmd(name: str, config: tuple[str, ...], as_json: bool) -> None:
 @cli.command("fetch")
 @click.argument("names", nargs=-1, metavar="NAMES...")  # required unless --locked: checked in fetch_cmd
 @config_option
-@click.option("--split", "splits", multiple=True, metavar="SPLIT",
-              help="Fetch and prepare only this split, and only the files it needs (repeatable; default: every split).")
+@click.option(
+    "--split",
+    "splits",
+    multiple=True,
+    metavar="SPLIT",
+    help="Fetch and prepare only this split, and only the files it needs (repeatable; default: every split).",
+)
 @click.option("--mirror", "mirrors", multiple=True, metavar="URL", help="Try this base URL or folder first (repeatable).")
 @click.option("--from", "from_path", metavar="PATH", help="Take the files from this file or folder instead of downloading.")
 @click.option("--no-verify", is_flag=True, help="Accept files whose size or hash differ (recorded and shown by `dsreg info`).")
-@click.option("--force", is_flag=True, help="Download and prepare again even if cached (replaces the pin of a file with no published checksum).")
+@click.option(
+    "--force", is_flag=True, help="Download and prepare again even if cached (replaces the pin of a file with no published checksum)."
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars, and no line per failed download attempt.")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Processes for decoding while preparing (default: all cores).")
-@click.option("--locked", metavar="FILE", help="Fetch exactly what this lockfile (`dsreg lock`) says: its datasets (or NAMES of them), "
-              "configs and sha256s; fail on any drift.")
-def fetch_cmd(names: tuple[str, ...], config: tuple[str, ...], splits: tuple[str, ...], mirrors: tuple[str, ...],
-              from_path: str | None, no_verify: bool, force: bool, quiet: bool, workers: int | None, locked: str | None) -> None:
+@click.option(
+    "--locked",
+    metavar="FILE",
+    help="Fetch exactly what this lockfile (`dsreg lock`) says: its datasets (or NAMES of them), configs and sha256s; fail on any drift.",
+)
+def fetch_cmd(
+    names: tuple[str, ...],
+    config: tuple[str, ...],
+    splits: tuple[str, ...],
+    mirrors: tuple[str, ...],
+    from_path: str | None,
+    no_verify: bool,
+    force: bool,
+    quiet: bool,
+    workers: int | None,
+    locked: str | None,
+) -> None:
     """Download, verify and prepare datasets (mirrors, resume, checksums, a lock against doing it twice).
 
     With --split, only that split is prepared, from only the files it needs; splits fetched later
@@ -300,8 +337,20 @@ def fetch_cmd(names: tuple[str, ...], config: tuple[str, ...], splits: tuple[str
     else:
         params = parse_config(config)
         # A generator, so each dataset's line prints as soon as it is ready.
-        infos = (api.fetch(name, split=list(splits) or None, mirrors=mirrors, from_path=from_path, verify=not no_verify,
-                           force=force, quiet=quiet, workers=workers, **params) for name in names)
+        infos = (
+            api.fetch(
+                name,
+                split=list(splits) or None,
+                mirrors=mirrors,
+                from_path=from_path,
+                verify=not no_verify,
+                force=force,
+                quiet=quiet,
+                workers=workers,
+                **params,
+            )
+            for name in names
+        )
     for inf in infos:
         ready = {s: (inf.manifest or {})["splits"][s] for s in inf.ready_splits}
         counts = ", ".join(f"{s} {meta['examples']:,}" for s, meta in ready.items())
@@ -353,7 +402,9 @@ def cache_ls(as_json: bool) -> None:
     if not entries:
         click.echo("the cache is empty")
     for e in entries:
-        click.echo(f"{e.name}  downloads {human_bytes(e.download_bytes)}  prepared {human_bytes(e.prepared_bytes)} ({len(e.prepared)} config(s))")
+        click.echo(
+            f"{e.name}  downloads {human_bytes(e.download_bytes)}  prepared {human_bytes(e.prepared_bytes)} ({len(e.prepared)} config(s))"
+        )
 
 
 @cache_group.command("du")

@@ -15,12 +15,16 @@ def _count(n: int, what: str) -> str:
 
 @click.command("catalog")
 @click.argument("names", nargs=-1)
-@click.option("--html", "folder", required=True, metavar="DIR", type=click.Path(file_okay=False, path_type=Path),
-              help="Write the site into DIR: index.html, style.css, search.js and previews/.")
-@click.option("--fetch", is_flag=True,
-              help="Fetch and prepare the datasets not prepared yet (downloads), so every card gets its picture.")
-@click.option("-n", "per_class", type=click.IntRange(min=1), default=3, show_default=True,
-              help="Examples per class in each picture.")
+@click.option(
+    "--html",
+    "folder",
+    required=True,
+    metavar="DIR",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write the site into DIR: index.html, style.css, search.js and previews/.",
+)
+@click.option("--fetch", is_flag=True, help="Fetch and prepare the datasets not prepared yet (downloads), so every card gets its picture.")
+@click.option("-n", "per_class", type=click.IntRange(min=1), default=3, show_default=True, help="Examples per class in each picture.")
 def catalog_cmd(names: tuple[str, ...], folder: Path, fetch: bool, per_class: int) -> None:
     """Write a static HTML catalog of the installed datasets (default: all), searchable, offline.
 

@@ -143,15 +143,16 @@ def _splits(card: Card) -> str:
 
 def _training(card: Card) -> str:
     model = f'model <code class="model">{_e(card.model)}</code>' if card.model else "no model registered for this task"
-    settings = "".join(f" · {_e(key)} <code>{_e(json.dumps(value))}</code>"
-                       for key, value in card.training.items() if key != "model")
+    settings = "".join(f" · {_e(key)} <code>{_e(json.dumps(value))}</code>" for key, value in card.training.items() if key != "model")
     return model + settings
 
 
 def _picture(card: Card) -> str:
     if card.picture is not None:
-        return (f'<img src="{_e(card.picture)}" alt="examples of {_e(card.name)} drawn by dsreg preview" loading="lazy">'
-                f"<figcaption>dsreg preview {_e(card.name)}</figcaption>")
+        return (
+            f'<img src="{_e(card.picture)}" alt="examples of {_e(card.name)} drawn by dsreg preview" loading="lazy">'
+            f"<figcaption>dsreg preview {_e(card.name)}</figcaption>"
+        )
     error = "".join(f'<p class="error">{_e(e)}</p>' for e in (card.fetch_error, card.error) if e)
     if card.prepared or not card.splits:  # prepared but not drawn, or its builder failed before saying its splits
         return f'<div class="missing">{error or "no picture"}</div>'
@@ -162,11 +163,21 @@ def _card_html(card: Card, template: Template) -> str:
     search = " ".join([card.name, *card.aliases, card.task, card.description]).lower()
     aliases = f" · also {', '.join(card.aliases)}" if card.aliases else ""
     return template.substitute(
-        anchor=_e(card.name), search=_e(search), name=_e(card.name), version=_e(card.version), task=_e(card.task or "no task"),
-        plugin=_e(card.plugin), aliases=_e(aliases), description=_e(card.description or "(no description)"),
-        license=_e(card.license or "-"), homepage=_homepage(card.homepage),
+        anchor=_e(card.name),
+        search=_e(search),
+        name=_e(card.name),
+        version=_e(card.version),
+        task=_e(card.task or "no task"),
+        plugin=_e(card.plugin),
+        aliases=_e(aliases),
+        description=_e(card.description or "(no description)"),
+        license=_e(card.license or "-"),
+        homepage=_homepage(card.homepage),
         features="".join(f"<li><code>{_e(k)}</code>: {_e(v)}</li>" for k, v in card.features.items()) or "<li>-</li>",
-        splits=_splits(card), training=_training(card), citation=_e(card.citation or "-"), picture=_picture(card),
+        splits=_splits(card),
+        training=_training(card),
+        citation=_e(card.citation or "-"),
+        picture=_picture(card),
     )
 
 
@@ -180,11 +191,16 @@ def render_page(cards: list[Card], failures: list[str], written: datetime | None
     if failures:
         summary += f", {len(failures)} plugin{'s' * (len(failures) != 1)} failed to load"
         items = "".join(f"<li>{_e(line)}</li>" for line in failures)
-        block = (f'<section class="failures"><h2>{len(failures)} plugin{"s" * (len(failures) != 1)} failed to load '
-                 f"(<code>dsreg plugins</code>)</h2><ul>{items}</ul></section>")
+        block = (
+            f'<section class="failures"><h2>{len(failures)} plugin{"s" * (len(failures) != 1)} failed to load '
+            f"(<code>dsreg plugins</code>)</h2><ul>{items}</ul></section>"
+        )
     written = written or datetime.now(timezone.utc)
     return page.substitute(
-        summary=_e(summary), written=_e(written.strftime("%Y-%m-%d %H:%M UTC")), total=len(cards), failures=block,
+        summary=_e(summary),
+        written=_e(written.strftime("%Y-%m-%d %H:%M UTC")),
+        total=len(cards),
+        failures=block,
         cards="\n".join(_card_html(c, card) for c in cards),
     )
 

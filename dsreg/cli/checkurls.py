@@ -51,7 +51,10 @@ def check_urls_cmd(names: tuple[str, ...], config: tuple[str, ...], mirrors: tup
     lost = [check for check in checks if not check.alive]
     for check in lost:
         why = "no URL" if not check.urls else "no URL that serves it as published"
-        click.echo(f"error: {check.dataset}/{check.file} has {why}; add a mirror to the plugin or `dsreg fetch "
-                   f"{check.dataset} --mirror URL` where a copy lives", err=True)
+        click.echo(
+            f"error: {check.dataset}/{check.file} has {why}; add a mirror to the plugin or `dsreg fetch "
+            f"{check.dataset} --mirror URL` where a copy lives",
+            err=True,
+        )
     if lost:
         raise SystemExit(1)

@@ -47,17 +47,28 @@ def lock_cmd(names: tuple[str, ...], config: tuple[str, ...], output: str) -> No
     lock.write(output, lock_command(names, params, output))
     files = [(dataset.name, file) for dataset in lock.datasets for file in dataset.files]
     size = sum(file.size or 0 for _, file in files)
-    click.echo(f"wrote {output}: {len(lock.plugins)} plugin(s), {len(lock.datasets)} dataset(s), {len(files)} file(s) "
-               f"({human_bytes(size)})")
+    click.echo(
+        f"wrote {output}: {len(lock.plugins)} plugin(s), {len(lock.datasets)} dataset(s), {len(files)} file(s) ({human_bytes(size)})"
+    )
     for name, file in files:
         if file.sha256_from == UNPINNED:
-            click.echo(f"warning: {name}: {file.name} has no published checksum and is not pinned in the cache, so the lock "
-                       f"cannot hold its sha256; run `dsreg fetch {name}` (which pins it), then lock again", err=True)
+            click.echo(
+                f"warning: {name}: {file.name} has no published checksum and is not pinned in the cache, so the lock "
+                f"cannot hold its sha256; run `dsreg fetch {name}` (which pins it), then lock again",
+                err=True,
+            )
 
 
-def fetch_locked(path: str | os.PathLike[str], *, names: Sequence[str] = (), mirrors: Sequence[str] = (),
-                 from_path: str | None = None, quiet: bool = False, workers: int | None = None,
-                 cache_dir: str | os.PathLike[str] | None = None) -> list[api.DatasetInfo]:
+def fetch_locked(
+    path: str | os.PathLike[str],
+    *,
+    names: Sequence[str] = (),
+    mirrors: Sequence[str] = (),
+    from_path: str | None = None,
+    quiet: bool = False,
+    workers: int | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> list[api.DatasetInfo]:
     """Fetch the datasets the lockfile ``path`` holds (or ``names`` of them) exactly as locked; return their info.
 
     Raises ConfigError listing every drift (a plugin version, config id or declared file that differs
@@ -73,23 +84,30 @@ def fetch_locked(path: str | os.PathLike[str], *, names: Sequence[str] = (), mir
     if differences:
         raise ConfigError(
             f"{path} does not match what is installed ({len(differences)} difference(s)); install what it was written "
-            f"with, or write it again with `{again}`:\n  " + "\n  ".join(differences))
+            f"with, or write it again with `{again}`:\n  " + "\n  ".join(differences)
+        )
     cache = Cache(cache_dir)
     if settings.offline() and from_path is None:
         lacking = [(dataset, file) for dataset in chosen for file in missing(dataset, cache)]
         if lacking:
-            lines = [f"{dataset.name}: {file.name}  sha256 {file.sha256 or '(unpinned)'}  {human_bytes(file.size)}  "
-                     + (f"from {file.urls[0]}" if file.urls else "(no URL: hand it over with --from PATH)")
-                     for dataset, file in lacking]
+            lines = [
+                f"{dataset.name}: {file.name}  sha256 {file.sha256 or '(unpinned)'}  {human_bytes(file.size)}  "
+                + (f"from {file.urls[0]}" if file.urls else "(no URL: hand it over with --from PATH)")
+                for dataset, file in lacking
+            ]
             raise OfflineError(
                 f"DSREG_OFFLINE=1 is set and the cache at {cache.root} lacks {len(lacking)} file(s) {path} needs; unset "
                 f"DSREG_OFFLINE and run `dsreg fetch --locked {path}`, or put the files in a folder and add --from FOLDER:\n  "
-                + "\n  ".join(lines))
+                + "\n  ".join(lines)
+            )
     infos = []
     for dataset in chosen:
         _download_locked(dataset, cache, path, again, mirrors=mirrors, from_path=from_path, quiet=quiet)
-        infos.append(api.fetch(dataset.name, mirrors=mirrors, from_path=from_path, quiet=quiet, workers=workers,
-                               cache_dir=cache_dir, **dataset.config))
+        infos.append(
+            api.fetch(
+                dataset.name, mirrors=mirrors, from_path=from_path, quiet=quiet, workers=workers, cache_dir=cache_dir, **dataset.config
+            )
+        )
     return infos
 
 
@@ -97,8 +115,16 @@ def _one_config(datasets: Sequence[LockedDataset]) -> bool:
     return all(d.config == datasets[0].config for d in datasets)
 
 
-def _download_locked(dataset: LockedDataset, cache: Cache, path: str | os.PathLike[str], relock: str, *,
-                     mirrors: Sequence[str], from_path: str | None, quiet: bool) -> None:
+def _download_locked(
+    dataset: LockedDataset,
+    cache: Cache,
+    path: str | os.PathLike[str],
+    relock: str,
+    *,
+    mirrors: Sequence[str],
+    from_path: str | None,
+    quiet: bool,
+) -> None:
     """Download the files the lock holds a sha256 for, requiring it; a file the lock pinned stays pinned here."""
     builder = api.get_builder(dataset.name, **dataset.config)
     files = [f for f in enforced(builder.get_files(), dataset) if f.name in {lf.name for lf in dataset.files if lf.sha256}]
@@ -119,12 +145,13 @@ def _download_locked(dataset: LockedDataset, cache: Cache, path: str | os.PathLi
         for file in files:
             # A record kept with --no-verify is reused whatever its bytes: the blob's name is its sha256.
             if paths[file.name].name != file.sha256:
-                raise ChecksumError(f"{dataset.name}: {file.name} in the cache has sha256 {paths[file.name].name}, {path} "
-                                    f"locks sha256 {file.sha256}; run `{rerun.cli(force=True)}` to download it again, or {again}")
+                raise ChecksumError(
+                    f"{dataset.name}: {file.name} in the cache has sha256 {paths[file.name].name}, {path} "
+                    f"locks sha256 {file.sha256}; run `{rerun.cli(force=True)}` to download it again, or {again}"
+                )
         # The lock's pin was proved good where it was written: keep it as this cache's pin, so a plain
         # `dsreg fetch` (which knows no lock) reuses these bytes and requires them from then on.
         records = cache.read_records(dataset.name)
-        changed = {name: record.as_pinned() for name, record in records.items()
-                   if name in pinned and record.status is Status.VERIFIED}
+        changed = {name: record.as_pinned() for name, record in records.items() if name in pinned and record.status is Status.VERIFIED}
         if changed:
             cache.write_records(dataset.name, records | changed)

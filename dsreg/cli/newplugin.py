@@ -91,8 +91,9 @@ def sample_clips(name: str, per_class: tuple[int, int] = (24, 8), seed: int = 0)
     rng = random.Random(seed)
     pitch = {"low": (200.0, 400.0), "high": (1000.0, 2000.0)}
     tree = {
-        f"{split}/{label}/{i}.wav": fake_wav(rng.uniform(0.1, 0.25), rate=8000, seed=rng.randrange(1 << 30),
-                                             freq=rng.uniform(*pitch[label]))
+        f"{split}/{label}/{i}.wav": fake_wav(
+            rng.uniform(0.1, 0.25), rate=8000, seed=rng.randrange(1 << 30), freq=rng.uniform(*pitch[label])
+        )
         for split, count in zip(("train", "test"), per_class)
         for label in ("low", "high")
         for i in range(count)
@@ -120,7 +121,9 @@ KINDS: dict[str, tuple[Callable[[str], dict[str, bytes]], str]] = {
 
 def _names(name: str) -> dict[str, str]:
     if not NAME_PATTERN.match(name):
-        raise ConfigError(f"plugin name {name!r} is invalid; use lowercase letters, digits, '-', '_' or '.', starting with a letter or digit")
+        raise ConfigError(
+            f"plugin name {name!r} is invalid; use lowercase letters, digits, '-', '_' or '.', starting with a letter or digit"
+        )
     ident = re.sub(r"[^a-z0-9_]", "_", name)
     cls = "".join(part.capitalize() for part in re.split(r"[^a-z0-9]+", name) if part)
     if cls[0].isdigit():
@@ -161,7 +164,7 @@ def write_plugin(name: str, parent: str | Path = ".", *, kind: str = "text", des
         target / "pyproject.toml": _template("common", "pyproject.toml.tmpl"),
         target / "README.md": _template(kind, "README.md.tmpl"),
         package / "__init__.py": _template(kind, "__init__.py.tmpl"),
-        target / "tests" / f"test_{names['package'][len('dsreg_'):]}.py": _template(kind, "test.py.tmpl"),
+        target / "tests" / f"test_{names['package'][len('dsreg_') :]}.py": _template(kind, "test.py.tmpl"),
     }
     for path, template in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -174,11 +177,20 @@ def write_plugin(name: str, parent: str | Path = ".", *, kind: str = "text", des
 
 @click.command("new-plugin")
 @click.argument("name")
-@click.option("--kind", type=click.Choice(list(KINDS)), default="text", show_default=True,
-              help="What the dataset holds: a CSV of sentences (text), PNGs (image), WAV clips (audio), "
-                   "or one binary file per split (files).")
-@click.option("--dir", "dest", default=None, type=click.Path(file_okay=False),
-              help="Folder to write the package into (created; must be empty if it exists). Default: ./NAME")
+@click.option(
+    "--kind",
+    type=click.Choice(list(KINDS)),
+    default="text",
+    show_default=True,
+    help="What the dataset holds: a CSV of sentences (text), PNGs (image), WAV clips (audio), or one binary file per split (files).",
+)
+@click.option(
+    "--dir",
+    "dest",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Folder to write the package into (created; must be empty if it exists). Default: ./NAME",
+)
 def new_plugin_cmd(name: str, kind: str, dest: str | None) -> None:
     """Write a working plugin package for a new dataset NAME (pyproject, Builder, data, tests, README)."""
     target = write_plugin(name, kind=kind, dest=dest)

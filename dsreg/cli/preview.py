@@ -61,8 +61,9 @@ def check_output(output: str | os.PathLike[str]) -> Path:
     suffix = path.suffix.lower().lstrip(".")
     if suffix not in formats:
         given = f"'.{suffix}' is not a picture format" if suffix else "it has no extension"
-        raise ConfigError(f"cannot write a picture to {path}: {given}; end the name in .png "
-                          f"(or {', '.join('.' + f for f in formats if f != 'png')})")
+        raise ConfigError(
+            f"cannot write a picture to {path}: {given}; end the name in .png (or {', '.join('.' + f for f in formats if f != 'png')})"
+        )
     if path.is_dir():
         raise ConfigError(f"{path} is a folder; name a file in it, e.g. {path / 'preview.png'}")
     folder = path.parent
@@ -193,8 +194,7 @@ def _draw_images(ds: Any, column: str, chosen: dict[str, list[int]], per_class: 
             if img.is_floating_point():  # floats: stretched to 0–1 per picture; uint8 keeps 0–255
                 arr = (arr - arr.min()) / max(float(arr.max() - arr.min()), 1e-12)
             if arr.shape[2] == 1:
-                ax.imshow(arr[:, :, 0], cmap="gray", vmin=0, vmax=1 if img.is_floating_point() else 255,
-                          interpolation="nearest")
+                ax.imshow(arr[:, :, 0], cmap="gray", vmin=0, vmax=1 if img.is_floating_point() else 255, interpolation="nearest")
             else:
                 ax.imshow(arr, interpolation="nearest")
             ax.set_xlabel(f"#{idx[c]}", fontsize=7, color="0.4")
@@ -228,8 +228,7 @@ def _draw_audio(ds: Any, column: str, chosen: dict[str, list[int]], title: str) 
         duration = f"{len(wave) / rate:.2f} s" if rate else f"{len(wave):,} samples"
         wax.set_title(f"#{i} waveform ({duration})", fontsize=8, loc="left")
         end = len(wave) / rate if rate else mel.shape[1]
-        im = sax.imshow(mel.numpy(), origin="lower", aspect="auto", cmap="magma", vmin=top - 80, vmax=top,
-                        extent=(0, end, 0, mel.shape[0]))
+        im = sax.imshow(mel.numpy(), origin="lower", aspect="auto", cmap="magma", vmin=top - 80, vmax=top, extent=(0, end, 0, mel.shape[0]))
         sax.set_title(f"log-mel ({mel.shape[0]} bands{'' if rate else ', 16 kHz assumed'})", fontsize=8, loc="left")
         sax.set_yticks([])
     wax.set_xlabel("seconds" if mels[-1][3] else "samples")
@@ -288,8 +287,12 @@ def _draw_text(rows: list[tuple[str, str, str]], column: str, title: str) -> Any
     for cname, _, _ in rows:
         colours.setdefault(cname, palette[len(colours) % len(palette)])
     table = ax.table(
-        cellText=[list(r) for r in rows], colLabels=["class", "#", column], loc="upper center",
-        cellLoc="left", colLoc="left", colWidths=[0.14, 0.06, 0.80],
+        cellText=[list(r) for r in rows],
+        colLabels=["class", "#", column],
+        loc="upper center",
+        cellLoc="left",
+        colLoc="left",
+        colWidths=[0.14, 0.06, 0.80],
         cellColours=[[colours[r[0]]] * 3 for r in rows],
     )
     table.auto_set_font_size(False)
@@ -303,8 +306,9 @@ def _draw_text(rows: list[tuple[str, str, str]], column: str, title: str) -> Any
     return fig
 
 
-def preview(name: str, split: str | None = None, *, n: int = 4, output: str | os.PathLike[str] | None = None,
-            seed: int = 0, **config: Any) -> Preview:
+def preview(
+    name: str, split: str | None = None, *, n: int = 4, output: str | os.PathLike[str] | None = None, seed: int = 0, **config: Any
+) -> Preview:
     """Draw ``n`` examples per class of ``name``'s ``split`` into the PNG ``output`` (None: no file)."""
     from .. import api
 
@@ -348,8 +352,14 @@ def _output_option(ctx: click.Context, param: click.Parameter, value: str | None
 @click.argument("name")
 @click.option("--split", default=None, help="Split (or split expression) to draw from (default: the first).")
 @click.option("-n", "per_class", type=click.IntRange(min=1), default=4, show_default=True, help="Examples per class.")
-@click.option("-o", "--output", default=None, metavar="FILE.png", callback=_output_option,
-              help="Where to write the picture (default: NAME-SPLIT.png); .pdf, .svg, .jpg also work.")
+@click.option(
+    "-o",
+    "--output",
+    default=None,
+    metavar="FILE.png",
+    callback=_output_option,
+    help="Where to write the picture (default: NAME-SPLIT.png); .pdf, .svg, .jpg also work.",
+)
 @click.option("-c", "--config", "config", multiple=True, metavar="KEY=VALUE", help="Dataset config (repeatable).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the example picker.")
 def preview_cmd(name: str, split: str | None, per_class: int, output: str | None, config: tuple[str, ...], seed: int) -> None:

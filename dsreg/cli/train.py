@@ -23,15 +23,36 @@ from ..errors import ConfigError
 from ..train.settings import TrainSettings, check_settings
 from .app import _echo_json, config_option, parse_config
 
-__all__ = ["train_cmd", "pick_splits", "default_out_dir", "settings_from_options", "option_name", "check_options",
-           "resume_command", "run_train"]
+__all__ = [
+    "train_cmd",
+    "pick_splits",
+    "default_out_dir",
+    "settings_from_options",
+    "option_name",
+    "check_options",
+    "resume_command",
+    "run_train",
+]
 
 #: Each ``TrainSettings`` field that ``dsreg train`` sets, and the option (its parameter name) that sets it.
 SETTING_OPTIONS = {
-    "model": "model", "epochs": "epochs", "batch_size": "batch_size", "lr": "lr", "weight_decay": "weight_decay",
-    "schedule": "schedule", "clip_grad": "clip_grad", "seed": "seed", "deterministic": "deterministic",
-    "device": "device", "precision": "precision", "num_workers": "workers", "threads": "threads",
-    "preload": "preload", "out_dir": "out", "resume": "resume", "quiet": "quiet",
+    "model": "model",
+    "epochs": "epochs",
+    "batch_size": "batch_size",
+    "lr": "lr",
+    "weight_decay": "weight_decay",
+    "schedule": "schedule",
+    "clip_grad": "clip_grad",
+    "seed": "seed",
+    "deterministic": "deterministic",
+    "device": "device",
+    "precision": "precision",
+    "num_workers": "workers",
+    "threads": "threads",
+    "preload": "preload",
+    "out_dir": "out",
+    "resume": "resume",
+    "quiet": "quiet",
 }
 
 _EVAL_SPLITS = ("validation", "valid", "val", "dev")
@@ -160,8 +181,17 @@ def _spawn(ctx: click.Context, nproc: int, name: str, params: dict[str, Any], ou
     from .. import api
 
     api.fetch(name, quiet=quiet, **params)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           "-m", "dsreg", "train", *_forwarded(ctx, out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        "-m",
+        "dsreg",
+        "train",
+        *_forwarded(ctx, out),
+    ]
     rc = subprocess.call(cmd)
     if rc:
         ctx.exit(rc)
@@ -193,8 +223,17 @@ _FALLBACK_HELP = "default: the dataset's train_defaults, else"
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON (progress goes to stderr).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the final result.")
 @click.pass_context
-def train_cmd(ctx: click.Context, name: str, out: Path | None, resume: bool, nproc: int, config: tuple[str, ...],
-              as_json: bool, quiet: bool, **options: Any) -> None:
+def train_cmd(
+    ctx: click.Context,
+    name: str,
+    out: Path | None,
+    resume: bool,
+    nproc: int,
+    config: tuple[str, ...],
+    as_json: bool,
+    quiet: bool,
+    **options: Any,
+) -> None:
     """Train a model on dataset NAME, test it, and write checkpoint.pt and metrics.json into the run folder.
 
     Options not given come from the dataset's train_defaults (`dsreg info NAME` shows them).
@@ -226,8 +265,9 @@ def train_cmd(ctx: click.Context, name: str, out: Path | None, resume: bool, npr
             w.barrier()
         splits = list((inf.manifest or {}).get("splits", {})) or list(inf.splits)
         train_split, val_split, test_split = pick_splits(splits)
-        trainer = Trainer(None, f"{name}:{train_split}", f"{name}:{val_split}" if val_split else None, config=params,
-                          settings=settings, log=say)
+        trainer = Trainer(
+            None, f"{name}:{train_split}", f"{name}:{val_split}" if val_split else None, config=params, settings=settings, log=say
+        )
         with trainer:
             if not quiet and w.main:
                 n_params = sum(p.numel() for p in trainer.module.parameters())
@@ -235,8 +275,10 @@ def train_cmd(ctx: click.Context, name: str, out: Path | None, resume: bool, npr
                 where += f", {trainer.threads} thread{'s' if trainer.threads != 1 else ''}" if trainer.threads else ""
                 where += f", {w.size} processes" if w.distributed else ""
                 val = f", eval on {val_split}" if val_split else ""
-                say(f"{inf.name}: {trainer.model_name} ({n_params:,} parameters) on {where}; "
-                    f"{len(trainer.train_data):,} {train_split} examples{val}; run folder {out}")
+                say(
+                    f"{inf.name}: {trainer.model_name} ({n_params:,} parameters) on {where}; "
+                    f"{len(trainer.train_data):,} {train_split} examples{val}; run folder {out}"
+                )
                 taken = {k: v for k, v in dataset_defaults(trainer.train_data).items() if getattr(settings, k) is None}
                 if taken:
                     say("from the dataset's train_defaults: " + ", ".join(f"{k} {v}" for k, v in taken.items()))

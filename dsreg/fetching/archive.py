@@ -51,8 +51,17 @@ from typing import IO, Any
 from ..errors import ArchiveError
 from . import config
 
-__all__ = ["members", "members_in_order", "for_dataset", "open_compressed", "check_member_name", "detect",
-           "DEFAULT_MAX_MEMBER", "DEFAULT_MAX_EXPANDED", "DEFAULT_MAX_BUFFERED"]
+__all__ = [
+    "members",
+    "members_in_order",
+    "for_dataset",
+    "open_compressed",
+    "check_member_name",
+    "detect",
+    "DEFAULT_MAX_MEMBER",
+    "DEFAULT_MAX_EXPANDED",
+    "DEFAULT_MAX_BUFFERED",
+]
 
 DEFAULT_MAX_MEMBER = 256 << 20
 DEFAULT_MAX_EXPANDED = 32 << 30
@@ -101,8 +110,9 @@ _dataset: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar("ds
 
 
 @contextlib.contextmanager
-def for_dataset(*, max_member: int | str | None = None, max_expanded: int | str | None = None,
-                names: Mapping[str, str] | None = None) -> Iterator[None]:
+def for_dataset(
+    *, max_member: int | str | None = None, max_expanded: int | str | None = None, names: Mapping[str, str] | None = None
+) -> Iterator[None]:
     """Within the block, ``members`` applies a dataset's limits and calls each local path by its published name.
 
     ``prepare`` wraps every dataset in it, passing the Builder's ``max_member`` / ``max_expanded``
@@ -185,8 +195,12 @@ def _unreadable(label: str, kind: str, exc: BaseException, done: int) -> Archive
     text = str(exc) or type(exc).__name__
     if isinstance(exc, EOFError) or "unexpected end" in text or "ended before" in text:
         what = f"is cut short{where} ({text}); the download is incomplete or damaged"
-    elif (isinstance(exc, (zlib.error, lzma.LZMAError)) or "zlib" in text or "compressed data" in text
-          or (isinstance(exc, OSError) and kind in ("gzip", "bz2", "xz", "zip"))):
+    elif (
+        isinstance(exc, (zlib.error, lzma.LZMAError))
+        or "zlib" in text
+        or "compressed data" in text
+        or (isinstance(exc, OSError) and kind in ("gzip", "bz2", "xz", "zip"))
+    ):
         codec = {"gzip": "gzip", "bz2": "bzip2", "xz": "xz", "zip": "compressed"}.get(kind, "compressed")
         what = f"holds corrupt {codec} data{where} ({text}); the file is damaged"
     else:
@@ -218,8 +232,9 @@ def _read_whole(readinto: Callable[[memoryview], int | None], size: int) -> byte
         return bytes(view[:got]) if got < size else bytes(buf)
 
 
-def open_compressed(path: str | Path, *, label: str | None = None, max_member: int | str | None = None,
-                    max_expanded: int | str | None = None) -> IO[bytes]:
+def open_compressed(
+    path: str | Path, *, label: str | None = None, max_member: int | str | None = None, max_expanded: int | str | None = None
+) -> IO[bytes]:
     """Open ``path`` for reading, decompressing gzip, bz2 or xz transparently, within the archive limits.
 
     Read in pieces (``read(n)``, lines, iteration), the file may expand to ``max_expanded`` bytes;
@@ -231,8 +246,9 @@ def open_compressed(path: str | Path, *, label: str | None = None, max_member: i
     if kind not in _OPENERS:
         return open(path, "rb")
     label = label or _dataset.get().get("names", {}).get(str(path)) or Path(path).name
-    budget = _Budget(label, _limit("max_member", max_member, DEFAULT_MAX_MEMBER),
-                     _limit("max_expanded", max_expanded, DEFAULT_MAX_EXPANDED))
+    budget = _Budget(
+        label, _limit("max_member", max_member, DEFAULT_MAX_MEMBER), _limit("max_expanded", max_expanded, DEFAULT_MAX_EXPANDED)
+    )
     return io.BufferedReader(_BoundedReader(_OPENERS[kind](path, "rb"), kind, budget), _STEP)
 
 
@@ -277,16 +293,18 @@ class _BoundedReader(io.RawIOBase):
         super().close()
 
 
-def members(path: str | Path, *, label: str | None = None, max_member: int | str | None = None,
-            max_expanded: int | str | None = None) -> Iterator[tuple[str, bytes]]:
+def members(
+    path: str | Path, *, label: str | None = None, max_member: int | str | None = None, max_expanded: int | str | None = None
+) -> Iterator[tuple[str, bytes]]:
     """Yield ``(member path, bytes)`` for each regular file in the tar or zip archive at ``path``.
 
     ``max_member`` and ``max_expanded`` (bytes, or e.g. ``"1GiB"``) are the dataset's limits; the
     user's DSREG_MAX_MEMBER / DSREG_MAX_EXPANDED win over them (see the module docstring).
     """
     label = label or _dataset.get().get("names", {}).get(str(path)) or Path(path).name
-    budget = _Budget(label, _limit("max_member", max_member, DEFAULT_MAX_MEMBER),
-                     _limit("max_expanded", max_expanded, DEFAULT_MAX_EXPANDED))
+    budget = _Budget(
+        label, _limit("max_member", max_member, DEFAULT_MAX_MEMBER), _limit("max_expanded", max_expanded, DEFAULT_MAX_EXPANDED)
+    )
     kind = detect(path)
     if kind == "zip":
         yield from _zip_members(path, label, budget)
@@ -433,8 +451,10 @@ def _direct_tar_members(path: str | Path, kind: str, label: str, budget: _Budget
             size = _header_number(header[124:136])
             if type_ in (b"x", b"g", b"L", b"K"):
                 if size > _MAX_RECORD:  # read whole below: bound it like a member
-                    raise ArchiveError(f"{label}: a tar header record (type {type_.decode()}) claims {_size(size)}; "
-                                       f"names and pax headers stay under {_size(_MAX_RECORD, exact=True)}: refusing a damaged or hostile archive")
+                    raise ArchiveError(
+                        f"{label}: a tar header record (type {type_.decode()}) claims {_size(size)}; "
+                        f"names and pax headers stay under {_size(_MAX_RECORD, exact=True)}: refusing a damaged or hostile archive"
+                    )
                 budget.claim(_header_text(header[:100]), size)
                 record = data(size)
                 described = True
@@ -494,8 +514,10 @@ def _zip_members(path: str | Path, label: str, budget: _Budget) -> Iterator[tupl
                     raise ArchiveError(f"{label}: member {info.filename!r} is a device or special file; refusing to read this archive")
                 if info.flag_bits & 0x1:
                     problem = f"{label}: member {info.filename!r} is encrypted; dsreg reads only unencrypted archives"
-                    raise ArchiveError(f"{problem}: decrypt it yourself and hand it over with from_path=PATH",
-                                       cli=f"{problem}: decrypt it yourself and hand it over with `--from PATH`")
+                    raise ArchiveError(
+                        f"{problem}: decrypt it yourself and hand it over with from_path=PATH",
+                        cli=f"{problem}: decrypt it yourself and hand it over with `--from PATH`",
+                    )
                 budget.claim(info.filename, info.file_size)
                 with zf.open(info) as fh:
                     # Never more than the declared size, which passed the limits above, whatever
@@ -504,17 +526,27 @@ def _zip_members(path: str | Path, label: str, budget: _Budget) -> Iterator[tupl
                     size = info.file_size
                     data = fh.read(size) if size <= _STEP else _read_whole(fh.readinto, size)  # type: ignore[attr-defined]  # a ZipExtFile has it
                 if len(data) != size:
-                    raise _damaged(f"{label}: member {info.filename!r} holds fewer bytes than its header says "
-                                   f"({size:,}); the archive is damaged or hostile")
+                    raise _damaged(
+                        f"{label}: member {info.filename!r} holds fewer bytes than its header says "
+                        f"({size:,}); the archive is damaged or hostile"
+                    )
                 yield name, data
                 done += 1
     except (*_BROKEN, NotImplementedError) as exc:
         raise _unreadable(label, "zip", exc, done) from exc
 
 
-def members_in_order(path: str | Path, order: Sequence[str], *, key: Callable[[str], str] | None = None,
-                     rest: bool = False, max_buffered: int | str = DEFAULT_MAX_BUFFERED, label: str | None = None,
-                     max_member: int | str | None = None, max_expanded: int | str | None = None) -> Iterator[tuple[str, bytes]]:
+def members_in_order(
+    path: str | Path,
+    order: Sequence[str],
+    *,
+    key: Callable[[str], str] | None = None,
+    rest: bool = False,
+    max_buffered: int | str = DEFAULT_MAX_BUFFERED,
+    label: str | None = None,
+    max_member: int | str | None = None,
+    max_expanded: int | str | None = None,
+) -> Iterator[tuple[str, bytes]]:
     """Yield ``(member path, bytes)`` for the members ``order`` names, in that order, reading the archive once.
 
     ``members`` yields the archive's own order; when a file must come first (labels stored after the

@@ -103,8 +103,11 @@ class CacheEntry:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "name": self.name, "files": sorted(self.files), "prepared": self.prepared,
-            "download_bytes": self.download_bytes, "prepared_bytes": self.prepared_bytes,
+            "name": self.name,
+            "files": sorted(self.files),
+            "prepared": self.prepared,
+            "download_bytes": self.download_bytes,
+            "prepared_bytes": self.prepared_bytes,
         }
 
 
@@ -199,7 +202,11 @@ class Cache:
     def entry(self, dataset: str) -> CacheEntry:
         files = self.read_records(dataset)
         prepared_root = self.dataset_dir(dataset) / "prepared"
-        prepared = sorted(p.name for p in prepared_root.iterdir() if p.is_dir() and (p / "manifest.json").exists()) if prepared_root.is_dir() else []
+        prepared = (
+            sorted(p.name for p in prepared_root.iterdir() if p.is_dir() and (p / "manifest.json").exists())
+            if prepared_root.is_dir()
+            else []
+        )
         blobs = [self.blob_path(record.sha256) for record in files.values()]
         download_bytes = sum(blob.stat().st_size for blob in blobs if blob.exists())
         return CacheEntry(dataset, files, prepared, download_bytes, _tree_size(prepared_root) if prepared_root.exists() else 0)

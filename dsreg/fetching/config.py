@@ -57,7 +57,18 @@ from typing import Any
 
 from ..errors import ConfigError
 
-__all__ = ["offline", "retries", "timeout", "connect_timeout", "backoff", "config_path", "load_config", "user_mirrors", "parse_size", "archive_limit"]
+__all__ = [
+    "offline",
+    "retries",
+    "timeout",
+    "connect_timeout",
+    "backoff",
+    "config_path",
+    "load_config",
+    "user_mirrors",
+    "parse_size",
+    "archive_limit",
+]
 
 
 def _flag(name: str) -> bool:
@@ -190,8 +201,7 @@ def user_mirrors(dataset: str) -> list[str]:
     return found
 
 
-_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40,
-          "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
 
 
 def parse_size(value: str | int, where: str) -> int:
@@ -217,7 +227,7 @@ def archive_limit(name: str) -> int | None:
         return parse_size(value, env)
     table = load_config().get("archive", {})
     if not isinstance(table, dict):
-        raise ConfigError(f"[archive] in {config_path()} must be a table (max_member = \"1GiB\", max_expanded = \"64GiB\")")
+        raise ConfigError(f'[archive] in {config_path()} must be a table (max_member = "1GiB", max_expanded = "64GiB")')
     if name in table:
         return parse_size(table[name], f"[archive] {name} in {config_path()}")
     return None

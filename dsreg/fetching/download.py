@@ -163,8 +163,16 @@ class Decision(enum.Enum):
 class _Failure(Exception):
     """One attempt at one source failed: ``reason`` is the one-line truth, ``then`` the decision."""
 
-    def __init__(self, reason: str, then: Decision, *, wait: float | None = None, unreachable: bool = False,
-                 brief: str | None = None, transient: bool | None = None) -> None:
+    def __init__(
+        self,
+        reason: str,
+        then: Decision,
+        *,
+        wait: float | None = None,
+        unreachable: bool = False,
+        brief: str | None = None,
+        transient: bool | None = None,
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         #: The reason as the final error repeats it, next to the URL or host (which it need not name).
@@ -259,8 +267,9 @@ def _user_agent() -> str:
         return "dsreg"
 
 
-def open_http(url: str, offset: int = 0, *, method: str = "GET",
-              last: int | None = None) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+def open_http(
+    url: str, offset: int = 0, *, method: str = "GET", last: int | None = None
+) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
     """Send ``method url`` (bytes ``offset`` to ``last``, when either is given) under dsreg's connect and idle
     timeouts, following redirects; return the connection and its response, or raise ``Failure``.
 
@@ -316,8 +325,15 @@ def _progress(name: str, total: int | None, initial: int, quiet: bool) -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(
-        total=total, initial=initial, desc=name, unit="B", unit_scale=True, unit_divisor=1024,
-        disable=quiet or not sys.stderr.isatty(), file=sys.stderr, leave=False,
+        total=total,
+        initial=initial,
+        desc=name,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        disable=quiet or not sys.stderr.isatty(),
+        file=sys.stderr,
+        leave=False,
     )
 
 
@@ -446,7 +462,9 @@ class Downloader:
         try:
             part.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise CacheError(f"cannot write to the cache at {self.cache.root} ({exc.strerror}); set DSREG_CACHE to a writable folder") from exc
+            raise CacheError(
+                f"cannot write to the cache at {self.cache.root} ({exc.strerror}); set DSREG_CACHE to a writable folder"
+            ) from exc
         sources = self._sources(file)
         if not sources:
             message = f"{self.dataset}: file {file.name} has no URL"
@@ -513,8 +531,9 @@ class Downloader:
             return f"sha256 {hashes.sha256.hexdigest()}, expected the pinned {pin.sha256} from the first download"
         return None
 
-    def _keep_blob(self, file: File, part: Path, hashes: _Hashes, url: str, records: dict[str, FileRecord],
-                   previous: FileRecord | None) -> Path:
+    def _keep_blob(
+        self, file: File, part: Path, hashes: _Hashes, url: str, records: dict[str, FileRecord], previous: FileRecord | None
+    ) -> Path:
         """Move the verified ``part`` into its blob and record where it came from and how it was verified."""
         sha = hashes.sha256.hexdigest()
         target = self.cache.blob_path(sha)
@@ -543,8 +562,7 @@ class Downloader:
             if was_pinned and previous is not None:
                 replaces = previous.sha256
                 self._say(f"{file.name}: --force replaces the pin sha256 {previous.sha256} with {sha} once the dataset prepares")
-        records[file.name] = FileRecord(sha, hashes.size, status, source=url, md5=md5, fetched=fetched,
-                                        pinned=pinned, replaces=replaces)
+        records[file.name] = FileRecord(sha, hashes.size, status, source=url, md5=md5, fetched=fetched, pinned=pinned, replaces=replaces)
         return target
 
     # -- bytes -------------------------------------------------------------------------------
@@ -660,8 +678,9 @@ class Downloader:
                 raise _Failure(f"{part} changed while resuming", Decision.RESTART)
         return hashes
 
-    def _stream(self, read: Callable[[], bytes], part: Path, offset: int, file: File,
-                failed: Callable[[BaseException, int], _Failure]) -> tuple[_Hashes, int, bool]:
+    def _stream(
+        self, read: Callable[[], bytes], part: Path, offset: int, file: File, failed: Callable[[BaseException, int], _Failure]
+    ) -> tuple[_Hashes, int, bool]:
         """Append what ``read`` returns to ``part`` from ``offset``; return (hashes, bytes received, full).
 
         Each chunk is written as soon as it is read, so a cut loses nothing that arrived before it.

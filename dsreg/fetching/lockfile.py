@@ -106,15 +106,19 @@ class Lock:
         for plugin in self.plugins:
             lines += ["", "[[plugin]]", *_pairs({"name": plugin.name, "dist": plugin.dist, "version": plugin.version})]
         for dataset in self.datasets:
-            lines += ["", "[[dataset]]", *_pairs({"name": dataset.name, "plugin": dataset.plugin,
-                                                  "config_id": dataset.config_id}),
-                      f"config = {_value(dataset.config, f'{dataset.name} config')}"]
+            lines += [
+                "",
+                "[[dataset]]",
+                *_pairs({"name": dataset.name, "plugin": dataset.plugin, "config_id": dataset.config_id}),
+                f"config = {_value(dataset.config, f'{dataset.name} config')}",
+            ]
             for file in dataset.files:
                 lines += ["", "[[dataset.file]]"]
                 if file.sha256_from == UNPINNED:
                     lines.append(f"# no sha256 known: fetch {dataset.name} once (which pins it), then lock again")
-                lines += _pairs({"name": file.name, "size": file.size, "sha256": file.sha256,
-                                 "sha256_from": file.sha256_from, "md5": file.md5})
+                lines += _pairs(
+                    {"name": file.name, "size": file.size, "sha256": file.sha256, "sha256_from": file.sha256_from, "md5": file.md5}
+                )
                 lines += ["urls = [", *[f"  {_value(url, file.name)}," for url in file.urls], "]"] if file.urls else ["urls = []"]
         return "\n".join(lines) + "\n"
 
@@ -137,8 +141,9 @@ class Lock:
         try:
             return cls.from_json(data)
         except (KeyError, TypeError, ValueError) as exc:
-            raise ConfigError(f"the lockfile {path} is not one `dsreg lock` writes ({exc}); write it again with "
-                              f"`dsreg lock NAME... -o {path}`") from None
+            raise ConfigError(
+                f"the lockfile {path} is not one `dsreg lock` writes ({exc}); write it again with `dsreg lock NAME... -o {path}`"
+            ) from None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Lock:
@@ -147,11 +152,20 @@ class Lock:
             raise ValueError(f"lock_version {data.get('lock_version')!r}, this dsreg reads {FORMAT}")
         plugins = tuple(LockedPlugin(p["name"], p.get("dist"), p.get("version")) for p in data.get("plugin", []))
         datasets = tuple(
-            LockedDataset(d["name"], d["plugin"], d["config_id"], dict(d.get("config", {})), tuple(
-                LockedFile(f["name"], tuple(f.get("urls", ())), f.get("size"), f.get("sha256"), f.get("sha256_from", UNPINNED),
-                           f.get("md5"))
-                for f in d.get("file", [])))
-            for d in data.get("dataset", []))
+            LockedDataset(
+                d["name"],
+                d["plugin"],
+                d["config_id"],
+                dict(d.get("config", {})),
+                tuple(
+                    LockedFile(
+                        f["name"], tuple(f.get("urls", ())), f.get("size"), f.get("sha256"), f.get("sha256_from", UNPINNED), f.get("md5")
+                    )
+                    for f in d.get("file", [])
+                ),
+            )
+            for d in data.get("dataset", [])
+        )
         return cls(plugins, datasets)
 
 
@@ -178,8 +192,9 @@ def _value(value: Any, where: str) -> str:
     if isinstance(value, Mapping):
         items = sorted(value.items())
         return "{" + ", ".join(f"{_key(str(k))} = {_value(v, where)}" for k, v in items) + "}"
-    raise ConfigError(f"{where}: {value!r} cannot be written in a lockfile (TOML has strings, numbers, booleans, "
-                      "lists and tables, and no null)")
+    raise ConfigError(
+        f"{where}: {value!r} cannot be written in a lockfile (TOML has strings, numbers, booleans, lists and tables, and no null)"
+    )
 
 
 def _key(key: str) -> str:
@@ -187,6 +202,7 @@ def _key(key: str) -> str:
 
 
 # -- making a lock and checking one -------------------------------------------------------------
+
 
 def installed_version(dist: str | None) -> str | None:
     """Return the installed version of distribution ``dist`` (None for an in-process plugin or one not installed)."""
@@ -236,12 +252,17 @@ def drift(locked: LockedDataset, lock: Lock) -> list[str]:
     if have.name != want.name:
         lines.append(f"{locked.name}: registered by plugin {have.name!r} now, by {want.name!r} in the lock")
     elif (have.dist, installed_version(have.dist)) != (want.dist, want.version):
-        lines.append(f"{locked.name}: plugin {have.name} is {have.dist or 'in-process'} {installed_version(have.dist) or ''}".rstrip()
-                     + f" now, {want.dist or 'in-process'} {want.version or ''}".rstrip() + " in the lock")
+        lines.append(
+            f"{locked.name}: plugin {have.name} is {have.dist or 'in-process'} {installed_version(have.dist) or ''}".rstrip()
+            + f" now, {want.dist or 'in-process'} {want.version or ''}".rstrip()
+            + " in the lock"
+        )
     builder = entry.builder(**locked.config)
     if builder.config_id != locked.config_id:
-        lines.append(f"{locked.name}: config id {builder.config_id} now, {locked.config_id} in the lock "
-                     "(the plugin's version, the config or the data it fingerprints changed)")
+        lines.append(
+            f"{locked.name}: config id {builder.config_id} now, {locked.config_id} in the lock "
+            "(the plugin's version, the config or the data it fingerprints changed)"
+        )
     files = {file.name: file for file in builder.get_files()}
     for file in locked.files:
         now = files.pop(file.name, None)

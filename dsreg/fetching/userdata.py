@@ -67,16 +67,30 @@ from ..builder import File
 from ..errors import ConfigError
 
 __all__ = [
-    "ARCHIVE_SUFFIXES", "SPLIT_FOLDERS", "UserData", "Source", "Layout", "kind", "is_remote", "files_for",
-    "fingerprint", "class_layout", "stratified_split",
+    "ARCHIVE_SUFFIXES",
+    "SPLIT_FOLDERS",
+    "UserData",
+    "Source",
+    "Layout",
+    "kind",
+    "is_remote",
+    "files_for",
+    "fingerprint",
+    "class_layout",
+    "stratified_split",
 ]
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 #: Sub-folder names read as splits (case-insensitive) → the split they become.
 SPLIT_FOLDERS = {
-    "train": "train", "training": "train",
-    "test": "test", "testing": "test",
-    "validation": "validation", "valid": "validation", "val": "validation", "dev": "validation",
+    "train": "train",
+    "training": "train",
+    "test": "test",
+    "testing": "test",
+    "validation": "validation",
+    "valid": "validation",
+    "val": "validation",
+    "dev": "validation",
 }
 #: Names that are never data: OS metadata and hidden files.
 _NOT_DATA = re.compile(r"(^|/)(__MACOSX|\.[^/]*|Thumbs\.db|desktop\.ini)(/|$)")
@@ -205,7 +219,7 @@ class UserData:
         fs, root = self._folder()
         out = []
         for full in fs.find(root):
-            rel = posixpath.relpath(full, root) if not self.remote else full[len(root):].lstrip("/")
+            rel = posixpath.relpath(full, root) if not self.remote else full[len(root) :].lstrip("/")
             rel = rel.replace(os.sep, "/")
             if not _NOT_DATA.search(rel):
                 out.append((rel, full))
@@ -297,8 +311,7 @@ def class_layout(paths: Iterable[str], extensions: Sequence[str] | None = None) 
     ignored = [p for p in kept if exts is not None and not p.lower().endswith(exts)]
     data = [p.split("/") for p in kept if exts is None or p.lower().endswith(exts)]
     prefix: list[str] = []
-    while data and all(len(parts) >= 3 for parts in data) and len({parts[0] for parts in data}) == 1 \
-            and _split_of(data[0][0]) is None:
+    while data and all(len(parts) >= 3 for parts in data) and len({parts[0] for parts in data}) == 1 and _split_of(data[0][0]) is None:
         prefix.append(data[0][0])
         data = [parts[1:] for parts in data]
     joined = "/".join(prefix)

@@ -85,9 +85,12 @@ def pad(
     cols = columns(batch)
     if ragged is None:
         ragged = getattr(batch, "ragged", None) or [
-            key for key, values in cols.items()
+            key
+            for key, values in cols.items()
             if not isinstance(values, torch.Tensor)
-            and values and isinstance(values[0], torch.Tensor) and values[0].dim() > 0
+            and values
+            and isinstance(values[0], torch.Tensor)
+            and values[0].dim() > 0
             and len({v.shape for v in values}) > 1
         ]
     out: dict[str, Any] = {}

@@ -48,9 +48,17 @@ def _zero_copy(array: Any) -> torch.Tensor:
 
 #: Arrow's names of the numeric types the features allow, and their numpy dtypes.
 _ARROW_TO_NUMPY = {
-    "int8": "int8", "int16": "int16", "int32": "int32", "int64": "int64",
-    "uint8": "uint8", "uint16": "uint16", "uint32": "uint32", "uint64": "uint64",
-    "halffloat": "float16", "float": "float32", "double": "float64",
+    "int8": "int8",
+    "int16": "int16",
+    "int32": "int32",
+    "int64": "int64",
+    "uint8": "uint8",
+    "uint16": "uint16",
+    "uint32": "uint32",
+    "uint64": "uint64",
+    "halffloat": "float16",
+    "float": "float32",
+    "double": "float64",
 }
 
 
@@ -125,8 +133,9 @@ class Batches(torch.utils.data.Sampler):
     whole batch is one slice of the permutation instead of ``batch_size`` Python ints.
     """
 
-    def __init__(self, n: int, batch_size: int, *, shuffle: bool = False, drop_last: bool = False,
-                 generator: torch.Generator | None = None) -> None:
+    def __init__(
+        self, n: int, batch_size: int, *, shuffle: bool = False, drop_last: bool = False, generator: torch.Generator | None = None
+    ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size should be a positive integer, got {batch_size}")
         self.n, self.batch_size, self.shuffle, self.drop_last, self.generator = n, batch_size, shuffle, drop_last, generator
@@ -304,8 +313,11 @@ class Dataset(torch.utils.data.Dataset):
             # The generator stays in kwargs too: DataLoader draws each iterator's base seed from it
             # before the sampler draws its permutation, as with its own samplers.
             kwargs["batch_sampler"] = Batches(
-                len(self), kwargs.pop("batch_size", 1), shuffle=bool(kwargs.pop("shuffle", False)),
-                drop_last=kwargs.pop("drop_last", False), generator=kwargs.get("generator"),
+                len(self),
+                kwargs.pop("batch_size", 1),
+                shuffle=bool(kwargs.pop("shuffle", False)),
+                drop_last=kwargs.pop("drop_last", False),
+                generator=kwargs.get("generator"),
             )
             kwargs.pop("sampler", None)
         return Loader(self, **kwargs)
@@ -314,10 +326,7 @@ class Dataset(torch.utils.data.Dataset):
         """Return the same examples as a Hugging Face ``datasets.Dataset`` (memory-mapped, no copy)."""
         import datasets
 
-        pieces = [
-            datasets.Dataset.from_file(str(self.folder / f"{s}.arrow")).select(range(a, b))
-            for s, a, b in self.ranges
-        ]
+        pieces = [datasets.Dataset.from_file(str(self.folder / f"{s}.arrow")).select(range(a, b)) for s, a, b in self.ranges]
         return pieces[0] if len(pieces) == 1 else datasets.concatenate_datasets(pieces)
 
     def with_transform(self, transform: Callable[[dict[str, Any]], Any] | None) -> Dataset:

@@ -249,8 +249,9 @@ def examples(builder: Builder, split: str, files: Mapping[str, Path], workers: i
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     # The pool's processes are forked by the thread running this generator; PR_SET_PDEATHSIG
     # follows that thread, which outlives the pool (the `with` below shuts it down first).
-    with cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method),
-                                initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
+    with cf.ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context(method), initializer=_die_with_parent, initargs=(os.getpid(),)
+    ) as pool:
         pending: list[Any] = []
         for chunk in chunks:
             pending.append(pool.submit(_decode_chunk, decode, chunk))
@@ -263,9 +264,9 @@ def examples(builder: Builder, split: str, files: Mapping[str, Path], workers: i
 #: What each disk error means for the folder a prepare writes to, and what to do about it.
 _DISK_ERRORS: dict[int, str] = {
     errno.ENOSPC: "the disk of {folder} is full; free space there (`dsreg cache du` shows what the cache holds) "
-                  "or set DSREG_CACHE to a folder on a bigger disk",
+    "or set DSREG_CACHE to a folder on a bigger disk",
     errno.EFBIG: "a file in {folder} grew past the largest file allowed (the shell's `ulimit -f` or the filesystem's "
-                 "maximum); raise the limit or set DSREG_CACHE to a folder on another filesystem",
+    "maximum); raise the limit or set DSREG_CACHE to a folder on another filesystem",
     errno.EACCES: "you may not write in {folder}; make it writable (chmod u+w) or set DSREG_CACHE to a folder you can write",
     errno.EPERM: "you may not write in {folder}; make it writable (chmod u+w) or set DSREG_CACHE to a folder you can write",
     errno.EROFS: "{folder} is on a read-only filesystem; set DSREG_CACHE to a writable folder",
@@ -339,10 +340,17 @@ def _clean_leftovers(folder: Path) -> None:
             stale.unlink(missing_ok=True)
 
 
-def prepare(builder: Builder, splits: list[Split], files: Mapping[str, Path], target: Path,
-            records: Mapping[str, Any], workers: int | None = None,
-            existing: dict[str, Any] | None = None, order: tuple[str, ...] = (),
-            features: Mapping[str, Feature] | None = None) -> dict[str, Any]:
+def prepare(
+    builder: Builder,
+    splits: list[Split],
+    files: Mapping[str, Path],
+    target: Path,
+    records: Mapping[str, Any],
+    workers: int | None = None,
+    existing: dict[str, Any] | None = None,
+    order: tuple[str, ...] = (),
+    features: Mapping[str, Feature] | None = None,
+) -> dict[str, Any]:
     """Prepare ``splits`` of ``builder`` into the store ``target`` and return its manifest.
 
     ``records`` holds ``{file name: {sha256, status}}`` of the fetched files; ``existing`` is the
@@ -367,9 +375,9 @@ def prepare(builder: Builder, splits: list[Split], files: Mapping[str, Path], ta
     manifest = existing
     try:
         # A dataset may declare its own archive limits; the user's settings still win (see dsreg.fetching.archive).
-        with archive.for_dataset(max_member=builder.max_member,
-                                 max_expanded=builder.max_expanded,
-                                 names={str(path): name for name, path in files.items()}):
+        with archive.for_dataset(
+            max_member=builder.max_member, max_expanded=builder.max_expanded, names={str(path): name for name, path in files.items()}
+        ):
             # Fixed by the store's first prepare (they may depend on the data) and kept in the manifest.
             features = dict(features) if manifest is None and features is not None else stored_features(builder, manifest, files)
             if manifest is None:
@@ -378,8 +386,7 @@ def prepare(builder: Builder, splits: list[Split], files: Mapping[str, Path], ta
                 manifest["splits"][split.name] = _prepare_split(builder, split, files, target, records, features, workers)
                 _merge_notes(manifest["notes"], builder.notes)
                 builder.notes.clear()
-                manifest["split_order"] = [s for s in order if s in manifest["splits"]] + \
-                    [s for s in manifest["splits"] if s not in order]
+                manifest["split_order"] = [s for s in order if s in manifest["splits"]] + [s for s in manifest["splits"] if s not in order]
                 manifest["prepared"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
                 write_json_atomic(target / MANIFEST, manifest)
     except BaseException as exc:
@@ -394,8 +401,7 @@ def prepare(builder: Builder, splits: list[Split], files: Mapping[str, Path], ta
     return manifest
 
 
-def stored_features(builder: Builder, manifest: Mapping[str, Any] | None,
-                    files: Mapping[str, Path] | None = None) -> dict[str, Feature]:
+def stored_features(builder: Builder, manifest: Mapping[str, Any] | None, files: Mapping[str, Path] | None = None) -> dict[str, Feature]:
     """Return the features ``manifest`` fixed when the store was first prepared, else the builder's.
 
     A feature type the core cannot rebuild from JSON (a plugin's own) is asked of the builder.
@@ -426,8 +432,15 @@ def _new_manifest(builder: Builder, features: Mapping[str, Feature]) -> dict[str
     }
 
 
-def _prepare_split(builder: Builder, split: Split, files: Mapping[str, Path], target: Path,
-                   records: Mapping[str, Any], features: Mapping[str, Feature], workers: int | None) -> dict[str, Any]:
+def _prepare_split(
+    builder: Builder,
+    split: Split,
+    files: Mapping[str, Path],
+    target: Path,
+    records: Mapping[str, Any],
+    features: Mapping[str, Feature],
+    workers: int | None,
+) -> dict[str, Any]:
     """Write one split to ``target/<split>.arrow`` (through a temporary file) and return its manifest entry."""
     started = time.perf_counter()
     final = target / f"{split.name}.arrow"

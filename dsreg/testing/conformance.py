@@ -22,12 +22,23 @@ from .trees import write_tree
 # -- the conformance suite -----------------------------------------------------------------------
 #: Every check ``check_builder`` runs, in order; ``skip=`` takes any of these names ("train" runs only with train=True).
 CHECKS: tuple[str, ...] = (
-    "metadata", "installed", "files", "fetch", "checksums", "features", "determinism", "overlap", "collate",
-    "pickle", "workers", "batches", "offline", "train",
+    "metadata",
+    "installed",
+    "files",
+    "fetch",
+    "checksums",
+    "features",
+    "determinism",
+    "overlap",
+    "collate",
+    "pickle",
+    "workers",
+    "batches",
+    "offline",
+    "train",
 )
 #: The report's entry for the training step when it was not asked for.
 _TRAIN_OFF = "skipped: opt in with train=True"
-
 
 
 class ConformanceError(DsregError, AssertionError):
@@ -38,10 +49,8 @@ class ConformanceError(DsregError, AssertionError):
         super().__init__(f"check_builder [{check}] {dataset}: {problem}; {fix}")
 
 
-
 class ConformanceWarning(UserWarning):
     """A conformance check was skipped for a reason worth seeing (e.g. no model for the task)."""
-
 
 
 class _Fail(Exception):
@@ -58,7 +67,6 @@ class _Fail(Exception):
 
 class _Note(str):
     """A check's outcome worth reading in the report but not worth a warning (e.g. nothing to verify)."""
-
 
 
 @dataclass
@@ -80,10 +88,10 @@ class Conformance:
         return "\n".join(lines)
 
 
-
 @contextlib.contextmanager
 def _environ(**values: str | None) -> Iterator[None]:
     """Set (or, for None, remove) environment variables for the block, then restore them."""
+
     def put(settings: dict[str, str | None]) -> None:
         for key, value in settings.items():
             if value is None:
@@ -99,13 +107,11 @@ def _environ(**values: str | None) -> Iterator[None]:
         put(saved)
 
 
-
 def _installed() -> Registry:
     """Return a fresh registry of the core's default plugins and every installed plugin, failures recorded."""
     from ..plugins import load_registry
 
     return load_registry(strict=False)  # a broken neighbour is `dsreg plugins`' news, not this builder's failure
-
 
 
 def _first_line(exc: BaseException) -> str:
@@ -115,7 +121,6 @@ def _first_line(exc: BaseException) -> str:
     if "Original Traceback" in text and lines:
         return lines[-1].strip()  # already "ErrorType: message"
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
-
 
 
 def _rows(ds: Any, chunk: int = 256) -> Iterator[dict[str, Any]]:
@@ -130,7 +135,6 @@ def _rows(ds: Any, chunk: int = 256) -> Iterator[dict[str, Any]]:
                 yield {k: v[j] for k, v in got.items()}
         else:
             yield from got
-
 
 
 def _feed(h: Any, value: Any) -> None:
@@ -158,7 +162,6 @@ def _feed(h: Any, value: Any) -> None:
         h.update(f"V{value!r}".encode())
 
 
-
 def _content_hash(example: dict[str, Any]) -> str:
     """Return a digest of every column of one example (the key is not part of it)."""
     import hashlib
@@ -168,22 +171,23 @@ def _content_hash(example: dict[str, Any]) -> str:
     return h.hexdigest()
 
 
-
 def _same(a: Any, b: Any) -> bool:
     """True when two batches or examples hold equal values of equal types (tensors: dtype, shape, data)."""
     import torch
 
     if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
         return (
-            isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.dtype == b.dtype
-            and a.shape == b.shape and bool(torch.equal(a, b) or (a.is_floating_point() and torch.allclose(a, b, equal_nan=True)))
+            isinstance(a, torch.Tensor)
+            and isinstance(b, torch.Tensor)
+            and a.dtype == b.dtype
+            and a.shape == b.shape
+            and bool(torch.equal(a, b) or (a.is_floating_point() and torch.allclose(a, b, equal_nan=True)))
         )
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
         return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
     return bool(a == b)
-
 
 
 def _differs(a: dict[str, Any], b: dict[str, Any]) -> str:
@@ -193,7 +197,6 @@ def _differs(a: dict[str, Any], b: dict[str, Any]) -> str:
     if a.keys() != b.keys():
         return f"columns {sorted(a)} vs {sorted(b)}"
     return next((k for k in a if not _same(a[k], b[k])), "?")
-
 
 
 def _example_problem(example: Any, features: Mapping[str, Feature], loaded: bool) -> str | None:
@@ -213,7 +216,6 @@ def _example_problem(example: Any, features: Mapping[str, Feature], loaded: bool
         if problem:
             return problem
     return None
-
 
 
 def _mismatch(file: File, data: bytes | Path) -> str | None:
@@ -248,8 +250,9 @@ _MODEL_FLOATS = ("float32", "float16", "bfloat16")
 def _is_image(feat: Feature, task: str) -> bool:
     """True for a column of pictures: numeric, not a label, (channels,) height, width; uint8 or an image task's."""
     shape = getattr(feat, "shape", ())
-    return feat.numeric and not feat.is_label and len(shape) in (2, 3) and (
-        getattr(feat, "dtype", "") == "uint8" or task.startswith("image"))
+    return (
+        feat.numeric and not feat.is_label and len(shape) in (2, 3) and (getattr(feat, "dtype", "") == "uint8" or task.startswith("image"))
+    )
 
 
 def _batch_problem(batch: Any, features: Mapping[str, Feature], task: str, size: int) -> str | None:
@@ -272,10 +275,15 @@ def _batch_problem(batch: Any, features: Mapping[str, Feature], task: str, size:
         value = batch[column]
         if feat.is_label:
             if not isinstance(value, torch.Tensor) or value.dtype != torch.int64 or tuple(value.shape) != (size,):
-                got = (f"{str(value.dtype).removeprefix('torch.')} {list(value.shape)}" if isinstance(value, torch.Tensor)
-                       else type(value).__name__)
-                return (f"label column {column!r} is {got}, not int64 [{size}] (cross_entropy takes int64 class "
-                        f"indices; float labels fail or train on the wrong loss)")
+                got = (
+                    f"{str(value.dtype).removeprefix('torch.')} {list(value.shape)}"
+                    if isinstance(value, torch.Tensor)
+                    else type(value).__name__
+                )
+                return (
+                    f"label column {column!r} is {got}, not int64 [{size}] (cross_entropy takes int64 class "
+                    f"indices; float labels fail or train on the wrong loss)"
+                )
             continue
         if not feat.numeric:
             continue
@@ -283,35 +291,45 @@ def _batch_problem(batch: Any, features: Mapping[str, Feature], task: str, size:
             padding = " (pad it with dsreg.store.collate.pad)" if feat.ragged else ""
             return f"column {column!r} is {type(value).__name__}, not a tensor{padding}"
         if value.is_floating_point() and str(value.dtype).removeprefix("torch.") not in _MODEL_FLOATS:
-            return (f"column {column!r} is {str(value.dtype).removeprefix('torch.')}; models run in float32, so a "
-                    "float64 batch fails at the first layer (or doubles the memory and time)")
+            return (
+                f"column {column!r} is {str(value.dtype).removeprefix('torch.')}; models run in float32, so a "
+                "float64 batch fails at the first layer (or doubles the memory and time)"
+            )
         if _is_image(feat, task):
             if value.dim() < 3:
                 return f"image column {column!r} is {list(value.shape)}, not [B, (C,) H, W]"
             if value.is_floating_point() and value.numel():
                 low, high = float(value.min()), float(value.max())
                 if low >= 0 and high > UNSCALED_MAX:
-                    return (f"float image column {column!r} holds values from {low:g} to {high:g}: the 0-255 range cast "
-                            f"to float without scaling (float images are scaled to [0, 1] or standardized)")
+                    return (
+                        f"float image column {column!r} holds values from {low:g} to {high:g}: the 0-255 range cast "
+                        f"to float without scaling (float images are scaled to [0, 1] or standardized)"
+                    )
         if feat.ragged and column in ragged:
             prefix = "" if len(ragged) == 1 else f"{column}_"
             lengths, mask = batch.get(f"{prefix}lengths"), batch.get(f"{prefix}attention_mask")
             if value.dim() < 2 or not isinstance(lengths, torch.Tensor) or not isinstance(mask, torch.Tensor):
-                return (f"padded column {column!r} ({list(value.shape)}) comes without {prefix}lengths and "
-                        f"{prefix}attention_mask, so a model cannot tell padding from data")
+                return (
+                    f"padded column {column!r} ({list(value.shape)}) comes without {prefix}lengths and "
+                    f"{prefix}attention_mask, so a model cannot tell padding from data"
+                )
             if lengths.dtype != torch.int64 or tuple(lengths.shape) != (size,):
                 return f"{prefix}lengths is {str(lengths.dtype).removeprefix('torch.')} {list(lengths.shape)}, not int64 [{size}]"
             if mask.dtype != torch.bool or tuple(mask.shape) != tuple(value.shape[:2]):
-                return (f"{prefix}attention_mask is {str(mask.dtype).removeprefix('torch.')} {list(mask.shape)}, "
-                        f"not bool {list(value.shape[:2])}")
+                return (
+                    f"{prefix}attention_mask is {str(mask.dtype).removeprefix('torch.')} {list(mask.shape)}, "
+                    f"not bool {list(value.shape[:2])}"
+                )
             if not torch.equal(mask.sum(1), lengths):
                 return f"{prefix}attention_mask does not mark {prefix}lengths real positions per row"
     return None
 
 
 #: What to do when two prepares of the same files differ.
-_STEADY = ("make generate depend only on the files and the config: sort directory listings, set and glob results, "
-           "seed any randomness (random.Random(seed)), and read no clock or environment")
+_STEADY = (
+    "make generate depend only on the files and the config: sort directory listings, set and glob results, "
+    "seed any randomness (random.Random(seed)), and read no clock or environment"
+)
 
 
 class _Checker:
@@ -344,9 +362,7 @@ class _Checker:
         except ConformanceError:
             raise
         except Exception as exc:  # a bug surfaced by the check: keep its traceback chained
-            raise ConformanceError(
-                check, self.name, f"raised {_first_line(exc)}", "see the chained traceback above"
-            ) from exc
+            raise ConformanceError(check, self.name, f"raised {_first_line(exc)}", "see the chained traceback above") from exc
         self.report.results[check] = outcome or "ok"
         if outcome and outcome.startswith("skipped") and not isinstance(outcome, _Note):
             warnings.warn(f"check_builder [{check}] {self.name}: {outcome}", ConformanceWarning, stacklevel=3)
@@ -389,8 +405,11 @@ class _Checker:
         clashes = [c for c in registry.clashes() if c.kind == "dataset" and c.name == name]
         if clashes:
             lost = ", ".join(repr(c.plugin) for c in clashes)
-            raise _Fail(f"dataset name {name!r} is registered by installed plugins {clashes[0].owner!r} and {lost}: "
-                        f"`dsreg list` shows the dataset of {clashes[0].owner!r} and refuses that of {lost}", advice)
+            raise _Fail(
+                f"dataset name {name!r} is registered by installed plugins {clashes[0].owner!r} and {lost}: "
+                f"`dsreg list` shows the dataset of {clashes[0].owner!r} and refuses that of {lost}",
+                advice,
+            )
         if name in registry.aliases:
             owner = registry.datasets[registry.aliases[name]]
             raise _Fail(f"dataset name {name!r} is an alias of {owner.name!r} from installed plugin {owner.plugin.name!r}", advice)
@@ -399,8 +418,11 @@ class _Checker:
             return "ok (no installed plugin registers the name yet, and none takes it)"
         theirs = entry.builder
         if not issubclass(self.cls, theirs) and (self.cls.__module__, self.cls.__qualname__) != (theirs.__module__, theirs.__qualname__):
-            raise _Fail(f"dataset name {name!r} is already registered by installed plugin {entry.plugin.name!r} "
-                        f"({theirs.__module__}.{theirs.__qualname__}), so installing this one would clash", advice)
+            raise _Fail(
+                f"dataset name {name!r} is already registered by installed plugin {entry.plugin.name!r} "
+                f"({theirs.__module__}.{theirs.__qualname__}), so installing this one would clash",
+                advice,
+            )
         dist = f" from {entry.plugin.dist}" if entry.plugin.dist else ""
         return f"ok (plugin {entry.plugin.name!r}{dist})"
 
@@ -429,8 +451,9 @@ class _Checker:
                     "give size= in bytes (or declare pin_on_first_download=True if it is not published)",
                 )
 
-    def fetch(self, fake: Mapping[str, bytes | str | os.PathLike[str]] | None,
-              mirrors: Sequence[str], from_path: str | os.PathLike[str] | None) -> str:
+    def fetch(
+        self, fake: Mapping[str, bytes | str | os.PathLike[str]] | None, mirrors: Sequence[str], from_path: str | os.PathLike[str] | None
+    ) -> str:
         from .. import api
 
         mirrors = list(mirrors)
@@ -438,22 +461,27 @@ class _Checker:
             declared = [f.name for f in self.builder().get_files()]
             unknown = sorted(set(fake) - set(declared))
             if unknown:
-                raise _Fail(f"files= names {unknown}, which it does not declare (it declares {declared})",
-                            "key files= by File.name")
+                raise _Fail(f"files= names {unknown}, which it does not declare (it declares {declared})", "key files= by File.name")
             tree = {k: v if isinstance(v, (bytes, bytearray)) else Path(v).read_bytes() for k, v in fake.items()}
             mirrors.insert(0, str(write_tree(self.root / "fake-files", tree)))
         try:
             # Fake bytes cannot match the published checksums: they are accepted as unverified (see checksums).
-            self.info = api.fetch(self.name, mirrors=mirrors, from_path=from_path, verify=not fake,
-                                  quiet=True, **self.config)
+            self.info = api.fetch(self.name, mirrors=mirrors, from_path=from_path, verify=not fake, quiet=True, **self.config)
         except ChecksumError as exc:
-            raise _Fail(str(exc), "if these are the published bytes, the File's size or sha256 is wrong: copy the "
-                        "published values into it; otherwise fix the URL or mirror that serves other bytes", check="checksums") from None
+            raise _Fail(
+                str(exc),
+                "if these are the published bytes, the File's size or sha256 is wrong: copy the "
+                "published values into it; otherwise fix the URL or mirror that serves other bytes",
+                check="checksums",
+            ) from None
         except PluginError as exc:  # the Builder's to fix, not the files': e.g. the prepared store refused an example
             if isinstance(exc.__cause__, (ValueError, TypeError)):  # Feature.encode refused a value: found while preparing
-                raise _Fail(f"generate yields an example the prepared store refuses ({exc})",
-                            "fix generate (or the decode it names) to yield exactly the feature columns with the declared "
-                            "dtypes, shapes and label range", check="features") from None
+                raise _Fail(
+                    f"generate yields an example the prepared store refuses ({exc})",
+                    "fix generate (or the decode it names) to yield exactly the feature columns with the declared "
+                    "dtypes, shapes and label range",
+                    check="features",
+                ) from None
             raise _Fail(f"prepare failed: {exc}", "fix the Builder as the message says") from None
         except DsregError as exc:
             raise _Fail(f"fetch failed: {exc}", "fix the files' URLs, or pass files=, mirrors= or from_path= to check_builder") from None
@@ -465,7 +493,9 @@ class _Checker:
             raise _Fail("it prepared no splits", "return the split names from get_splits()")
         empty = [s for s, ds in self.datasets.items() if len(ds) == 0]
         if empty:
-            raise _Fail(f"split {empty[0]!r} has no examples", "make generate yield examples for every split (give files= data that covers each)")
+            raise _Fail(
+                f"split {empty[0]!r} has no examples", "make generate yield examples for every split (give files= data that covers each)"
+            )
         return "ok" if not fake else "ok (files= served unverified)"
 
     def _local_files(self) -> dict[str, Path]:
@@ -475,8 +505,9 @@ class _Checker:
         records = cache.read_records(self.name)
         return {f.name: cache.blob_path(records[f.name].sha256) for f in self.info.files if f.name in records}
 
-    def checksums(self, fake: Mapping[str, bytes | str | os.PathLike[str]] | None,
-                  mirrors: Sequence[str], from_path: str | os.PathLike[str] | None) -> str:
+    def checksums(
+        self, fake: Mapping[str, bytes | str | os.PathLike[str]] | None, mirrors: Sequence[str], from_path: str | os.PathLike[str] | None
+    ) -> str:
         """The real bytes match each File's size and checksum: verified by the fetch, or here from mirrors=/from_path=."""
         from dataclasses import replace
 
@@ -501,14 +532,17 @@ class _Checker:
             if problem is None:
                 verified.append(file.name)
             elif size == file.size:  # a fake rarely has the published size to the byte: these are the published bytes
-                raise _Fail(f"files={{{file.name!r}: ...}} has exactly the declared size but {problem}; a stand-in of the "
-                            "published size is taken for the published file",
-                            "if it is the published file, copy its real sha256 into the File; if it is fake, give it another size")
+                raise _Fail(
+                    f"files={{{file.name!r}: ...}} has exactly the declared size but {problem}; a stand-in of the "
+                    "published size is taken for the published file",
+                    "if it is the published file, copy its real sha256 into the File; if it is fake, give it another size",
+                )
         rest = [f for f in todo if f.name not in verified]
         if rest and (mirrors or from_path is not None):
             # Only the sources the test gives: the published URLs are the network's, and the fetch of fakes skipped them.
-            downloader = Downloader(Cache(self.root / "checksums"), self.name, mirrors=mirrors, from_path=from_path,
-                                    verify=False, quiet=True)
+            downloader = Downloader(
+                Cache(self.root / "checksums"), self.name, mirrors=mirrors, from_path=from_path, verify=False, quiet=True
+            )
             for file in rest:
                 try:
                     path = downloader.download([replace(file, urls=())])[file.name]
@@ -517,14 +551,18 @@ class _Checker:
                 problem = _mismatch(file, path)
                 if problem:
                     source = "from_path=" if from_path is not None else "mirrors="
-                    raise _Fail(f"{file.name} from {source} has {problem}",
-                                "if the mirror holds the published file, the File's size or sha256 is wrong: copy the "
-                                "published values into it; otherwise put the published file on the mirror")
+                    raise _Fail(
+                        f"{file.name} from {source} has {problem}",
+                        "if the mirror holds the published file, the File's size or sha256 is wrong: copy the "
+                        "published values into it; otherwise put the published file on the mirror",
+                    )
                 verified.append(file.name)
         left = [f.name for f in todo if f.name not in verified]
         if left:
-            return _Note(f"skipped: {', '.join(left)} given only as stand-ins (files=), so the declared checksum is unchecked; "
-                         "pass mirrors=[URL or folder] holding the published file(s) to verify them")
+            return _Note(
+                f"skipped: {', '.join(left)} given only as stand-ins (files=), so the declared checksum is unchecked; "
+                "pass mirrors=[URL or folder] holding the published file(s) to verify them"
+            )
         return f"ok ({len(verified)} file(s) verified against the declared checksums{also})"
 
     def determinism(self) -> str:
@@ -543,8 +581,9 @@ class _Checker:
             for split, ds in self.datasets.items():
                 other = api.load(self.name, split=split, download=False, **self.config)
                 if len(other) != len(ds):
-                    raise _Fail(f"split {split} has {len(ds)} examples in one prepare and {len(other)} in another of the same files",
-                                _STEADY)
+                    raise _Fail(
+                        f"split {split} has {len(ds)} examples in one prepare and {len(other)} in another of the same files", _STEADY
+                    )
                 first = [_content_hash(e) for e in _rows(ds)]
                 second = [_content_hash(e) for e in _rows(other)]
                 del other
@@ -553,8 +592,11 @@ class _Checker:
                     moved = sorted(first) == sorted(second)
                     what = "the same examples in another order" if moved else "different examples"
                     count = sum(a != b for a, b in zip(first, second))
-                    raise _Fail(f"two prepares of the same files give {what}: {split}[{index}] differs first "
-                                f"({count} of {len(first)} rows of {split} differ)", _STEADY)
+                    raise _Fail(
+                        f"two prepares of the same files give {what}: {split}[{index}] differs first "
+                        f"({count} of {len(first)} rows of {split} differ)",
+                        _STEADY,
+                    )
         return f"ok (two prepares, {sum(len(d) for d in self.datasets.values())} examples alike)"
 
     def features(self, sample: int) -> None:
@@ -572,8 +614,10 @@ class _Checker:
                         continue
                     problem = _example_problem(example, features, loaded=False)
                     if problem:
-                        raise _Fail(f"generate yields {split}[{key!r}] whose {problem}",
-                                    "yield exactly the feature columns with the declared dtypes and shapes")
+                        raise _Fail(
+                            f"generate yields {split}[{key!r}] whose {problem}",
+                            "yield exactly the feature columns with the declared dtypes and shapes",
+                        )
                     seen += 1
                     if seen >= sample:
                         break
@@ -586,8 +630,11 @@ class _Checker:
             for i in range(min(sample, len(ds))):
                 example = ds[i]
                 if decoded:  # decode_example may turn a stored column into another type
-                    problem = None if isinstance(example, dict) and example.keys() == features.keys() else \
-                        f"example columns {sorted(example) if isinstance(example, dict) else type(example).__name__} differ from the features {sorted(features)}"
+                    problem = (
+                        None
+                        if isinstance(example, dict) and example.keys() == features.keys()
+                        else f"example columns {sorted(example) if isinstance(example, dict) else type(example).__name__} differ from the features {sorted(features)}"
+                    )
                 else:
                     problem = _example_problem(example, features, loaded=True)
                 if problem:
@@ -631,16 +678,20 @@ class _Checker:
         try:
             from_batch = fn(gathered)
         except Exception as exc:
-            raise _Fail(f"collate_fn raises {_first_line(exc)} on a batch of {n} from the DataLoader's batch path",
-                        "accept the Batch that Dataset.__getitems__ returns (dsreg.store.collate.columns() reads both forms)") from exc
+            raise _Fail(
+                f"collate_fn raises {_first_line(exc)} on a batch of {n} from the DataLoader's batch path",
+                "accept the Batch that Dataset.__getitems__ returns (dsreg.store.collate.columns() reads both forms)",
+            ) from exc
         # The list as the Dataset hands it over when examples are decoded one by one: naming the same ragged columns.
         listed = Examples(ds[i] for i in index)
         listed.ragged = gathered.ragged
         try:
             from_list = fn(listed)
         except Exception as exc:
-            raise _Fail(f"collate_fn raises {_first_line(exc)} on a list of {n} examples",
-                        "accept a list of example dicts too (dsreg.store.collate.columns() reads both forms)") from exc
+            raise _Fail(
+                f"collate_fn raises {_first_line(exc)} on a list of {n} examples",
+                "accept a list of example dicts too (dsreg.store.collate.columns() reads both forms)",
+            ) from exc
         if not isinstance(from_batch, AbcMapping):
             raise _Fail(f"collate_fn returns {type(from_batch).__name__}, not a dict of columns", "return {column: batched value}")
         for key, value in from_batch.items():
@@ -648,8 +699,10 @@ class _Checker:
             if size is not None and size != n:
                 raise _Fail(f"batch column {key!r} has {size} rows for {n} examples", "keep the batch dimension first")
         if not _same(dict(from_batch), dict(from_list) if isinstance(from_list, AbcMapping) else from_list):
-            raise _Fail(f"collate_fn gives a different batch for a Batch and for a list of the same examples (column {_differs(dict(from_batch), from_list)})",
-                        "make both input forms collate alike")
+            raise _Fail(
+                f"collate_fn gives a different batch for a Batch and for a list of the same examples (column {_differs(dict(from_batch), from_list)})",
+                "make both input forms collate alike",
+            )
 
     def pickle(self) -> None:
         import pickle
@@ -659,8 +712,10 @@ class _Checker:
                 blob = pickle.dumps(ds)
                 back = pickle.loads(blob)
             except Exception as exc:
-                raise _Fail(f"Dataset {split} does not pickle ({_first_line(exc)})",
-                            "keep the Builder's instance attributes picklable (no open files, locks or lambdas)") from exc
+                raise _Fail(
+                    f"Dataset {split} does not pickle ({_first_line(exc)})",
+                    "keep the Builder's instance attributes picklable (no open files, locks or lambdas)",
+                ) from exc
             if len(blob) > 4 << 20:
                 raise _Fail(f"Dataset {split} pickles to {len(blob) >> 20} MiB", "hold paths and small settings on the Builder, not data")
             if len(back) != len(ds) or not _same(back[0], ds[0]):
@@ -687,8 +742,13 @@ class _Checker:
         chunks = [list(range(i, min(i + batch_size, count))) for i in range(0, count, batch_size)]
         expected = [fn(ds.__getitems__(chunk)) for chunk in chunks]
         loader = torch.utils.data.DataLoader(
-            ds, batch_size=batch_size, sampler=list(range(count)), num_workers=2, collate_fn=fn,
-            multiprocessing_context=method, timeout=120,
+            ds,
+            batch_size=batch_size,
+            sampler=list(range(count)),
+            num_workers=2,
+            collate_fn=fn,
+            multiprocessing_context=method,
+            timeout=120,
         )
         try:
             got = list(loader)
@@ -699,8 +759,10 @@ class _Checker:
             ) from exc
         for i, (a, b) in enumerate(zip(expected, got)):
             if not _same(a, b):
-                raise _Fail(f"batch {i} from DataLoader workers differs from the main process's (column {_differs(a, b)})",
-                            "make collate_fn depend only on its input, not on process state")
+                raise _Fail(
+                    f"batch {i} from DataLoader workers differs from the main process's (column {_differs(a, b)})",
+                    "make collate_fn depend only on its input, not on process state",
+                )
         self.worker_batches = got
         return f"ok ({method})"
 
@@ -714,21 +776,30 @@ class _Checker:
             got = self.worker_batches if workers and self.worker_batches is not None else None
             if got is None:
                 loader = torch.utils.data.DataLoader(
-                    ds, batch_size=batch_size, sampler=list(range(count)), num_workers=workers, collate_fn=ds.collate_fn,
-                    multiprocessing_context=self.mp_method if workers else None, timeout=120 if workers else 0,
+                    ds,
+                    batch_size=batch_size,
+                    sampler=list(range(count)),
+                    num_workers=workers,
+                    collate_fn=ds.collate_fn,
+                    multiprocessing_context=self.mp_method if workers else None,
+                    timeout=120 if workers else 0,
                 )
                 try:
                     got = list(loader)
                 except Exception as exc:
-                    raise _Fail(f"a DataLoader with num_workers={workers} fails: {_first_line(exc)}",
-                                "make collate_fn accept what Dataset.__getitems__ returns") from exc
+                    raise _Fail(
+                        f"a DataLoader with num_workers={workers} fails: {_first_line(exc)}",
+                        "make collate_fn accept what Dataset.__getitems__ returns",
+                    ) from exc
             for i, batch in enumerate(got):
                 size = min(batch_size, count - i * batch_size)
                 problem = _batch_problem(batch, self.info.features, self.cls.task, size)
                 if problem:
-                    raise _Fail(f"batch {i} from a DataLoader with num_workers={workers}: {problem}",
-                                "make collate_fn return what the task's models take: int64 labels, float32 inputs scaled "
-                                "to [0, 1] or standardized, padded columns with lengths and attention_mask (dsreg.store.collate.pad)")
+                    raise _Fail(
+                        f"batch {i} from a DataLoader with num_workers={workers}: {problem}",
+                        "make collate_fn return what the task's models take: int64 labels, float32 inputs scaled "
+                        "to [0, 1] or standardized, padded columns with lengths and attention_mask (dsreg.store.collate.pad)",
+                    )
         return "ok (num_workers=0 and 2)"
 
     def offline(self) -> None:
@@ -740,10 +811,15 @@ class _Checker:
                 for split, ds in self.datasets.items():
                     again = api.load(self.name, split=split, **self.config)
                     if len(again) != len(ds) or not _same(again[0], ds[0]):
-                        raise _Fail(f"split {split} reloads differently from the cache", "make prepared data depend only on version, config and files")
+                        raise _Fail(
+                            f"split {split} reloads differently from the cache",
+                            "make prepared data depend only on version, config and files",
+                        )
             except DsregError as exc:
-                raise _Fail(f"reloading from the cache with DSREG_OFFLINE=1 fails: {exc}",
-                            "make get_files(), get_splits() and config_id depend only on the configuration") from None
+                raise _Fail(
+                    f"reloading from the cache with DSREG_OFFLINE=1 fails: {exc}",
+                    "make get_files(), get_splits() and config_id depend only on the configuration",
+                ) from None
 
     def train(self, batch_size: int, model_name: str | None) -> str:
         """Take one SGD step with the task's model: run only when asked (``train=True``), as it builds and trains a model."""
@@ -770,8 +846,10 @@ class _Checker:
         try:
             model_name, model = build_model(model_name, ds.info, batch)
         except DsregError as exc:
-            raise _Fail(f"the model {models[0].name} for {task} cannot be built: {exc}",
-                        "shape the batch as the models in dsreg.train.models read it, or register a model for this dataset") from None
+            raise _Fail(
+                f"the model {models[0].name} for {task} cannot be built: {exc}",
+                "shape the batch as the models in dsreg.train.models read it, or register a model for this dataset",
+            ) from None
         target = target_column(ds.info)
         if target not in batch:
             raise _Fail(f"the batch has no {target!r} column", "keep the ClassLabel column in what collate_fn returns")
@@ -784,8 +862,10 @@ class _Checker:
         classes = len(ds.info.classes)
         if not isinstance(out, torch.Tensor) or tuple(out.shape) != (len(batch[target]), classes):
             shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-            raise _Fail(f"model {model_name} returns {shape} for a batch of {len(batch[target])}, expected logits {(len(batch[target]), classes)}",
-                        "check the ClassLabel names and the input columns")
+            raise _Fail(
+                f"model {model_name} returns {shape} for a batch of {len(batch[target])}, expected logits {(len(batch[target]), classes)}",
+                "check the ClassLabel names and the input columns",
+            )
         loss = torch.nn.functional.cross_entropy(out, batch[target])
         if not torch.isfinite(loss):
             raise _Fail(f"model {model_name} gives a loss of {loss.item()} on the first batch", "check the input values (NaN, inf, scale)")
@@ -794,7 +874,6 @@ class _Checker:
         if not any(not torch.equal(a, p.detach()) for a, p in zip(before, params)):
             raise _Fail(f"one SGD step leaves every weight of {model_name} unchanged", "check that the inputs reach the model")
         return f"ok ({model_name}, loss {loss.item():.3f})"
-
 
 
 def check_builder(
@@ -862,8 +941,12 @@ def check_builder(
         checker = _Checker(builder, dict(config or {}), skip, root)
         checker.mp_method = mp_context or ("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
         env = _environ(
-            DSREG_CACHE=str(root / "cache"), DSREG_CONFIG=str(root / "no-config.toml"), DSREG_BACKOFF="0",
-            DSREG_OFFLINE=None, DSREG_MIRRORS=None, DSREG_NETWORK="loopback",
+            DSREG_CACHE=str(root / "cache"),
+            DSREG_CONFIG=str(root / "no-config.toml"),
+            DSREG_BACKOFF="0",
+            DSREG_OFFLINE=None,
+            DSREG_MIRRORS=None,
+            DSREG_NETWORK="loopback",
         )
         with env:
             checker.run("metadata", checker.metadata)
@@ -893,4 +976,3 @@ def check_builder(
                     checker.report.results["train"] = _TRAIN_OFF
                 checker.datasets.clear()  # let the memory maps go before the cache is removed
     return checker.report
-

@@ -27,9 +27,26 @@ from collections.abc import Callable
 from pathlib import Path
 
 __all__ = [
-    "dotdot", "absolute", "symlink", "hardlink", "device", "fifo", "gnu_long_name_escape", "pax_path_escape",
-    "tar_bomb", "gzip_bomb", "zip_bomb", "zip_lying_size", "truncated_gzip", "corrupt_deflate", "corrupt_zip_deflate",
-    "bad_header_checksum", "corrupt_bz2", "corrupt_xz", "ESCAPES", "DAMAGED",
+    "dotdot",
+    "absolute",
+    "symlink",
+    "hardlink",
+    "device",
+    "fifo",
+    "gnu_long_name_escape",
+    "pax_path_escape",
+    "tar_bomb",
+    "gzip_bomb",
+    "zip_bomb",
+    "zip_lying_size",
+    "truncated_gzip",
+    "corrupt_deflate",
+    "corrupt_zip_deflate",
+    "bad_header_checksum",
+    "corrupt_bz2",
+    "corrupt_xz",
+    "ESCAPES",
+    "DAMAGED",
 ]
 
 _HARMLESS = ("ok/first.txt", b"a harmless first member\n")
@@ -51,8 +68,9 @@ class _Zeros(io.RawIOBase):
         return n
 
 
-def _tar(path: Path, members: list[tarfile.TarInfo], mode: str = "w:gz", fmt: int = tarfile.GNU_FORMAT,
-         data: dict[str, bytes] | None = None) -> Path:
+def _tar(
+    path: Path, members: list[tarfile.TarInfo], mode: str = "w:gz", fmt: int = tarfile.GNU_FORMAT, data: dict[str, bytes] | None = None
+) -> Path:
     """Write the harmless member, then ``members`` (regular ones get ``data[name]`` or nothing)."""
     data = data or {}
     with tarfile.open(path, mode, format=fmt) as tar:  # type: ignore[call-overload]  # typeshed types only literal modes
@@ -253,11 +271,21 @@ def corrupt_xz(folder: Path) -> Path:
 
 #: Archives with a member that would land outside the target folder or is not a plain file.
 ESCAPES: dict[str, Callable[[Path], Path]] = {
-    "dotdot": dotdot, "absolute": absolute, "symlink": symlink, "hardlink": hardlink, "device": device,
-    "fifo": fifo, "gnu-long-name": gnu_long_name_escape, "pax-path": pax_path_escape,
+    "dotdot": dotdot,
+    "absolute": absolute,
+    "symlink": symlink,
+    "hardlink": hardlink,
+    "device": device,
+    "fifo": fifo,
+    "gnu-long-name": gnu_long_name_escape,
+    "pax-path": pax_path_escape,
 }
 #: Archives whose bytes are damaged.
 DAMAGED: dict[str, Callable[[Path], Path]] = {
-    "truncated-gzip": truncated_gzip, "corrupt-deflate": corrupt_deflate, "corrupt-zip-deflate": corrupt_zip_deflate,
-    "bad-header-checksum": bad_header_checksum, "corrupt-bz2": corrupt_bz2, "corrupt-xz": corrupt_xz,
+    "truncated-gzip": truncated_gzip,
+    "corrupt-deflate": corrupt_deflate,
+    "corrupt-zip-deflate": corrupt_zip_deflate,
+    "bad-header-checksum": bad_header_checksum,
+    "corrupt-bz2": corrupt_bz2,
+    "corrupt-xz": corrupt_xz,
 }

@@ -38,10 +38,7 @@ def png(pixels: bytes, width: int, height: int, *, mode: str = "L") -> bytes:
     # Filter byte 0 (none) before every row, as the format requires.
     raw = b"".join(b"\x00" + pixels[y * stride : (y + 1) * stride] for y in range(height))
     header = struct.pack(">IIBBBBB", width, height, 8, color_type, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header)
-        + _png_chunk(b"IDAT", zlib.compress(raw)) + _png_chunk(b"IEND", b"")
-    )
+    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", zlib.compress(raw)) + _png_chunk(b"IEND", b"")
 
 
 def fake_png(width: int = 8, height: int = 8, *, mode: str = "L", seed: int = 0) -> bytes:
@@ -185,4 +182,3 @@ def fake_tree(
                 path = f"{label}/{i}.{ext}" if split is None else f"{split}/{label}/{i}.{ext}"
                 tree[path] = data.encode() if isinstance(data, str) else bytes(data)
     return tree
-

@@ -139,7 +139,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self.wfile.flush()
                 if state.closing.wait(fault.trickle_pause):
                     return self._drop(0)
-            self._send(payload[at:at + step])
+            self._send(payload[at : at + step])
 
     def do_GET(self) -> None:
         self._serve(body=True)
@@ -205,4 +205,3 @@ class LoopbackServer:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
-

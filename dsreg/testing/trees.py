@@ -50,4 +50,3 @@ def pack(tree: dict[str, bytes], fmt: str = "zip") -> bytes:
     else:
         raise ValueError(f"archive format {fmt!r} is not zip, tar or tar.gz")
     return buf.getvalue()
-

@@ -12,8 +12,17 @@ import importlib
 from typing import Any
 
 _SETTINGS = ("TrainSettings", "dataset_defaults", "FALLBACKS")
-_TRAINER = ("Trainer", "build_model", "sample_batch", "pick_device", "pick_precision", "pick_threads",
-            "load_checkpoint", "CHECKPOINT", "METRICS")
+_TRAINER = (
+    "Trainer",
+    "build_model",
+    "sample_batch",
+    "pick_device",
+    "pick_precision",
+    "pick_threads",
+    "load_checkpoint",
+    "CHECKPOINT",
+    "METRICS",
+)
 __all__ = [*_TRAINER, *_SETTINGS]
 
 

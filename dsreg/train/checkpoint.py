@@ -45,8 +45,12 @@ def rng_state() -> dict[str, Any]:
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
         "python": {"version": py[0], "state": torch.tensor(py[1], dtype=torch.int64), "gauss": py[2]},
-        "numpy": {"keys": torch.from_numpy(npst[1].astype(np.int64)), "pos": int(npst[2]),
-                  "has_gauss": int(npst[3]), "cached": float(npst[4])},
+        "numpy": {
+            "keys": torch.from_numpy(npst[1].astype(np.int64)),
+            "pos": int(npst[2]),
+            "has_gauss": int(npst[3]),
+            "cached": float(npst[4]),
+        },
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()

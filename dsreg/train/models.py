@@ -31,7 +31,18 @@ if TYPE_CHECKING:
 
     from ..api import DatasetInfo
 
-__all__ = ["register_models", "build_model", "sample_batch", "image_mlp", "image_cnn", "text_bag", "text_gru", "audio_cnn", "input_column", "target_column"]
+__all__ = [
+    "register_models",
+    "build_model",
+    "sample_batch",
+    "image_mlp",
+    "image_cnn",
+    "text_bag",
+    "text_gru",
+    "audio_cnn",
+    "input_column",
+    "target_column",
+]
 
 #: Sample columns that describe another column rather than being an input.
 _AUX_SUFFIXES = ("lengths", "attention_mask", "mask")

@@ -207,7 +207,9 @@ class AudioCNN(nn.Module):
         self.logmel = LogMel(sample_rate) if layout == "wave" else None
         self.norm = nn.BatchNorm2d(1)
         self.features = nn.Sequential(
-            *conv_block(1, width), *conv_block(width, 2 * width), *conv_block(2 * width, 4 * width, pool=False),
+            *conv_block(1, width),
+            *conv_block(width, 2 * width),
+            *conv_block(2 * width, 4 * width, pool=False),
             nn.AdaptiveAvgPool2d((self.BANDS, None)),
         )
         self.out = nn.Linear(4 * width * self.BANDS, classes)

@@ -29,8 +29,14 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 #: What the trainer uses for a setting neither the caller nor the dataset's ``train_defaults`` gives.
 FALLBACKS: dict[str, Any] = {
-    "model": None, "model_options": {}, "epochs": 3, "batch_size": 128, "lr": 1e-3, "weight_decay": 0.01,
-    "schedule": "cosine", "clip_grad": None,
+    "model": None,
+    "model_options": {},
+    "epochs": 3,
+    "batch_size": 128,
+    "lr": 1e-3,
+    "weight_decay": 0.01,
+    "schedule": "cosine",
+    "clip_grad": None,
 }
 
 
@@ -159,8 +165,10 @@ class TrainSettings:
         With ``own_module`` (the caller brings an nn.Module) the dataset's model choice is not taken.
         """
         declared = dataset_defaults(ds)
-        filled = {key: getattr(self, key) if getattr(self, key) is not None else declared.get(key, fallback)
-                  for key, fallback in FALLBACKS.items()}
+        filled = {
+            key: getattr(self, key) if getattr(self, key) is not None else declared.get(key, fallback)
+            for key, fallback in FALLBACKS.items()
+        }
         if own_module:
             filled["model"] = None
         same_model = filled["model"] is not None and filled["model"] == declared.get("model")

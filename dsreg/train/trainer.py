@@ -40,8 +40,19 @@ from .distributed import EvalShard, World, all_sum, broadcast_object, gather_obj
 from .models import build_model, sample_batch
 from .settings import FALLBACKS, PRECISIONS, TrainSettings, dataset_defaults
 
-__all__ = ["Trainer", "TrainSettings", "build_model", "load_checkpoint", "pick_device", "pick_precision", "sample_batch",
-           "CHECKPOINT", "METRICS", "FALLBACKS", "dataset_defaults"]
+__all__ = [
+    "Trainer",
+    "TrainSettings",
+    "build_model",
+    "load_checkpoint",
+    "pick_device",
+    "pick_precision",
+    "sample_batch",
+    "CHECKPOINT",
+    "METRICS",
+    "FALLBACKS",
+    "dataset_defaults",
+]
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
@@ -305,7 +316,11 @@ class Trainer:
         self.non_blocking = on_gpu and self.pin_memory
         self.preloaded = self._want_preload(chosen.preload, self.train_data)
         self.sampler: torch.utils.data.DistributedSampler[Any] = torch.utils.data.DistributedSampler(
-            self.train_data, num_replicas=self.world.size, rank=self.world.rank, shuffle=True, seed=self.seed,
+            self.train_data,
+            num_replicas=self.world.size,
+            rank=self.world.rank,
+            shuffle=True,
+            seed=self.seed,
         )
         self._loader_rng = torch.Generator()
         self._resident: dict[int, _Preloaded] = {}
@@ -321,9 +336,18 @@ class Trainer:
         self.out_dir = Path(shared) if shared is not None else None
         #: What this run uses, every choice made: the settings given, filled and decided here.
         self.settings = chosen.replace(
-            model=None if own_module else self.model_name, eval_batch_size=self.eval_batch_size, target=self.target,
-            device=str(self.device), precision=self.precision, threads=self.threads, num_workers=self.num_workers,
-            pin_memory=self.pin_memory, preload=self.preloaded, out_dir=shared, quiet=self.quiet, progress=self.progress,
+            model=None if own_module else self.model_name,
+            eval_batch_size=self.eval_batch_size,
+            target=self.target,
+            device=str(self.device),
+            precision=self.precision,
+            threads=self.threads,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            preload=self.preloaded,
+            out_dir=shared,
+            quiet=self.quiet,
+            progress=self.progress,
         )
         resume = chosen.resume
         if resume:
@@ -407,8 +431,11 @@ class Trainer:
         if key not in self._loaders:
             workers = self.num_workers
             self._loaders[key] = ds.loader(
-                batch_sampler=_IndexBatches(sampler, batch_size), num_workers=workers, pin_memory=self.pin_memory,
-                persistent_workers=workers > 0, generator=self._loader_rng,
+                batch_sampler=_IndexBatches(sampler, batch_size),
+                num_workers=workers,
+                pin_memory=self.pin_memory,
+                persistent_workers=workers > 0,
+                generator=self._loader_rng,
             )
         return self._loaders[key]
 
@@ -494,8 +521,12 @@ class Trainer:
             total_loss, hits, count = self._sum_over_ranks([loss_sum.item(), correct.item(), seen])
             count = int(count)
             row: dict[str, Any] = {
-                "epoch": epoch + 1, "loss": total_loss / count, "accuracy": hits / count,
-                "examples": count, "seconds": seconds, "examples_per_s": count / seconds,
+                "epoch": epoch + 1,
+                "loss": total_loss / count,
+                "accuracy": hits / count,
+                "examples": count,
+                "seconds": seconds,
+                "examples_per_s": count / seconds,
                 "lr": used_lr,
             }
             if self.eval_data is not None:
@@ -514,8 +545,15 @@ class Trainer:
             return None
         from tqdm.auto import tqdm
 
-        return tqdm(total=len(self.sampler), desc=f"epoch {epoch + 1}/{self.epochs}", unit="ex", unit_scale=True,
-                    leave=False, file=sys.stderr, dynamic_ncols=True)
+        return tqdm(
+            total=len(self.sampler),
+            desc=f"epoch {epoch + 1}/{self.epochs}",
+            unit="ex",
+            unit_scale=True,
+            leave=False,
+            file=sys.stderr,
+            dynamic_ncols=True,
+        )
 
     def _epoch_line(self, row: dict[str, Any]) -> str:
         width = len(str(self.epochs))
@@ -546,8 +584,11 @@ class Trainer:
         else:
             # The eval data's loader (and its workers) lives as long as the trainer; others are one-off.
             # (a loader's own generator keeps evaluation from drawing on the global RNG)
-            loader = self._loader("eval", ds, shard, batch_size) if data is None else ds.loader(
-                batch_size=batch_size, sampler=shard, pin_memory=self.pin_memory, generator=torch.Generator())
+            loader = (
+                self._loader("eval", ds, shard, batch_size)
+                if data is None
+                else ds.loader(batch_size=batch_size, sampler=shard, pin_memory=self.pin_memory, generator=torch.Generator())
+            )
             batches = (_move(b, self.device, self.non_blocking) for b in loader)
         for batch in batches:
             y = batch[self.target]
@@ -564,8 +605,11 @@ class Trainer:
         per = [h / t if t else None for h, t in zip(hits.tolist(), totals.tolist())]
         names = self.classes or [str(i) for i in range(k)]
         return {
-            "loss": total_loss / max(n, 1), "accuracy": sum(hits.tolist()) / max(n, 1), "examples": n,
-            "per_class": dict(zip(names, per)), "split": getattr(ds, "split", None),
+            "loss": total_loss / max(n, 1),
+            "accuracy": sum(hits.tolist()) / max(n, 1),
+            "examples": n,
+            "per_class": dict(zip(names, per)),
+            "split": getattr(ds, "split", None),
         }
 
     # -- checkpoints and metrics --------------------------------------------------------------
@@ -579,8 +623,15 @@ class Trainer:
         ``model`` is the model that ran (an nn.Module's class name too); ``epochs`` the run's current
         target (raised when a run is continued).
         """
-        return plain({**self.settings.to_dict(), "model": self.model_name, "epochs": self.epochs,
-                      "world_size": self.world.size, "optimizer": type(self.optimizer).__name__})
+        return plain(
+            {
+                **self.settings.to_dict(),
+                "model": self.model_name,
+                "epochs": self.epochs,
+                "world_size": self.world.size,
+                "optimizer": type(self.optimizer).__name__,
+            }
+        )
 
     def save_checkpoint(self, path: str | os.PathLike[str] | None = None) -> Path | None:
         """Write the checkpoint (model, optimizer, scheduler, epoch, RNG, dataset) atomically; rank 0 writes."""
@@ -592,11 +643,18 @@ class Trainer:
                 raise ConfigError("save_checkpoint() needs a path or the Trainer's out_dir=")
             path = self.out_dir / CHECKPOINT
         state = {
-            "format": FORMAT, "epoch": self.epoch, "model": self.module.state_dict(),
-            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "format": FORMAT,
+            "epoch": self.epoch,
+            "model": self.module.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
-            "rng": rng, "dataset": self._identity(), "settings": self._settings_record(),
-            "classes": list(self.classes), "task": self.info.task, "history": plain(self.history),
+            "rng": rng,
+            "dataset": self._identity(),
+            "settings": self._settings_record(),
+            "classes": list(self.classes),
+            "task": self.info.task,
+            "history": plain(self.history),
         }
         return save(state, path)
 
@@ -620,18 +678,27 @@ class Trainer:
         self.history = list(ckpt["history"])
         # Checkpoints before TrainSettings stored fewer keys: only the keys both hold are compared.
         was, now = ckpt.get("settings") or {}, self._settings_record()
-        changed = [f"{key} {was[key]!r} -> {now[key]!r}" + (" (the schedule now spans them)" if key == "epochs" else "")
-                   for key in now if key in was and key not in _NOT_COMPARED and was[key] != now[key]]
+        changed = [
+            f"{key} {was[key]!r} -> {now[key]!r}" + (" (the schedule now spans them)" if key == "epochs" else "")
+            for key in now
+            if key in was and key not in _NOT_COMPARED and was[key] != now[key]
+        ]
         note = f"; settings changed since: {', '.join(changed)}" if changed else ""
         self._say(f"resumed from {path} after epoch {self.epoch}{note}")
 
     def metrics(self, **extra: Any) -> dict[str, Any]:
         """Return the run's figures: dataset, settings, parameter count, history, and ``extra`` (e.g. test=)."""
-        return plain({
-            "dataset": self._identity(), "settings": self._settings_record(), "task": self.info.task,
-            "classes": self.classes, "parameters": sum(p.numel() for p in self.module.parameters()),
-            "history": self.history, **extra,
-        })
+        return plain(
+            {
+                "dataset": self._identity(),
+                "settings": self._settings_record(),
+                "task": self.info.task,
+                "classes": self.classes,
+                "parameters": sum(p.numel() for p in self.module.parameters()),
+                "history": self.history,
+                **extra,
+            }
+        )
 
     def write_metrics(self, **extra: Any) -> Path | None:
         """Write ``metrics.json`` into ``out_dir`` (rank 0 only) and return its path."""
@@ -656,4 +723,3 @@ class Trainer:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
-

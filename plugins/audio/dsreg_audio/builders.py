@@ -73,8 +73,10 @@ class AudioBuilder(dsreg.Builder):
         raise NotImplementedError(f"{type(self).__name__} must implement classes(files)")
 
     def get_features(self, files: Mapping[str, Path] | None = None) -> dict[str, dsreg.features.Feature]:
-        column = {"waveform": ("waveform", dsreg.Tensor((None,), "float32")),
-                  "log-mel": ("log_mel", dsreg.Tensor((None, self.params["n_mels"]), "float32"))}[self.params["features"]]
+        column = {
+            "waveform": ("waveform", dsreg.Tensor((None,), "float32")),
+            "log-mel": ("log_mel", dsreg.Tensor((None, self.params["n_mels"]), "float32")),
+        }[self.params["features"]]
         return {column[0]: column[1], "label": dsreg.ClassLabel(self.classes(files))}
 
 
@@ -112,10 +114,7 @@ class Dtmf(AudioBuilder):
     )
     homepage = "https://www.itu.int/rec/T-REC-Q.23"
     license = "CC0-1.0"
-    citation = (
-        "ITU-T Recommendation Q.23, Technical features of push-button telephone sets. "
-        "International Telecommunication Union, 1988."
-    )
+    citation = "ITU-T Recommendation Q.23, Technical features of push-button telephone sets. International Telecommunication Union, 1988."
     splits = ("train", "test")
     # 25 test clips a key: 5 (80 clips) measured accuracy in steps of 1.25 %.
     config = {"per_key_train": 20, "per_key_test": 25, "seed": 0, **AUDIO_CONFIG, "sample_rate": 8000}

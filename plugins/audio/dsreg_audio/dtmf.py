@@ -55,8 +55,9 @@ def tone(key: str, rng: Any, rate: int = RATE) -> Any:
     twist = 10 ** (rng.uniform(-4, 4) / 20)
     f1 = low * (1 + rng.uniform(-0.015, 0.015))
     f2 = high * (1 + rng.uniform(-0.015, 0.015))
-    signal = level * (np.sin(2 * np.pi * f1 * t + rng.uniform(0, 2 * np.pi))
-                      + twist * np.sin(2 * np.pi * f2 * t + rng.uniform(0, 2 * np.pi)))
+    signal = level * (
+        np.sin(2 * np.pi * f1 * t + rng.uniform(0, 2 * np.pi)) + twist * np.sin(2 * np.pi * f2 * t + rng.uniform(0, 2 * np.pi))
+    )
     before, after = (np.zeros(int(rate * rng.uniform(0, 0.150))) for _ in range(2))
     clip = np.concatenate([before, signal, after])
     snr_db = rng.uniform(5, 30)

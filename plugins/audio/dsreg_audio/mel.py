@@ -76,8 +76,13 @@ def log_mel(waveform: Any, sample_rate: int, n_mels: int = 64) -> Any:
     # Zero padding (not reflection) so that clips shorter than half a window still work.
     x = torch.nn.functional.pad(x, (n_fft // 2, n_fft // 2))
     spec = torch.stft(
-        x, n_fft, hop_length=hop, win_length=n_fft, window=torch.hann_window(n_fft, periodic=True),
-        center=False, return_complex=True,
+        x,
+        n_fft,
+        hop_length=hop,
+        win_length=n_fft,
+        window=torch.hann_window(n_fft, periodic=True),
+        center=False,
+        return_complex=True,
     )
     power = spec.real.square() + spec.imag.square()  # [freq, frames]
     mel = mel_filterbank(sample_rate, n_fft, n_mels) @ power

@@ -14,7 +14,6 @@ def test_dtmf_conforms(features):
 
 
 def test_audiofolder_conforms(tmp_path):
-    tree = {**fake_tree(("dog", "cat"), 3, make=fake_wav, ext="wav"),
-            **fake_tree(("dog", "cat"), 2, make=fake_flac, ext="flac", seed=1)}
+    tree = {**fake_tree(("dog", "cat"), 3, make=fake_wav, ext="wav"), **fake_tree(("dog", "cat"), 2, make=fake_flac, ext="flac", seed=1)}
     (tmp_path / "clips.zip").write_bytes(pack(tree, "zip"))
     check_builder(AudioFolder, config={"url": str(tmp_path / "clips.zip"), "features": "log-mel", "sample_rate": 16000})

@@ -70,11 +70,14 @@ def test_decode_mixes_down_resamples_and_cuts():
     assert mel["log_mel"].shape == (101, 40) and mel["log_mel"].dtype == np.float32
 
 
-@pytest.mark.parametrize("data,reason", [
-    (b"RIFF\x00\x00\x00\x00WAVEfmt garbage", "not a readable audio file"),
-    (b"", "not a readable audio file"),
-    (b"\x00" * 1000, "not a readable audio file"),
-])
+@pytest.mark.parametrize(
+    "data,reason",
+    [
+        (b"RIFF\x00\x00\x00\x00WAVEfmt garbage", "not a readable audio file"),
+        (b"", "not a readable audio file"),
+        (b"\x00" * 1000, "not a readable audio file"),
+    ],
+)
 def test_corrupt_bytes_raise_skip(data, reason):
     with pytest.raises(dsreg.Skip, match=reason):
         decode(Record("bad.wav", data, 0, Options(16000, None, "waveform", 64)))

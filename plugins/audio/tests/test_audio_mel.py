@@ -15,6 +15,7 @@ from dsreg_audio.mel import frame_params, log_mel, mel_filterbank, num_frames
 
 def textbook_filters(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
     """HTK mel triangles, one bin at a time, from mel(f) = 2595 log10(1 + f/700)."""
+
     def mel(f: float) -> float:
         return 2595 * math.log10(1 + f / 700)
 
@@ -49,7 +50,9 @@ def reference_log_mel(x: np.ndarray, sample_rate: int, n_mels: int) -> np.ndarra
 @pytest.mark.parametrize("sample_rate,n_mels", [(16000, 64), (8000, 40), (22050, 80)])
 def test_log_mel_matches_the_independent_formula(sample_rate, n_mels):
     rng = np.random.default_rng(sample_rate)
-    x = (0.1 * rng.standard_normal(int(0.3 * sample_rate)) + 0.3 * np.sin(2 * np.pi * 440 * np.arange(int(0.3 * sample_rate)) / sample_rate)).astype(np.float32)
+    x = (
+        0.1 * rng.standard_normal(int(0.3 * sample_rate)) + 0.3 * np.sin(2 * np.pi * 440 * np.arange(int(0.3 * sample_rate)) / sample_rate)
+    ).astype(np.float32)
     ours = log_mel(x, sample_rate, n_mels)
     assert ours.dtype == torch.float32 and ours.shape == (num_frames(len(x), frame_params(sample_rate)[1]), n_mels)
     np.testing.assert_allclose(ours.numpy(), reference_log_mel(x, sample_rate, n_mels), atol=2e-3, rtol=0)
@@ -65,7 +68,7 @@ def test_frames_hop_and_peak_band_of_a_tone():
     assert feats.shape == (101, 64)
     n_fft, _ = frame_params(rate)
     fb = mel_filterbank(rate, n_fft, 64)
-    centres = (fb.argmax(dim=1).double() * rate / n_fft)
+    centres = fb.argmax(dim=1).double() * rate / n_fft
     peak = int(feats[50].argmax())
     assert abs(centres[peak].item() - hz) <= 80  # the loudest band is the one around 1 kHz
     silent = log_mel(np.zeros(1600, np.float32), rate, 64)

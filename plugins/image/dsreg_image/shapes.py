@@ -72,10 +72,15 @@ def draw(label: int, seed: int, split: str, index: int, size: int = 32) -> Any:
         arm = radius * 0.32
         for angle in (turn, turn + math.pi / 2):
             dx, dy = math.cos(angle), math.sin(angle)
-            pen.polygon([(cx - dx * radius - dy * arm, cy - dy * radius + dx * arm),
-                         (cx + dx * radius - dy * arm, cy + dy * radius + dx * arm),
-                         (cx + dx * radius + dy * arm, cy + dy * radius - dx * arm),
-                         (cx - dx * radius + dy * arm, cy - dy * radius - dx * arm)], fill=colour)
+            pen.polygon(
+                [
+                    (cx - dx * radius - dy * arm, cy - dy * radius + dx * arm),
+                    (cx + dx * radius - dy * arm, cy + dy * radius + dx * arm),
+                    (cx + dx * radius + dy * arm, cy + dy * radius - dx * arm),
+                    (cx - dx * radius + dy * arm, cy - dy * radius - dx * arm),
+                ],
+                fill=colour,
+            )
     small = np.asarray(im.resize((size, size), Image.Resampling.BOX), dtype=np.int16)
     noise_seed = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little")
     noise = np.random.default_rng(noise_seed).integers(-12, 13, small.shape, dtype=np.int16)
@@ -119,8 +124,9 @@ class Shapes(dsreg.Builder):
             yield f"{split}-{index:06d}", (label, p["seed"], split, index, int(p["size"]))
 
 
-def write_folder(root: str | Path, per_class: int = 20, size: int = 32, seed: int = 0, split_folders: bool = False,
-                 image_format: str = "png") -> Path:
+def write_folder(
+    root: str | Path, per_class: int = 20, size: int = 32, seed: int = 0, split_folders: bool = False, image_format: str = "png"
+) -> Path:
     """Write shapes as class folders of image files under ``root`` (``train/`` and ``test/`` with ``split_folders``)."""
     from PIL import Image
 

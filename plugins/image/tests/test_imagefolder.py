@@ -117,7 +117,7 @@ def test_grey_images_give_one_channel_and_mode_can_be_forced(images, tmp_path: P
         for i in range(3):
             (tmp_path / "g" / cls / f"{i}.png").write_bytes(png(rng.integers(0, 255, (8, 10), dtype=np.uint8)))
     # 16-bit grey keeps its top 8 bits; RGBA lands on white; a palette image is read too.
-    deep = (np.arange(80, dtype=np.uint16).reshape(8, 10) * 800)
+    deep = np.arange(80, dtype=np.uint16).reshape(8, 10) * 800
     (tmp_path / "g" / "a" / "deep.png").write_bytes(png(deep))
     grey = images(str(tmp_path / "g"), holdout=0)["train"]
     assert grey.features["image"] == dsreg.Tensor((1, 8, 10), "uint8")
@@ -213,8 +213,11 @@ def test_dataloader_workers_and_one_training_step(images, tmp_path: Path, shapes
         batches = list(ds.loader(batch_size=4, shuffle=True, num_workers=2))
         assert sum(len(b["label"]) for b in batches) == len(ds)
     model = torch.nn.Sequential(
-        torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
-        torch.nn.Flatten(), torch.nn.Linear(8, len(fixed.classes)),
+        torch.nn.Conv2d(3, 8, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(8, len(fixed.classes)),
     )
     batch = next(iter(fixed.loader(batch_size=8, shuffle=True)))
     logits = model(batch["image"].float() / 255)
@@ -225,15 +228,18 @@ def test_dataloader_workers_and_one_training_step(images, tmp_path: Path, shapes
 
 
 def test_pad_images_accepts_a_plain_list() -> None:
-    out = pad_images([{"image": torch.ones(1, 2, 3, dtype=torch.uint8), "label": 0},
-                      {"image": torch.ones(1, 4, 1, dtype=torch.uint8), "label": 1}])
+    out = pad_images(
+        [{"image": torch.ones(1, 2, 3, dtype=torch.uint8), "label": 0}, {"image": torch.ones(1, 4, 1, dtype=torch.uint8), "label": 1}]
+    )
     assert out["image"].shape == (2, 1, 4, 3) and out["mask"].sum().item() == 10
     assert out["label"].tolist() == [0, 1]
 
 
 def test_imagefolder_collate_pads_encoded_images_and_stacks_decoded_ones() -> None:
-    encoded = [{"image": torch.ones(1, 2, 3, dtype=torch.uint8), "shape": torch.tensor([1, 2, 3]), "label": 0},
-               {"image": torch.ones(1, 4, 1, dtype=torch.uint8), "shape": torch.tensor([1, 4, 1]), "label": 1}]
+    encoded = [
+        {"image": torch.ones(1, 2, 3, dtype=torch.uint8), "shape": torch.tensor([1, 2, 3]), "label": 0},
+        {"image": torch.ones(1, 4, 1, dtype=torch.uint8), "shape": torch.tensor([1, 4, 1]), "label": 1},
+    ]
     assert ImageFolder.collate_fn(encoded)["mask"].shape == (2, 4, 3)
     decoded = [{"image": torch.ones(1, 2, 3, dtype=torch.uint8), "label": 0}] * 2
     assert set(ImageFolder.collate_fn(decoded)) == {"image", "label"}

@@ -40,8 +40,14 @@ class SmallCNN(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(1, 32, 3, padding=1),
+            nn.BatchNorm2d(32),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1),
+            nn.BatchNorm2d(64),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
         )
         self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.25), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Linear(128, 10))
 
@@ -111,7 +117,7 @@ def real_halves(idx_dir: Path, seed: int) -> tuple[np.ndarray, np.ndarray, np.nd
     for c in range(10):
         members = rng.permutation(np.flatnonzero(labels == c))
         train_idx.extend(members[: len(members) // 2])
-        test_idx.extend(members[len(members) // 2:])
+        test_idx.extend(members[len(members) // 2 :])
     seen = {images[i].tobytes() for i in train_idx}
     test_idx = [i for i in test_idx if images[i].tobytes() not in seen]
     tr, te = np.array(sorted(train_idx)), np.array(sorted(test_idx))
@@ -131,8 +137,12 @@ def synth_train(config: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, dict[st
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--idx", type=Path, default=Path(os.environ.get("DSREG_NOTMNIST_DATA", IDX.parent)) / "notmnist-idx",
-                        help="folder with t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz")
+    parser.add_argument(
+        "--idx",
+        type=Path,
+        default=Path(os.environ.get("DSREG_NOTMNIST_DATA", IDX.parent)) / "notmnist-idx",
+        help="folder with t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz",
+    )
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds; the median is reported")
     parser.add_argument("--train-size", type=int, default=None, help="notmnist-synth train_size (default: its default)")
@@ -151,8 +161,10 @@ def main() -> None:
         synth_x, synth_y, notes, prep = synth_train(config)
 
     print(f"real: {len(real_x)} train / {len(test_x)} test images (t10k halves, exact copies of train left out of test)")
-    print(f"synth: {len(synth_x)} train images from {len(notes['fonts'])} fonts, prepared in {prep:.1f} s; "
-          f"{len(notes['fonts_rejected'])} fonts rejected")
+    print(
+        f"synth: {len(synth_x)} train images from {len(notes['fonts'])} fonts, prepared in {prep:.1f} s; "
+        f"{len(notes['fonts_rejected'])} fonts rejected"
+    )
     print(f"\n{'pixel statistics':40s} {'real t10k':>10s} {'synth':>10s}")
     real_stats, synth_stats = pixel_stats(np.concatenate([real_x, test_x])), pixel_stats(synth_x)
     for key in real_stats:
@@ -163,11 +175,15 @@ def main() -> None:
         start = time.perf_counter()
         results["synth->real"].append(accuracy(train(synth_x, synth_y, args.epochs, seed), test_x, test_y))
         results["real->real"].append(accuracy(train(real_x, real_y, args.epochs, seed), test_x, test_y))
-        print(f"seed {seed}: synth->real {results['synth->real'][-1]:.4f}  real->real {results['real->real'][-1]:.4f}"
-              f"  ({time.perf_counter() - start:.0f} s)")
+        print(
+            f"seed {seed}: synth->real {results['synth->real'][-1]:.4f}  real->real {results['real->real'][-1]:.4f}"
+            f"  ({time.perf_counter() - start:.0f} s)"
+        )
     synth_acc, real_acc = statistics.median(results["synth->real"]), statistics.median(results["real->real"])
-    print(f"\nsynth->real accuracy {synth_acc:.4f}, real->real accuracy {real_acc:.4f}, "
-          f"ratio {synth_acc / real_acc:.3f} (target >= 0.9; {args.epochs} epochs, median of {len(args.seeds)} seed(s))")
+    print(
+        f"\nsynth->real accuracy {synth_acc:.4f}, real->real accuracy {real_acc:.4f}, "
+        f"ratio {synth_acc / real_acc:.3f} (target >= 0.9; {args.epochs} epochs, median of {len(args.seeds)} seed(s))"
+    )
 
 
 if __name__ == "__main__":

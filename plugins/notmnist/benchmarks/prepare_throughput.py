@@ -43,9 +43,7 @@ def run_dsreg(large: Path, work: Path, workers: int | None) -> tuple[int, float,
     small = make_pair(work / "tiny", small_per_class=10, large_per_class=10, overlap=0, twins=0, corrupt=()).paths["notMNIST_small.tar.gz"]
     os.symlink(small, source / "notMNIST_small.tar.gz")
     os.symlink(large, source / "notMNIST_large.tar.gz")
-    files = tuple(
-        dsreg.File(f.name, size=(source / f.name).stat().st_size, md5=md5(source / f.name)) for f in NotMNIST.files
-    )
+    files = tuple(dsreg.File(f.name, size=(source / f.name).stat().st_size, md5=md5(source / f.name)) for f in NotMNIST.files)
     bench = type("NotMNIST", (NotMNIST,), {"files": files, "__module__": NotMNIST.__module__})
     with registered(bench):
         inf = dsreg.fetch("notmnist", from_path=source, cache_dir=work / "cache", quiet=True, workers=workers)
@@ -85,14 +83,18 @@ def main() -> None:
         work = Path(tmp)
         n, seconds, m = run_dsreg(args.large.resolve(), work, args.workers)
         counts = ", ".join(f"{split} {meta['examples']:,}" for split, meta in m["splits"].items())
-        print(f"dsreg prepare:  {n:,} images in {seconds:.1f} s = {n / seconds:,.0f} images/s "
-              f"(splits {counts}; dedupe removed {m['notes']['removed_by_dedupe']})")
+        print(
+            f"dsreg prepare:  {n:,} images in {seconds:.1f} s = {n / seconds:,.0f} images/s "
+            f"(splits {counts}; dedupe removed {m['notes']['removed_by_dedupe']})"
+        )
         shutil.rmtree(work / "cache")
         if args.skip_baseline:
             return
         bn, bseconds = run_baseline(args.large, work)
-        print(f"baseline:       {bn:,} images in {bseconds:.1f} s = {bn / bseconds:,.0f} images/s "
-              "(tarfile.extractall, then PIL -> float32, one process)")
+        print(
+            f"baseline:       {bn:,} images in {bseconds:.1f} s = {bn / bseconds:,.0f} images/s "
+            "(tarfile.extractall, then PIL -> float32, one process)"
+        )
         print(f"speed-up:       {(n / seconds) / (bn / bseconds):.1f}x")
 
 

@@ -43,12 +43,16 @@ MIRRORS = (
 IDX_BASE = "https://github.com/davidflanagan/notMNIST-to-MNIST/raw/master/"
 
 SMALL = dsreg.File(
-    "notMNIST_small.tar.gz", urls=tuple(m + "notMNIST_small.tar.gz" for m in MIRRORS),
-    size=8_458_043, md5="c9890a473a9769fda4bdf314aaf500dd",
+    "notMNIST_small.tar.gz",
+    urls=tuple(m + "notMNIST_small.tar.gz" for m in MIRRORS),
+    size=8_458_043,
+    md5="c9890a473a9769fda4bdf314aaf500dd",
 )
 LARGE = dsreg.File(
-    "notMNIST_large.tar.gz", urls=tuple(m + "notMNIST_large.tar.gz" for m in MIRRORS),
-    size=247_336_696, md5="70a95b805ecfb6592c48e196df7c1499",
+    "notMNIST_large.tar.gz",
+    urls=tuple(m + "notMNIST_large.tar.gz" for m in MIRRORS),
+    size=247_336_696,
+    md5="70a95b805ecfb6592c48e196df7c1499",
 )
 
 CITATION = """\
@@ -110,7 +114,6 @@ class _Letters(dsreg.Builder):
         return stack
 
 
-
 class _Reviewed(_Letters):
     """Counts skips per class and exact duplicates, and with ``dedupe`` removes copies of earlier splits."""
 
@@ -125,8 +128,7 @@ class _Reviewed(_Letters):
     def plan(self) -> tuple[dsreg.Split, ...]:
         names = self.get_splits()
         dedupe = bool(self.params.get("dedupe"))
-        return tuple(dsreg.Split(split, self.files_of(split), after=names[:i] if dedupe else ())
-                     for i, split in enumerate(names))
+        return tuple(dsreg.Split(split, self.files_of(split), after=names[:i] if dedupe else ()) for i, split in enumerate(names))
 
     def review_split(self, split: str, examples: Iterator[tuple[str, Any]], earlier: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
         """Count skips per class and duplicates within the split; with ``dedupe`` drop images equal to an earlier split's."""
@@ -309,12 +311,24 @@ class NotMNISTIdx(_Reviewed):
     splits = ("train", "test")
     files = (
         dsreg.File("train-images-idx3-ubyte.gz", urls=(IDX_BASE + "train-images-idx3-ubyte.gz",), pin_on_first_download=True),
-        dsreg.File("train-labels-idx1-ubyte.gz", urls=(IDX_BASE + "train-labels-idx1-ubyte.gz",), size=29_455,
-                   sha256="0db4c4ec5d019838a57f8c9dd764ada7dc3c73e6ccc93032c538c5845f332545"),
-        dsreg.File("t10k-images-idx3-ubyte.gz", urls=(IDX_BASE + "t10k-images-idx3-ubyte.gz",), size=3_172_375,
-                   sha256="70ae9e06201f2827e5b0a3781a3169d735dd2efc69996b9eeaee7f10ed4044d7"),
-        dsreg.File("t10k-labels-idx1-ubyte.gz", urls=(IDX_BASE + "t10k-labels-idx1-ubyte.gz",), size=5_118,
-                   sha256="1fa03836e01c862542f8eb83463bb951bebec6fcb3efa28dad748c6b38a9021b"),
+        dsreg.File(
+            "train-labels-idx1-ubyte.gz",
+            urls=(IDX_BASE + "train-labels-idx1-ubyte.gz",),
+            size=29_455,
+            sha256="0db4c4ec5d019838a57f8c9dd764ada7dc3c73e6ccc93032c538c5845f332545",
+        ),
+        dsreg.File(
+            "t10k-images-idx3-ubyte.gz",
+            urls=(IDX_BASE + "t10k-images-idx3-ubyte.gz",),
+            size=3_172_375,
+            sha256="70ae9e06201f2827e5b0a3781a3169d735dd2efc69996b9eeaee7f10ed4044d7",
+        ),
+        dsreg.File(
+            "t10k-labels-idx1-ubyte.gz",
+            urls=(IDX_BASE + "t10k-labels-idx1-ubyte.gz",),
+            size=5_118,
+            sha256="1fa03836e01c862542f8eb83463bb951bebec6fcb3efa28dad748c6b38a9021b",
+        ),
     )
     config = {"splits": ["train", "test"], "dedupe": False, "normalize": True}
     # Which splits a configuration lists does not change any split's content: one prepared store serves all.
@@ -328,7 +342,9 @@ class NotMNISTIdx(_Reviewed):
         if isinstance(chosen, str):
             chosen = [s.strip() for s in chosen.split(",") if s.strip()]
         if not isinstance(chosen, (list, tuple)) or not chosen or any(s not in self.splits for s in chosen):
-            raise ConfigError(f"notmnist-idx: splits must name some of {', '.join(self.splits)} (e.g. -c splits=test), got {self.params['splits']!r}")
+            raise ConfigError(
+                f"notmnist-idx: splits must name some of {', '.join(self.splits)} (e.g. -c splits=test), got {self.params['splits']!r}"
+            )
         # Canonical order and form, so "test" and ["test"] share one prepared store.
         self.params["splits"] = [s for s in self.splits if s in chosen]
 

@@ -45,8 +45,24 @@ from typing import Any
 from dsreg.errors import ConfigError
 
 __all__ = [
-    "LETTERS", "FONT_DIRS", "BUILTIN", "RECOGNISED", "SHAPES", "Font", "Rejected", "candidates", "check", "vet",
-    "find_fonts", "fonts_fingerprint", "cmap_covers", "glyph_problem", "topology", "stretch", "Renderer", "NoFontError",
+    "LETTERS",
+    "FONT_DIRS",
+    "BUILTIN",
+    "RECOGNISED",
+    "SHAPES",
+    "Font",
+    "Rejected",
+    "candidates",
+    "check",
+    "vet",
+    "find_fonts",
+    "fonts_fingerprint",
+    "cmap_covers",
+    "glyph_problem",
+    "topology",
+    "stretch",
+    "Renderer",
+    "NoFontError",
     "Memo",
 ]
 
@@ -133,7 +149,9 @@ def _builtin_bytes() -> bytes:
     from PIL import ImageFont, features
 
     if not features.check("freetype2"):
-        raise NoFontError("notmnist-synth: this Pillow has no FreeType support; reinstall Pillow from its wheels (pip install --force-reinstall Pillow)")
+        raise NoFontError(
+            "notmnist-synth: this Pillow has no FreeType support; reinstall Pillow from its wheels (pip install --force-reinstall Pillow)"
+        )
     font = ImageFont.load_default(RENDER_SIZE)
     data = getattr(font, "font_bytes", None)
     if not isinstance(font, ImageFont.FreeTypeFont) or not data:
@@ -351,7 +369,7 @@ def topology(glyph: Any) -> tuple[int, int]:
     width, height = glyph.size
     data = glyph.tobytes().translate(_INK)
     blank = bytes(width + 2)
-    rows = [blank, *(b"\0" + data[y * width:(y + 1) * width] + b"\0" for y in range(height)), blank]
+    rows = [blank, *(b"\0" + data[y * width : (y + 1) * width] + b"\0" for y in range(height)), blank]
     return _regions(rows, 1, diagonal=True), _regions(rows, 0, diagonal=False) - 1
 
 
@@ -554,8 +572,12 @@ class Memo:
                 return _read_digest(source)
             raise
         known = self.files.get(source)
-        if (isinstance(known, dict) and known.get("stat") == before and isinstance(known.get("sha256"), str)
-                and type(known.get("faces")) is int):
+        if (
+            isinstance(known, dict)
+            and known.get("stat") == before
+            and isinstance(known.get("sha256"), str)
+            and type(known.get("faces")) is int
+        ):
             return known["sha256"], known["faces"]
         digest, faces = _read_digest(source)
         try:
@@ -644,9 +666,13 @@ class Renderer:
             shear = rng.uniform(*self.SHEAR)
             w, h = glyph.size
             extra = int(abs(shear) * h) + 1
-            glyph = glyph.transform((w + extra, h), Image.Transform.AFFINE,
-                                    (1, shear, -extra if shear > 0 else 0, 0, 1, 0),
-                                    resample=Image.Resampling.BILINEAR, fillcolor=0)
+            glyph = glyph.transform(
+                (w + extra, h),
+                Image.Transform.AFFINE,
+                (1, shear, -extra if shear > 0 else 0, 0, 1, 0),
+                resample=Image.Resampling.BILINEAR,
+                fillcolor=0,
+            )
         if rng.random() < self.HOLLOW:
             inner = glyph.filter(ImageFilter.MinFilter(7))
             if inner.getbbox() is not None:

@@ -39,8 +39,14 @@ def main() -> None:
     given = args.pop(0) if args and not args[0].startswith("-") else None
     folder = Path(given) if given else Path(tempfile.mkdtemp(prefix="notmnist-mirror-"))
     if not (folder / "notMNIST_large.tar.gz").exists():
-        make_pair(folder, small_per_class=300, large_per_class=2000, overlap=20, twins=30,
-                  corrupt=(("small", "B", "truncated"), ("large", "E", "empty")))
+        make_pair(
+            folder,
+            small_per_class=300,
+            large_per_class=2000,
+            overlap=20,
+            twins=30,
+            corrupt=(("small", "B", "truncated"), ("large", "E", "empty")),
+        )
     paths = {name: folder / name for name in ("notMNIST_small.tar.gz", "notMNIST_large.tar.gz")}
     with tempfile.TemporaryDirectory(prefix="dsreg-cache-") as cache, LoopbackServer() as server, registered(bound(paths)):
         os.environ["DSREG_CACHE"] = cache

@@ -15,8 +15,7 @@ DATA = Path(os.environ.get("DSREG_NOTMNIST_DATA", Path(__file__).resolve().paren
 def bind(base: type[dsreg.Builder], paths: dict[str, Path]) -> type[dsreg.Builder]:
     """Return ``base`` with its files declared as the generated ones (same names, their sizes and md5s, no URLs)."""
     files = tuple(
-        dsreg.File(f.name, urls=(), size=paths[f.name].stat().st_size,
-                   md5=hashlib.md5(paths[f.name].read_bytes()).hexdigest())
+        dsreg.File(f.name, urls=(), size=paths[f.name].stat().st_size, md5=hashlib.md5(paths[f.name].read_bytes()).hexdigest())
         for f in base.files
     )
     return type(base.__name__, (base,), {"files": files, "__module__": base.__module__, "__qualname__": base.__qualname__})

@@ -28,7 +28,8 @@ def small_archive(folder: Path, extra: list[tuple[str, bytes, str]] = (), per_cl
     images = render_letters(per_class - twins, seed=7)
     members = [
         (letter, member_name(i), png_bytes(images[letter][i % (per_class - twins)], 6 if i < per_class - twins else 9))
-        for letter in LETTERS for i in range(per_class)
+        for letter in LETTERS
+        for i in range(per_class)
     ]
     path = write_archive(folder / "notMNIST_small.tar.gz", "notMNIST_small", members)
     if not extra:
@@ -68,8 +69,9 @@ def fetch_small(folder: Path, register, file_server, **config):
         ("notMNIST_small/A/notes.txt", "file", "is not notMNIST_small/<A-J>/<name>.png"),
     ],
 )
-def test_a_hostile_or_unexpected_member_is_a_clear_error_naming_it(tmp_path: Path, dsreg_cache: Path, dsreg_register, dsreg_file_server,
-                                                                   member: str, kind: str, says: str) -> None:
+def test_a_hostile_or_unexpected_member_is_a_clear_error_naming_it(
+    tmp_path: Path, dsreg_cache: Path, dsreg_register, dsreg_file_server, member: str, kind: str, says: str
+) -> None:
     small_archive(tmp_path, [(member, b"x", kind)], per_class=1)
     with pytest.raises(dsreg.ArchiveError) as err:
         fetch_small(tmp_path, dsreg_register, dsreg_file_server)
@@ -96,8 +98,12 @@ def test_real_notmnist_pngs_decode_white_on_black() -> None:
 @pytest.mark.parametrize("kind", CORRUPT_KINDS)
 def test_each_kind_of_corrupt_member_is_skipped_with_its_reason(kind: str) -> None:
     good = png_bytes(np.full((28, 28), 200, dtype=np.uint8))
-    reasons = {"empty": "empty file", "truncated": "truncated or damaged PNG", "not-png": "not a PNG file",
-               "wrong-size": "wrong size 32x32, expected 28x28"}
+    reasons = {
+        "empty": "empty file",
+        "truncated": "truncated or damaged PNG",
+        "not-png": "not a PNG file",
+        "wrong-size": "wrong size 32x32, expected 28x28",
+    }
     with pytest.raises(dsreg.Skip, match=reasons[kind]):
         decode_png((corrupt_bytes(kind, good), 0))
     assert decode_png((good, 3))["image"].min() == 200

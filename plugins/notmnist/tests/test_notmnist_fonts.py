@@ -54,7 +54,7 @@ def drawn(shape: str, size: int = 48) -> Image.Image:
     elif shape == "block":
         draw.rectangle((4, 4, size - 5, size - 5), fill=255)
     elif shape.startswith("arc"):  # an open arc turned by 36° times the number after the name
-        turn = 36 * int(shape[len("arc"):])
+        turn = 36 * int(shape[len("arc") :])
         draw.arc((4, 4, size - 5, size - 5), turn, turn + 230, fill=255, width=4)
     return image
 
@@ -183,7 +183,9 @@ def test_no_usable_font_is_one_line_saying_what_to_install(tmp_path: Path, monke
 
     monkeypatch.setattr(synth, "_builtin_bytes", no_builtin)
     synth._vet_one.cache_clear()
-    with pytest.raises(NoFontError, match=r"no font draws the letters A-J \(symbol.ttf: its character map .*apt-get install fonts-dejavu-core") as err:
+    with pytest.raises(
+        NoFontError, match=r"no font draws the letters A-J \(symbol.ttf: its character map .*apt-get install fonts-dejavu-core"
+    ) as err:
         synth.find_fonts()
     assert "\n" not in str(err.value) and isinstance(err.value, dsreg.ConfigError)
     assert NotMNISTSynth().fingerprint() == "no-usable-font"  # dsreg list keeps working
@@ -299,8 +301,9 @@ def test_a_changed_font_file_is_hashed_and_checked_again(tmp_path: Path, monkeyp
     assert json.loads(memo_file().read_text())["files"][str(font)]["sha256"] == hashlib.sha256(data).hexdigest()
 
 
-@pytest.mark.parametrize("damage", [b"{not json", b"[1, 2]", b'{"stamp": "other", "files": {}, "verdicts": {}}',
-                                    b"\xff\xfe", "broken entries"])
+@pytest.mark.parametrize(
+    "damage", [b"{not json", b"[1, 2]", b'{"stamp": "other", "files": {}, "verdicts": {}}', b"\xff\xfe", "broken entries"]
+)
 def test_a_damaged_or_foreign_memo_is_ignored(damage: bytes | str) -> None:
     expected = [f.record() for f in synth.find_fonts()]
     config_id = NotMNISTSynth().config_id

@@ -45,8 +45,7 @@ def test_real_t10k_files_load_with_their_published_facts(dsreg_cache: Path, idx_
     assert all_white.sum() == 141 and set(labels[all_white].tolist()) == {8} and test.classes[8] == "I"
 
 
-def test_the_test_split_alone_from_a_folder_holding_only_its_files(dsreg_cache: Path, idx_data: Path, tmp_path: Path,
-                                                                   monkeypatch) -> None:
+def test_the_test_split_alone_from_a_folder_holding_only_its_files(dsreg_cache: Path, idx_data: Path, tmp_path: Path, monkeypatch) -> None:
     import socket
 
     from click.testing import CliRunner
@@ -82,7 +81,9 @@ def test_the_full_configuration_names_the_missing_train_images(dsreg_cache: Path
         dsreg.info("notmnist-idx", splits="validation")
 
 
-def test_train_images_are_pinned_on_first_download_and_checked_after(dsreg_cache: Path, dsreg_register, dsreg_file_server, idx_data: Path) -> None:
+def test_train_images_are_pinned_on_first_download_and_checked_after(
+    dsreg_cache: Path, dsreg_register, dsreg_file_server, idx_data: Path
+) -> None:
     dsreg_register(offline_idx())
     real = {p.name: p.read_bytes() for p in idx_data.glob("*.gz")}
     url = dsreg_file_server.serve({**real, "train-images-idx3-ubyte.gz": fake_train_images(1)})

@@ -42,7 +42,12 @@ def expected(pair: Pair, seed: int, dedupe: bool = True) -> dict:
         "train_equal_val": equal_val,
         "within": {s: len(ids) - len(set(ids)) for s, ids in (("test", test_ids), ("validation", val_kept), ("train", train_kept))},
         "validation_per_class": Counter(k[0] for k in validation),
-        "corrupt_in_validation": [k for letter in LETTERS for k in sorted((k for k in large if k[0] == letter), key=lambda k: rank(seed, k))[:QUOTA] if large[k] is None],
+        "corrupt_in_validation": [
+            k
+            for letter in LETTERS
+            for k in sorted((k for k in large if k[0] == letter), key=lambda k: rank(seed, k))[:QUOTA]
+            if large[k] is None
+        ],
     }
 
 
@@ -64,7 +69,9 @@ def test_splits_dedupe_and_skips_match_the_generated_archives(dsreg_cache: Path,
     assert notes["equal_to_earlier_split"]["train"].get("test", 0) == want["train_equal_test"]
     assert notes["equal_to_earlier_split"]["train"].get("validation", 0) == want["train_equal_val"]
     assert notes["removed_by_dedupe"] == {
-        "test": 0, "validation": want["val_equal_test"], "train": want["train_equal_test"] + want["train_equal_val"],
+        "test": 0,
+        "validation": want["val_equal_test"],
+        "train": want["train_equal_test"] + want["train_equal_val"],
     }
     assert want["train_equal_test"] + want["val_equal_test"] == 30  # every overlapping image was found
     assert notes["duplicates_within_split"] == want["within"]
@@ -77,7 +84,9 @@ def test_splits_dedupe_and_skips_match_the_generated_archives(dsreg_cache: Path,
     assert sum(notes["skipped_per_class"][s].get("E", 0) for s in ("validation", "train")) == 1
 
 
-def test_no_image_is_in_two_splits_and_validation_is_class_balanced(dsreg_cache: Path, dsreg_register, dsreg_file_server, pair: Pair) -> None:
+def test_no_image_is_in_two_splits_and_validation_is_class_balanced(
+    dsreg_cache: Path, dsreg_register, dsreg_file_server, pair: Pair
+) -> None:
     fetch(pair, dsreg_register, dsreg_file_server)
     splits = dsreg.load("notmnist", validation_size=50, normalize=False)
     hashes = {s: {pixel_hash(x) for x in column(ds, "image")} for s, ds in splits.items()}
@@ -100,7 +109,8 @@ def test_dedupe_off_keeps_everything_and_ties_no_split_to_another(dsreg_cache: P
 
 
 def test_the_test_split_downloads_only_the_small_archive_and_later_splits_join_its_store(
-        dsreg_cache: Path, dsreg_register, dsreg_file_server, pair: Pair) -> None:
+    dsreg_cache: Path, dsreg_register, dsreg_file_server, pair: Pair
+) -> None:
     dsreg_register(bind(NotMNIST, pair.paths))
     url = serve(dsreg_file_server, pair.paths)
     inf = dsreg.fetch("notmnist", split="test", mirrors=[url], quiet=True, validation_size=50)
@@ -117,8 +127,9 @@ def test_the_test_split_downloads_only_the_small_archive_and_later_splits_join_i
     assert (store / "test.arrow").stat().st_mtime_ns == test_file.st_mtime_ns
 
 
-def test_each_split_prepared_alone_equals_the_split_prepared_with_the_others(dsreg_cache: Path, dsreg_register, dsreg_file_server,
-                                                                            pair: Pair, tmp_path: Path) -> None:
+def test_each_split_prepared_alone_equals_the_split_prepared_with_the_others(
+    dsreg_cache: Path, dsreg_register, dsreg_file_server, pair: Pair, tmp_path: Path
+) -> None:
     """Per-split prepares keep no state between calls: train alone (after its plan's splits) equals train of a full fetch."""
     dsreg_register(bind(NotMNIST, pair.paths))
     url = serve(dsreg_file_server, pair.paths)
@@ -137,7 +148,9 @@ def test_each_split_prepared_alone_equals_the_split_prepared_with_the_others(dsr
     assert inf.ready_splits == ("train",)
 
 
-def test_seeded_validation_is_deterministic_and_seed_dependent(tmp_path: Path, monkeypatch, dsreg_register, dsreg_file_server, pair: Pair) -> None:
+def test_seeded_validation_is_deterministic_and_seed_dependent(
+    tmp_path: Path, monkeypatch, dsreg_register, dsreg_file_server, pair: Pair
+) -> None:
     dsreg_register(bind(NotMNIST, pair.paths))
     url = serve(dsreg_file_server, pair.paths)
 
@@ -152,7 +165,9 @@ def test_seeded_validation_is_deterministic_and_seed_dependent(tmp_path: Path, m
     assert not np.array_equal(np.sort(first.reshape(len(first), -1), axis=0), np.sort(other.reshape(len(other), -1), axis=0))
 
 
-def test_an_unreadable_validation_candidate_is_replaced_by_a_spare(dsreg_cache: Path, dsreg_register, dsreg_file_server, pair: Pair) -> None:
+def test_an_unreadable_validation_candidate_is_replaced_by_a_spare(
+    dsreg_cache: Path, dsreg_register, dsreg_file_server, pair: Pair
+) -> None:
     # Find a seed where the corrupt E member ranks among the first QUOTA of its class.
     seed = next(s for s in range(500) if expected(pair, s)["corrupt_in_validation"])
     inf = fetch(pair, dsreg_register, dsreg_file_server, seed=seed)
@@ -163,7 +178,9 @@ def test_an_unreadable_validation_candidate_is_replaced_by_a_spare(dsreg_cache: 
     assert inf.manifest["splits"]["train"]["examples"] == want["sizes"]["train"]
 
 
-def test_default_collate_normalises_and_normalize_false_keeps_uint8(dsreg_cache: Path, dsreg_register, dsreg_file_server, pair: Pair) -> None:
+def test_default_collate_normalises_and_normalize_false_keeps_uint8(
+    dsreg_cache: Path, dsreg_register, dsreg_file_server, pair: Pair
+) -> None:
     fetch(pair, dsreg_register, dsreg_file_server)
     ds = dsreg.load("notmnist", split="test", validation_size=50)
     batch = next(iter(ds.loader(batch_size=32)))

@@ -18,8 +18,16 @@ from .collate import collate
 from .vocab import PAD, TOKEN_PATTERN, UNK, HFTokenizer, Vocab, tokenize
 
 __all__ = [
-    "PAD", "TOKEN_PATTERN", "UNK", "HFTokenizer", "TextList", "Vocab", "collate", "from_lists",
-    "tokenize", "vocab_of",
+    "PAD",
+    "TOKEN_PATTERN",
+    "UNK",
+    "HFTokenizer",
+    "TextList",
+    "Vocab",
+    "collate",
+    "from_lists",
+    "tokenize",
+    "vocab_of",
 ]
 
 

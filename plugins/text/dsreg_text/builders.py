@@ -111,13 +111,15 @@ class TextBuilder(dsreg.Builder):
         else:
             train = "train" if "train" in scan.rows else next(iter(scan.rows))
             texts = (row.text for row in scan.rows[train] if row.skip is None)
-            encoder = Vocab.build(texts, lowercase=bool(p["lowercase"]), min_freq=int(p["min_freq"]),
-                                  max_size=None if p["max_vocab"] is None else int(p["max_vocab"]))
+            encoder = Vocab.build(
+                texts,
+                lowercase=bool(p["lowercase"]),
+                min_freq=int(p["min_freq"]),
+                max_size=None if p["max_vocab"] is None else int(p["max_vocab"]),
+            )
         self._built = encoder
         self.note("vocab", encoder.to_json())
-        self.note("label_counts", {
-            split: _counts(rows, scan.classes) for split, rows in scan.rows.items()
-        })
+        self.note("label_counts", {split: _counts(rows, scan.classes) for split, rows in scan.rows.items()})
         return encoder
 
     def get_collate_fn(self) -> Callable[..., Any]:
@@ -142,7 +144,6 @@ class TextBuilder(dsreg.Builder):
         # A changed tokenizer file means different ids: prepare again under a new id.
         with fsspec.open(tokenizer, "rb") as fh:
             return "tokenizer:" + hashlib.sha256(fh.read()).hexdigest()[:16]
-
 
 
 def _counts(rows: list[Row], classes: tuple[str, ...]) -> dict[str, int]:
@@ -270,8 +271,7 @@ class TextClass(TextBuilder, FolderBuilder):
                     # An integer label indexes the given class names (e.g. 0/1 with classes=neg,pos).
                     split_rows[i] = Row(row.key, row.text, classes[int(row.label)])
                 else:
-                    split_rows[i] = Row(row.key, skip=dsreg.Skip(
-                        f"label {row.label!r} is not one of the classes {list(classes)}"))
+                    split_rows[i] = Row(row.key, skip=dsreg.Skip(f"label {row.label!r} is not one of the classes {list(classes)}"))
         return classes
 
 

@@ -42,9 +42,7 @@ class TextList(torch.utils.data.Dataset):
         self.labels = [index[label] if isinstance(label, str) else int(label) for label in labels]
         self.texts = texts
         if vocab is None:
-            vocab = HFTokenizer(tokenizer) if tokenizer else Vocab.build(
-                texts, lowercase=lowercase, min_freq=min_freq, max_size=max_vocab
-            )
+            vocab = HFTokenizer(tokenizer) if tokenizer else Vocab.build(texts, lowercase=lowercase, min_freq=min_freq, max_size=max_vocab)
         self.vocab: Encoder = vocab
         self.ids = [torch.tensor(vocab.encode(text), dtype=torch.int64) for text in texts]
         self.max_length = max_length

@@ -50,8 +50,7 @@ def detect_format(names: list[str]) -> str:
         return found[0]
     if not found:
         raise ConfigError(
-            "found no .csv, .tsv, .jsonl, .parquet or class folders of .txt files at url; "
-            f"pass -c format=... (one of {', '.join(FORMATS)})"
+            f"found no .csv, .tsv, .jsonl, .parquet or class folders of .txt files at url; pass -c format=... (one of {', '.join(FORMATS)})"
         )
     raise ConfigError(f"url holds files of several formats ({', '.join(found)}); choose one with -c format=...")
 

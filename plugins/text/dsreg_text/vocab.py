@@ -92,8 +92,12 @@ class Vocab:
     def to_json(self) -> dict[str, Any]:
         """Return the JSON form stored in the prepared manifest (``notes.vocab``)."""
         return {
-            "kind": "words", "pattern": TOKEN_PATTERN, "lowercase": self.lowercase,
-            "min_freq": self.min_freq, "max_size": self.max_size, "size": len(self.tokens),
+            "kind": "words",
+            "pattern": TOKEN_PATTERN,
+            "lowercase": self.lowercase,
+            "min_freq": self.min_freq,
+            "max_size": self.max_size,
+            "size": len(self.tokens),
             "tokens": self.tokens,
         }
 
@@ -101,9 +105,7 @@ class Vocab:
     def from_json(cls, data: dict[str, Any]) -> Vocab:
         """Rebuild a vocabulary stored by ``to_json``."""
         if data.get("pattern", TOKEN_PATTERN) != TOKEN_PATTERN:
-            raise ConfigError(
-                "this prepared dataset was tokenized with another rule set; prepare it again with `dsreg fetch NAME --force`"
-            )
+            raise ConfigError("this prepared dataset was tokenized with another rule set; prepare it again with `dsreg fetch NAME --force`")
         return cls(list(data["tokens"]), lowercase=data["lowercase"], min_freq=data["min_freq"], max_size=data["max_size"])
 
 
@@ -114,9 +116,7 @@ class HFTokenizer:
         try:
             from tokenizers import Tokenizer
         except ImportError:
-            raise ConfigError(
-                "tokenizer=PATH needs the 'tokenizers' package; install it with `pip install tokenizers`"
-            ) from None
+            raise ConfigError("tokenizer=PATH needs the 'tokenizers' package; install it with `pip install tokenizers`") from None
         import fsspec
 
         try:
@@ -166,4 +166,3 @@ def encoder_from_note(note: dict[str, Any]) -> Encoder:
             )
         return tok
     return Vocab.from_json(note)
-

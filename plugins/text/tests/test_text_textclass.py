@@ -134,13 +134,15 @@ def test_parquet_null_rows_and_bad_txt_files(tmp_path):
     (tmp_path / "rows.parquet").write_bytes(parquet_bytes([("good", "a"), (None, "a"), ("fine", None), ("also good", "b")]))
     info = dsreg.fetch("textclass", url=str(tmp_path / "rows.parquet"), holdout=0.0, quiet=True)
     assert [(s["key"], s["reason"]) for s in info.manifest["splits"]["train"]["skipped"]] == [
-        ("rows.parquet row 2", "no 'text' value"), ("rows.parquet row 3", "no 'label' value"),
+        ("rows.parquet row 2", "no 'text' value"),
+        ("rows.parquet row 3", "no 'label' value"),
     ]
     tree = {"pos/a.txt": b"nice", "pos/b.txt": b"\xff\xfe\xfa not utf-8", "neg/c.txt": b"   ", "neg/d.txt": b"bad"}
     url = str(write_tree(tmp_path / "t", tree))
     info = dsreg.fetch("textclass", url=url, holdout=0.0, quiet=True)
     assert sorted((s["key"], s["reason"]) for s in info.manifest["splits"]["train"]["skipped"]) == [
-        ("neg/c.txt", "the file is empty"), ("pos/b.txt", "not UTF-8 text (bad byte at offset 0)"),
+        ("neg/c.txt", "the file is empty"),
+        ("pos/b.txt", "not UTF-8 text (bad byte at offset 0)"),
     ]
     # Folder mode is dsreg.FolderBuilder's: the same notes as imagefolder and audiofolder.
     assert info.manifest["notes"]["splits_from"] == "holdout 0.0 (class-stratified, seed 0)"
