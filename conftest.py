@@ -13,6 +13,20 @@ import pytest
 # fail falls through to its published URLs; here that is refused at once instead of attempted.
 os.environ["DSREG_NETWORK"] = "loopback"
 
+
+def _one_thread_per_worker() -> None:
+    """Under pytest-xdist with a worker per core, give torch (and the subprocesses tests start) one thread each.
+
+    Each worker's torch would otherwise start a thread per core, so two workers on two cores run four
+    busy threads and spend the difference switching between them. A test that measures threads sets its own.
+    """
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers and int(workers) >= (os.cpu_count() or 1):
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+_one_thread_per_worker()
+
 #: The prefix dsreg gives its own scratch folders and files (``dsreg-bench-*``, ``dsreg-torchrun-*``, ...).
 OWN_PREFIX = "dsreg-"
 
@@ -42,5 +56,8 @@ def leaves_no_scratch_files(system_temp_dir: Path) -> Iterator[None]:
     yield
     left = sorted(name for name in set(os.listdir(system_temp_dir)) - before if name.startswith(OWN_PREFIX))
     if left:
-        pytest.fail(f"the test left {', '.join(left)} in the system temp dir ({system_temp_dir}): "
-                    "remove scratch folders when done (or write them under tmp_path)", pytrace=False)
+        pytest.fail(
+            f"the test left {', '.join(left)} in the system temp dir ({system_temp_dir}): "
+            "remove scratch folders when done (or write them under tmp_path)",
+            pytrace=False,
+        )
