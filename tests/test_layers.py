@@ -9,6 +9,7 @@ called (e.g. a CLI command importing the trainer), so they do not make `import d
 from __future__ import annotations
 
 import ast
+import functools
 from collections import Counter
 from pathlib import Path
 
@@ -55,6 +56,7 @@ def _target(module: Path, node: ast.ImportFrom | ast.Import) -> list[str]:
     return out
 
 
+@functools.cache  # one parse of the package serves every test
 def imports() -> Counter[tuple[str, str, str, str]]:
     """Count ``(from layer, to layer, "module"|"deferred", module path)`` over every module of dsreg/."""
     found: Counter[tuple[str, str, str, str]] = Counter()
