@@ -95,9 +95,9 @@ def doctor(tmp: Path) -> None:
 
 
 def urls(tmp: Path) -> None:
-    from toydata import blob, make_builder
-
     from dsreg.testing import LoopbackServer, registered
+
+    from toydata import blob, make_builder
 
     os.environ.update(DSREG_CACHE=str(tmp / "cache"), DSREG_CONFIG=str(tmp / "none.toml"), DSREG_BACKOFF="0")
     from click.testing import CliRunner
