@@ -117,6 +117,7 @@ def test_fetch_locked_refuses_bytes_that_differ_from_the_locked_sha256(served, d
         f"{lockfile} requires the sha256 it locks; if it changed upstream on purpose, run `dsreg fetch pinny --force` (which pins the new bytes), then `dsreg lock pinny -o {lockfile}`"
         in line
     )
+    assert "--no-verify" not in line  # --locked refuses it: the advice must not offer it
     assert not Cache(tmp_path / "elsewhere").prepared_dir("pinny", "x").parent.exists()  # nothing prepared
 
 

@@ -130,7 +130,7 @@ def _download_locked(
     files = [f for f in enforced(builder.get_files(), dataset) if f.name in {lf.name for lf in dataset.files if lf.sha256}]
     if not files:
         return
-    rerun = Rerun(dataset.name, dataset.config, tuple(mirrors), from_path)
+    rerun = Rerun(dataset.name, dataset.config, tuple(mirrors), from_path, unverified_ok=False)  # --locked refuses --no-verify
     downloader = Downloader(cache, dataset.name, mirrors=mirrors, from_path=from_path, quiet=quiet, rerun=rerun)
     pinned = {f.name for f in dataset.files if f.sha256_from == PINNED}
     # A pinned file's new bytes must become the pin before a lock can hold them; a published one's come with the plugin.

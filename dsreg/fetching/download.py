@@ -80,6 +80,8 @@ class Rerun:
     verify: bool = True
     cache_dir: str | None = None  # Python only: the command line reads DSREG_CACHE
     splits: Sequence[str] = ()  # the splits asked for; empty: every split
+    #: False where accepting unverified bytes is not an option (a fetch --locked requires the locked sha256).
+    unverified_ok: bool = True
 
     def _settings(self, change: dict[str, Any]) -> dict[str, Any]:
         settings: dict[str, Any] = {"mirrors": list(self.mirrors), "from_path": self.from_path, "verify": self.verify}
@@ -499,8 +501,10 @@ class Downloader:
         tried = [f"{labels[url]}: {failure.brief}" for url, failure in failures.items()]
         if mismatches:
             message = f"{self.dataset}: {file.name} failed verification from every source ({'; '.join(mismatches + tried)})"
-            python = "pass mirrors=[URL] to try another copy, or verify=False if this is your own copy"
-            cli = "try another copy with --mirror URL, or --no-verify if this is your own copy"
+            python, cli = "pass mirrors=[URL] to try another copy", "try another copy with --mirror URL"
+            if self.rerun.unverified_ok:
+                python += ", or verify=False if this is your own copy"
+                cli += ", or --no-verify if this is your own copy"
             if pin:
                 python += f"; if the file changed upstream on purpose, {self.rerun.python(force=True)} replaces the pin"
                 cli += f"; if the file changed upstream on purpose, `{self.rerun.cli(force=True)}` replaces the pin"
