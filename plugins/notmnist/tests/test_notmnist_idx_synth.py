@@ -101,7 +101,7 @@ def test_train_images_are_pinned_on_first_download_and_checked_after(
         dsreg.fetch("notmnist-idx", mirrors=[url], quiet=True)
 
 
-def test_synth_end_to_end_with_the_default_size(dsreg_cache: Path) -> None:
+def test_synth_end_to_end_with_the_default_size(synth_cache: float) -> None:
     train = dsreg.load("notmnist-synth", split="train")
     assert len(train) == 10_000 and len(dsreg.load("notmnist-synth", split="test")) == 2_000
     assert train.classes == list("ABCDEFGHIJ")

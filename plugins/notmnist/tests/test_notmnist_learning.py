@@ -12,12 +12,13 @@ from dsreg.cli import cli
 from dsreg_notmnist import NotMNISTSynth
 
 
-def test_dsreg_train_with_no_options_passes_92_percent(dsreg_cache: Path, tmp_path: Path) -> None:
-    # Exactly what a newcomer runs (the default config, the dataset's train_defaults, seed 0), with a
-    # fresh cache, so rendering the 12,000 images is part of it. Measured: 99.9 %, 25-60 s on 2 shared cores.
+def test_dsreg_train_with_no_options_passes_92_percent(synth_cache: float, tmp_path: Path) -> None:
+    # Exactly what a newcomer runs (the default config, the dataset's train_defaults, seed 0). The cache
+    # is shared with the other default-size test, so the prepare (rendering the 12,000 images) is timed
+    # where it ran and added: the bar holds for the whole path. Measured: 99.9 %, 25-60 s on 2 shared cores.
     start = time.perf_counter()
     result = CliRunner().invoke(cli, ["train", "notmnist-synth", "--out", str(tmp_path / "run"), "--json"])
-    seconds = time.perf_counter() - start
+    seconds = synth_cache + time.perf_counter() - start
     assert result.exit_code == 0, result.output
     metrics = json.loads(result.stdout[result.stdout.index("{") :])
     assert metrics["test"]["accuracy"] >= 0.95, metrics["test"]  # the bar is 0.92; a margin for other machines
