@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -172,48 +173,41 @@ def test_failed_prepare_leaves_nothing_half_written(dsreg_cache, dsreg_register)
     assert "b" not in (dsreg.info("exploding").manifest or {}).get("splits", {})
 
 
-def test_prepare_killed_midway_is_redone(dsreg_cache, tmp_path):
+class Slow(dsreg.Builder):
+    """100 rows that stop halfway for ``delay`` seconds, saying so: a prepare to kill in the middle."""
+
+    name = "slow"
+    features = {"x": dsreg.Value("int64")}
+    splits = ("train",)
+    config = {"delay": 0.0}
+    load_only = ("delay",)  # so a killed slow run and a quick rerun share one prepared store
+
+    def generate(self, split, files, **config):
+        delay = self.params["delay"]
+        for i in range(100):
+            if i == 50 and delay:
+                print("halfway", flush=True)
+                time.sleep(delay)
+            yield str(i), {"x": i}
+
+
+def test_prepare_killed_midway_is_redone(dsreg_cache, dsreg_register):
     # A real process killed with SIGKILL in the middle of writing a split.
-    script = tmp_path / "slow.py"
-    script.write_text(
-        textwrap.dedent(
-            """
-        import os, sys, time
-        import dsreg
-        from dsreg.testing import registered
-
-        class Slow(dsreg.Builder):
-            name = "slow"
-            features = {"x": dsreg.Value("int64")}
-            splits = ("train",)
-            config = {"delay": 0.0}
-
-            def generate(self, split, files, **config):
-                delay = self.params["delay"]
-                for i in range(100):
-                    if i == 50 and delay:
-                        print("halfway", flush=True)
-                        time.sleep(delay)
-                    yield str(i), {"x": i}
-
-        with registered(Slow):
-            ds = dsreg.load("slow", split="train", delay=float(sys.argv[1]))
-            print("rows", len(ds), int(ds[99]["x"]), flush=True)
-        """
-        )
-    )
-    env = {**os.environ, "DSREG_CACHE": str(dsreg_cache)}
-    proc = subprocess.Popen([sys.executable, str(script), "60"], stdout=subprocess.PIPE, text=True, env=env)
+    script = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import dsreg; from test_dataset import Slow; "
+    script += "from dsreg.testing import registered\nwith registered(Slow): dsreg.load('slow', split='train', delay=60.0)"
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=os.environ.copy())
     assert proc.stdout.readline().strip() == "halfway"
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
     prepared = dsreg_cache / "datasets" / "slow" / "prepared"
     leftovers = [p.relative_to(prepared) for p in prepared.rglob("*") if p.is_file()]
     assert all(any(part.startswith(".") for part in p.parts) for p in leftovers), leftovers  # at most temporary files
-    # The same config (delay=60 is part of the cache key), so it must redo, not serve half a split.
-    done = subprocess.run([sys.executable, str(script), "0"], capture_output=True, text=True, env=env, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert "rows 100 99" in done.stdout
+    # The same prepared store (delay is load-only), so it must redo, not serve half a split; in this
+    # process, as the killed one left nothing behind that a fresh interpreter would need.
+    dsreg_register(Slow)
+    ds = dsreg.load("slow", split="train")
+    assert (len(ds), int(ds[99]["x"])) == (100, 99)
+    assert [p.name for p in prepared.iterdir() if not p.name.startswith(".")] == [Slow().config_id]
 
 
 class Ragged(dsreg.Builder):
