@@ -331,16 +331,6 @@ def test_nproc_forwards_every_option_to_the_workers(tmp_path):
     }
 
 
-def test_notmnist_synth_trains_when_its_plugin_is_installed(dsreg_cache):
-    from dsreg.plugins import get_registry
-
-    if "notmnist-synth" not in get_registry().names():
-        pytest.skip("the dsreg-notmnist plugin is not installed")
-    trainer = Trainer(None, "notmnist-synth", "notmnist-synth:test", epochs=1, batch_size=128, lr=3e-3, quiet=True)
-    trainer.fit()
-    assert trainer.evaluate()["accuracy"] >= 0.7
-
-
 def test_dsreg_train_resume_without_out_continues_the_newest_run(registry, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     first = CliRunner().invoke(cli, ["train", "stripes", "--epochs", "1", "-c", "n=64", "-q"])
