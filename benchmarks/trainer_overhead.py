@@ -37,9 +37,10 @@ class Glyphs(dsreg.Builder):
     splits = ("train", "test")
     config = {"n": 20000}
 
-    def generate(self, split, files, n=20000):
+    def generate(self, split, files, **config):
         import numpy as np
 
+        n = self.params["n"]  # the core passes the configuration as self.params, not as keywords
         rng = np.random.default_rng(0 if split == "train" else 1)
         count = n if split == "train" else n // 5
         base = np.zeros((10, 28, 28), np.uint8)
