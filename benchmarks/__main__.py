@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
             elif section == "epoch":
                 new = suite.epoch(archives, work, reps, args.quick, cache)
             elif section == "startup":
-                new = suite.startup(1 if args.quick else 5)
+                new = suite.startup(1 if args.quick else 5, warm=not args.quick)
             elif section == "trainer":
                 new = suite.trainer(reps, args.quick)
             else:

@@ -192,7 +192,7 @@ def epoch(archives: Path, work: Path, reps: int, quick: bool, cache: Path) -> li
     # Hugging Face imagefolder: built once over a subset (building it over 500k files takes minutes).
     import datasets
 
-    per_class = 60 if quick else 2000  # quick: 600 files, two batches after the warm-up one
+    per_class = 30 if quick else 2000  # quick: 300 files, one short batch after the warm-up one
     subset = work / "hf-subset"
     if subset.exists():
         shutil.rmtree(subset)
@@ -270,7 +270,8 @@ def bench_builder_from_cache(cache: Path) -> type:
 
 
 # -- 3. start-up -------------------------------------------------------------------------------
-def startup(reps: int) -> list[Row]:
+def startup(reps: int, warm: bool = True) -> list[Row]:
+    """Time each command ``reps`` times; ``warm`` runs each once first, untimed, to fill the disk cache (--quick skips it)."""
     exe = Path(sys.executable).with_name("dsreg")
     commands = {
         "python -c 'import torch'": [sys.executable, "-c", "import torch"],
@@ -279,7 +280,8 @@ def startup(reps: int) -> list[Row]:
     }
     rows = []
     for name, cmd in commands.items():
-        subprocess.run(cmd, capture_output=True, check=True)  # warm the file cache
+        if warm:
+            subprocess.run(cmd, capture_output=True, check=True)  # warm the file cache
         samples = []
         for _ in range(reps):
             seconds, _ = timed(partial(subprocess.run, cmd, capture_output=True, check=True))
