@@ -24,5 +24,6 @@ user data   the data at a user's own ``url`` (a folder, archive or file), read i
 
 Modules: ``download`` (Downloader), ``cache`` (Cache and its layout), ``records`` (FileRecord,
 Status), ``config`` (settings and user mirrors), ``archive`` (bounded streaming of tar and zip),
-``userdata`` (a user's own data, class folders, the seeded holdout).
+``userdata`` (a user's own data, class folders, the seeded holdout), ``objectstore`` (``s3://`` and
+other fsspec protocols: the backend, its endpoint, one-line errors).
 """

@@ -14,7 +14,8 @@ Environment (read at each use, so tests and shells can change them):
                            when that is smaller)
     DSREG_BACKOFF          seconds before the first retry of a URL, doubled after each (default 1)
     DSREG_NETWORK=loopback downloads may reach only this machine (local paths, file://, 127.0.0.0/8,
-                           ::1, localhost): for tests and air-gapped builds; any other URL is refused
+                           ::1, localhost; s3:// when its endpoint, AWS_ENDPOINT_URL, is one of
+                           these): for tests and air-gapped builds; any other URL is refused
     DSREG_STRICT_PLUGINS=1 a plugin that fails to load is an error instead of being skipped
     DSREG_LOAD_PLUGINS     comma-separated entry point names: load only these plugins
     DSREG_MAX_MEMBER       the largest archive member dsreg reads (default 256MiB; e.g. "1GiB"):
@@ -102,15 +103,27 @@ def check_network(url: str) -> None:
         raise ConfigError(f"DSREG_NETWORK={mode!r} is not understood; use 'loopback' or leave it unset")
     from urllib.parse import urlsplit
 
+    from ..errors import FetchError
+    from . import objectstore
+
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme in _LOCAL_SCHEMES:
         return
-    host = (urlsplit(url).hostname or "").lower()
-    if host == "localhost" or _loopback_address(host):
+    if scheme in objectstore.S3_SCHEMES:
+        # s3://bucket/key names a bucket, not a host: what leaves the machine is the endpoint.
+        reached = objectstore.endpoint(url)
+        if reached and _on_this_machine(urlsplit(reached).hostname or ""):
+            return
+        where = f"its endpoint {reached}" if reached else "AWS (no AWS_ENDPOINT_URL is set)"
+        raise FetchError(f"refused: {scheme}:// reaches {where}, not this machine, and DSREG_NETWORK=loopback is set")
+    if _on_this_machine(urlsplit(url).hostname or ""):
         return
-    from ..errors import FetchError
-
     raise FetchError("refused: not on this machine and DSREG_NETWORK=loopback is set")
+
+
+def _on_this_machine(host: str) -> bool:
+    host = host.lower()
+    return host == "localhost" or _loopback_address(host)
 
 
 def _fetch_setting(key: str, default: float, example: str, *, whole: bool = False, zero: bool = False) -> float:

@@ -12,7 +12,8 @@ how it was verified. Bytes that do not match are kept aside under ``downloads/re
 
 http(s) is spoken here directly (``http.client``: one ``recv`` per read, so every byte that arrived
 before a cut is kept, and each status and header is seen as sent); every other scheme goes through
-fsspec. Every failed attempt ends in one of three decisions (``Decision``), printed as one line on stderr:
+fsspec (``objectstore.url_to_fs``: ``s3://`` through s3fs, the optional extra ``dsreg[s3]``), where a
+resume opens the file and seeks to the end of the ``.part`` (a ranged GET on S3). Every failed attempt ends in one of three decisions (``Decision``), printed as one line on stderr:
 
     RETRY    it may pass: HTTP 5xx and 429 (after Retry-After, up to MAX_WAIT), a stall in the body
              (no byte for DSREG_TIMEOUT seconds), a dropped connection or a short body. The same URL
@@ -52,7 +53,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 from ..builder import File
 from ..errors import CacheError, ChecksumError, DsregError, FetchError, OfflineError
-from . import config
+from . import config, objectstore
 from .cache import Cache
 from .records import FileRecord, Status
 
@@ -641,15 +642,16 @@ class Downloader:
         return hashes
 
     def _attempt_fsspec(self, url: str, part: Path, file: File, offset: int) -> _Hashes:
-        import fsspec
-
         try:
             config.check_network(url)
         except FetchError as exc:
             raise _Failure(str(exc), Decision.NEXT) from None
         try:
-            fs, path = fsspec.core.url_to_fs(url)
+            # s3:// and the other object stores: credentials and endpoint the standard way (objectstore).
+            fs, path = objectstore.url_to_fs(url)
             source = fs.open(path, "rb")
+        except DsregError:  # a missing backend (pip install 'dsreg[s3]'): no other source fixes that
+            raise
         except FileNotFoundError:
             raise _Failure("not found", Decision.NEXT) from None
         except PermissionError:

@@ -132,10 +132,16 @@ def kind(url: str) -> str:
         return "folder"
     if url.split("://", 1)[0].lower() in {"http", "https"}:
         return "file"
-    import fsspec
+    fs, where = _remote_fs(url)
+    return "folder" if fs.isdir(where) else "file"
 
-    fs, path = fsspec.core.url_to_fs(url)
-    return "folder" if fs.isdir(path) else "file"
+
+def _remote_fs(url: str) -> tuple[Any, str]:
+    """Return ``(filesystem, path)`` of a remote ``url`` read in place, after DSREG_NETWORK allows it."""
+    from . import config, objectstore
+
+    config.check_network(url)
+    return objectstore.url_to_fs(url)
 
 
 def _file_name_for(url: str) -> str:
@@ -171,9 +177,7 @@ def fingerprint(url: str | None) -> str | None:
             st = root.stat()
             entries.append((root.name, st.st_size, str(st.st_mtime_ns)))
     elif what == "folder":
-        import fsspec
-
-        fs, path = fsspec.core.url_to_fs(url)
+        fs, path = _remote_fs(url)
         for name, meta in fs.find(path, detail=True).items():
             stamp = next((str(meta[k]) for k in ("ETag", "etag", "mtime", "LastModified", "last_modified", "created") if meta.get(k)), "")
             entries.append((name, int(meta.get("size") or 0), stamp))
@@ -212,7 +216,7 @@ class UserData:
 
         if not self.remote:
             return fsspec.filesystem("file"), str(_local_path(self.url).resolve())
-        fs, path = fsspec.core.url_to_fs(self.url)
+        fs, path = _remote_fs(self.url)
         return fs, path.rstrip("/")
 
     def _folder_names(self) -> list[tuple[str, str]]:

@@ -12,7 +12,8 @@
                  throwaway cache and run every check a plugin must pass; a failure raises
                  ``ConformanceError`` naming the check, the dataset and the fix
     hostile      hostile and damaged archives (escaping members, bombs, corrupt streams), one function each
-    fixtures     the pytest plugin: ``dsreg_cache``, ``dsreg_file_server``, ``dsreg_register``
+    s3           ``S3Server``: a local S3 server (moto on 127.0.0.1) and ``S3``, a test's handle on it
+    fixtures     the pytest plugin: ``dsreg_cache``, ``dsreg_file_server``, ``dsreg_register``, ``dsreg_s3``
 
 The fixtures need no network and are loaded into every pytest session wherever dsreg is installed
 (``pytest11``); their old names ``file_server`` and ``register`` still work and warn once per run.
@@ -31,11 +32,12 @@ from .conformance import (
 )
 from .fixtures import pytest as _pytest
 from .media import fake_flac, fake_jpeg, fake_png, fake_text, fake_tree, fake_wav
+from .s3 import S3, S3Server
 from .server import Faults, LoopbackServer
 from .trees import pack, registered, write_tree
 
 if _pytest is not None:  # the fixtures exist only where pytest does
-    from .fixtures import dsreg_cache, dsreg_file_server, dsreg_register, file_server, register
+    from .fixtures import dsreg_cache, dsreg_file_server, dsreg_register, dsreg_s3, dsreg_s3_server, file_server, register
 
 __all__ = [
     "LoopbackServer",
@@ -46,6 +48,10 @@ __all__ = [
     "dsreg_cache",
     "dsreg_file_server",
     "dsreg_register",
+    "dsreg_s3",
+    "dsreg_s3_server",
+    "S3Server",
+    "S3",
     "file_server",
     "register",
     "fake_png",

@@ -1,8 +1,13 @@
-"""The pytest plugin: the fixtures ``dsreg_cache``, ``dsreg_file_server`` and ``dsreg_register``.
+"""The pytest plugin: the fixtures ``dsreg_cache``, ``dsreg_file_server``, ``dsreg_register`` and ``dsreg_s3``.
 
 pytest loads this module at start-up wherever dsreg is installed (the ``pytest11`` entry point), so
-it stays thin: three fixtures over the kit's helpers, nothing imported that a test does not use
-(no torch, numpy or datasets). The fixtures exist only where pytest does.
+it stays thin: a few fixtures over the kit's helpers, nothing imported that a test does not use
+(no torch, numpy or datasets; moto and s3fs only when a test asks for ``dsreg_s3``). The fixtures
+exist only where pytest does.
+
+``dsreg_s3`` is a local S3 server (moto, on 127.0.0.1) with the AWS variables pointed at it for one
+test; the server itself (``dsreg_s3_server``) starts once per session (per xdist worker) and is
+emptied after each test. It skips, saying what to install, where moto or s3fs is missing.
 
 ``file_server`` and ``register`` are the fixtures' old names, kept for suites written against them:
 each still works and warns once per run with a ``DeprecationWarning`` naming its new name.
@@ -18,6 +23,7 @@ from typing import Any
 
 from ..builder import Builder
 from ..registry import Registry
+from .s3 import S3, S3Server, missing, serve
 from .server import LoopbackServer
 from .trees import registered
 
@@ -26,7 +32,7 @@ try:
 except ImportError:  # pragma: no cover - dsreg.testing used without pytest
     pytest = None  # type: ignore[assignment]
 
-__all__ = ["dsreg_cache", "dsreg_file_server", "dsreg_register", "file_server", "register", "RENAMED"]
+__all__ = ["dsreg_cache", "dsreg_file_server", "dsreg_register", "dsreg_s3", "dsreg_s3_server", "file_server", "register", "RENAMED"]
 
 #: Old fixture name -> new name. The old names still work and warn once per pytest run.
 RENAMED = {"file_server": "dsreg_file_server", "register": "dsreg_register"}
@@ -63,6 +69,20 @@ if pytest is not None:
 
         with stack:
             yield _register
+
+    @pytest.fixture(scope="session")
+    def dsreg_s3_server() -> Iterator[S3Server]:
+        """A local S3 server (moto on 127.0.0.1), started once per session; skips where moto or s3fs is missing."""
+        why = missing()
+        if why:
+            pytest.skip(why)
+        with S3Server() as server:
+            yield server
+
+    @pytest.fixture
+    def dsreg_s3(dsreg_s3_server: S3Server, monkeypatch: Any) -> Iterator[S3]:
+        """The local S3 server for one test: AWS_ENDPOINT_URL and dummy credentials set; ``bucket(name)``, ``upload(data, url)``."""
+        yield from serve(monkeypatch, dsreg_s3_server)
 
     def _old_name(old: str) -> Any:
         """Return a fixture named ``old`` that serves ``RENAMED[old]`` and warns once per run."""
