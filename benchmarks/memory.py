@@ -50,7 +50,7 @@ def main() -> None:
             for _ in train.loader(batch_size=256, shuffle=True):
                 pass
             out["examples"] = len(train)
-            out["prepared_bytes"] = (train.folder / "train.arrow").stat().st_size
+            out["prepared_bytes"] = train.info.manifest["splits"]["train"]["bytes"]
     else:
         raise SystemExit(f"unknown probe {kind!r}; use udacity, torch or dsreg")
     out["peak_rss"] = peak()

@@ -127,7 +127,7 @@ def test_a_file_size_limit_is_one_line_and_no_traceback(tmp_path: Path) -> None:
 
 def test_disk_errors_are_told_by_errno_and_only_for_the_cache(tmp_path: Path) -> None:
     folder = tmp_path / "cache" / "prepared"
-    inside = str(folder / ".x.tmp-1" / "train.arrow")
+    inside = str(folder / ".x.tmp-1" / "train-00000.arrow")
     said = str(disk_error(PermissionError(errno.EACCES, "Permission denied", inside), folder, "preparing toy"))
     assert said == (
         f"preparing toy stopped: Permission denied: you may not write in {folder}; make it writable "

@@ -141,7 +141,7 @@ def test_unknown_config_parameter_is_named(dsreg_cache, dsreg_register, data):
 
 def test_damaged_store_is_detected_and_redone(toy, dsreg_cache):
     info = dsreg.info("toy")
-    arrow = info.prepared_path / "train.arrow"
+    arrow = info.prepared_path / "train-00000.arrow"
     with open(arrow, "r+b") as fh:
         fh.truncate(1000)
     assert not dsreg.info("toy").cached
@@ -169,7 +169,7 @@ def test_failed_prepare_leaves_nothing_half_written(dsreg_cache, dsreg_register)
     prepared = dsreg_cache / "datasets" / "exploding" / "prepared"
     # Split a was complete and may be kept, with the manifest that records it; nothing of b, no temporary file.
     left = [p.relative_to(prepared) for p in prepared.rglob("*") if p.is_file()]
-    assert all(p.name in ("a.arrow", "manifest.json") for p in left), left
+    assert all(p.name in ("a-00000.arrow", "manifest.json") for p in left), left
     assert "b" not in (dsreg.info("exploding").manifest or {}).get("splits", {})
 
 

@@ -119,10 +119,12 @@ def test_a_part_being_written_is_not_orphaned(prepared, dsreg_cache):
 
 
 def test_a_store_failing_its_manifest_check_is_an_error(prepared):
-    (prepared / "train.arrow").write_bytes(b"truncated")
+    (prepared / "train-00000.arrow").write_bytes(b"truncated")
     out = doctor()
     assert out.exit_code == 1
-    assert (f"error    prepared store {prepared}: split 'train' fails its manifest check (train.arrow is missing or not the ") in out.output
+    assert (
+        f"error    prepared store {prepared}: split 'train' fails its manifest check (shard train-00000.arrow is missing or not the size recorded)"
+    ) in out.output
     assert "`dsreg fetch letters` (with the store's -c config) prepares it again" in out.output
     assert json.loads(doctor("--json").output)["cache"]["stores"][0]["failing"] == ["train"]
 

@@ -260,7 +260,7 @@ def _check_rejected(report: Report, cache: Cache) -> None:
 
 
 def _check_stores(report: Report, cache: Cache, dataset: str) -> None:
-    from ..store.storage import FORMAT, MANIFEST, read_manifest, ready_splits
+    from ..store.storage import FORMAT, MANIFEST, read_manifest, ready_splits, split_shards, verify_split
 
     again = f"the next `dsreg fetch {dataset}` (with the store's -c config) prepares it again, or `dsreg cache rm {dataset}` removes it"
     try:
@@ -279,17 +279,30 @@ def _check_stores(report: Report, cache: Cache, dataset: str) -> None:
             continue
         ready = ready_splits(folder, manifest, fetched)
         store["splits"], store["ready"] = list(manifest["splits"]), ready
-        for split, meta in manifest["splits"].items():
+        for split in manifest["splits"]:
             if split in ready:
+                # Sizes were checked for readiness; the bytes themselves are checked here (sha256 of every shard).
+                damaged = verify_split(folder, manifest, split)
+                if damaged:
+                    store["failing"].append(split)
+                    name, what = next(iter(damaged.items()))
+                    more = f" and {len(damaged) - 1} more shard{'s' if len(damaged) > 2 else ''}" if len(damaged) > 1 else ""
+                    why = f"shard {name} has {what}{more}"
+                    report.add("error", "cache", f"prepared store {folder}: split {split!r} fails its manifest check ({why}); {again}")
                 continue
             store["failing"].append(split)
-            arrow = folder / f"{split}.arrow"
-            intact = arrow.is_file() and arrow.stat().st_size == meta.get("bytes")
-            why = (
-                "the files it was generated from are no longer in the cache with the same sha256"
-                if intact
-                else f"{arrow.name} is missing or not the {meta.get('bytes')} bytes recorded"
-            )
+            shards = split_shards(manifest, split)
+            wrong = [
+                shard["file"]
+                for shard in shards
+                if not (folder / shard["file"]).is_file() or (folder / shard["file"]).stat().st_size != shard.get("bytes")
+            ]
+            if not shards:
+                why = "its manifest entry lists no shards"
+            elif wrong:
+                why = f"shard {wrong[0]} is missing or not the size recorded" + (f" (and {len(wrong) - 1} more)" if len(wrong) > 1 else "")
+            else:
+                why = "the files it was generated from are no longer in the cache with the same sha256"
             report.add("error", "cache", f"prepared store {folder}: split {split!r} fails its manifest check ({why}); {again}")
 
 

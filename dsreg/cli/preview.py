@@ -92,8 +92,8 @@ def _labels(ds: Any, column: str) -> Any:
     from ..store.storage import open_split
 
     pieces = []
-    for split, start, stop in ds.ranges:
-        col = open_split(ds.folder / f"{split}.arrow").column(column)
+    for file, start, stop in ds.parts:
+        col = open_split(ds.folder / file).column(column)
         pieces.append(np.asarray(col.slice(start, stop - start).to_numpy()))
     return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int64)
 

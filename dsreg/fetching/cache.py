@@ -8,7 +8,7 @@ Layout under the root (``DSREG_CACHE``, default the platform's user cache dir, e
     downloads/partial/<dataset>/<file>.part     an unfinished download, resumed next time
     downloads/rejected/<dataset>/<file>.<sha256>  bytes that failed verification, kept aside
     datasets/<dataset>/files.json               which blob is which file, how it was verified (FileRecord)
-    datasets/<dataset>/prepared/<version>-<config hash>/   manifest.json and <split>.arrow
+    datasets/<dataset>/prepared/<version>-<config hash>/   manifest.json and <split>-NNNNN.arrow shards
     locks/<dataset>.lock                        held while a dataset is fetched or prepared
 """
 

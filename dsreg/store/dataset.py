@@ -18,7 +18,7 @@ import torch
 from ..builder import Builder
 from ..features import Feature, class_names
 from .collate import Batch, Examples
-from .storage import open_split
+from .storage import open_split, shard_ranges
 
 __all__ = ["Dataset", "Batches", "Loader"]
 
@@ -113,16 +113,22 @@ class _Part:
 
     def gather(self, index: np.ndarray) -> dict[str, Any]:
         idx = torch.from_numpy(index)
-        out: dict[str, Any] = {}
-        for name, col in self.columns.items():
-            if name in self.offsets:
-                off = self.offsets[name]
-                out[name] = [col[off[i] : off[i + 1]].clone() for i in index]
-            elif isinstance(col, torch.Tensor):
-                out[name] = col.index_select(0, idx)
-            else:
-                out[name] = [col[int(i)].as_py() for i in index]
-        return out
+        return {
+            name: col.index_select(0, idx)
+            if isinstance(col, torch.Tensor) and name not in self.offsets
+            else self.gather_column(name, index)
+            for name, col in self.columns.items()
+        }
+
+    def gather_column(self, name: str, index: np.ndarray) -> Any:
+        """Rows ``index`` of column ``name``: a tensor for fixed-shape numbers, else a list."""
+        col = self.columns[name]
+        if name in self.offsets:
+            off = self.offsets[name]
+            return [col[off[i] : off[i + 1]].clone() for i in index]
+        if isinstance(col, torch.Tensor):
+            return col.index_select(0, torch.from_numpy(index))
+        return [col[int(i)].as_py() for i in index]
 
 
 class Batches(torch.utils.data.Sampler):
@@ -207,10 +213,11 @@ class Dataset(torch.utils.data.Dataset):
         split: str,
         transform: Callable[[dict[str, Any]], Any] | None = None,
     ) -> None:
-        """Serve ``ranges`` (``(split file, start, stop)``) of the store in ``folder``.
+        """Serve ``ranges`` (``(split, start, stop)``, in the split's example numbers) of the store in ``folder``.
 
-        ``info`` is the resolved ``DatasetInfo``: its ``features`` (those the store was prepared
-        with) say how each column is read; the builder supplies ``decode_example`` and the collate.
+        ``info`` is the resolved ``DatasetInfo``: its ``manifest`` says which shards hold each
+        split, its ``features`` (those the store was prepared with) how each column is read; the
+        builder supplies ``decode_example`` and the collate.
         """
         self.builder = builder
         self.folder = Path(folder)
@@ -219,8 +226,11 @@ class Dataset(torch.utils.data.Dataset):
         self.split = split
         self.transform = transform
         self.features: dict[str, Feature] = dict(info.features)
-        lengths = [stop - start for _, start, stop in self.ranges]
+        #: The same examples as ``(shard file name, start, stop)`` pieces, one per shard touched.
+        self.parts: list[tuple[str, int, int]] = shard_ranges(info.manifest, self.ranges)
+        lengths = [stop - start for _, start, stop in self.parts]
         self._ends = np.cumsum(lengths, dtype=np.int64)
+        self._starts = self._ends - np.asarray(lengths, dtype=np.int64)
         self._parts: list[_Part] | None = None
         self._plain = transform is None and not builder.decodes_on_access()
         self._ragged = tuple(name for name, feat in self.features.items() if feat.ragged)
@@ -231,7 +241,7 @@ class Dataset(torch.utils.data.Dataset):
 
     def _open(self) -> list[_Part]:
         if self._parts is None:
-            self._parts = [_Part(self.folder / f"{s}.arrow", a, b, self.features) for s, a, b in self.ranges]
+            self._parts = [_Part(self.folder / file, a, b, self.features) for file, a, b in self.parts]
         return self._parts
 
     def _locate(self, index: int) -> tuple[_Part, int]:
@@ -241,8 +251,7 @@ class Dataset(torch.utils.data.Dataset):
         if not 0 <= index < n:
             raise IndexError(f"index {index} is out of range for {self.info.name}:{self.split} of {n} examples")
         k = int(np.searchsorted(self._ends, index, side="right"))
-        start = int(self._ends[k - 1]) if k else 0
-        return self._open()[k], index - start
+        return self._open()[k], index - int(self._starts[k])
 
     def __getitem__(self, index: int) -> Any:
         part, local = self._locate(int(index))
@@ -269,23 +278,31 @@ class Dataset(torch.utils.data.Dataset):
         if len(parts) == 1:
             batch = Batch(parts[0].gather(index))
         else:
-            which = np.searchsorted(self._ends, index, side="right")
-            starts = np.concatenate([[0], self._ends[:-1]])
-            pieces, order = [], []
-            for k in np.unique(which):
-                sel = np.nonzero(which == k)[0]
-                pieces.append(parts[k].gather(index[sel] - starts[k]))
-                order.append(sel)
-            inverse = np.argsort(np.concatenate(order), kind="stable")
-            batch = Batch()
-            for name in pieces[0]:
-                values = [p[name] for p in pieces]
-                if isinstance(values[0], torch.Tensor):
-                    batch[name] = torch.cat(values).index_select(0, torch.from_numpy(inverse))
-                else:
-                    flat = [v for chunk in values for v in chunk]
-                    batch[name] = [flat[i] for i in inverse]
+            batch = self._gather_parts(parts, index)
         batch.ragged = self._ragged
+        return batch
+
+    def _gather_parts(self, parts: list[_Part], index: np.ndarray) -> Batch:
+        """Gather a batch whose examples lie in several parts (shards) into preallocated columns, in ``index`` order."""
+        which = np.searchsorted(self._ends, index, side="right")
+        if len(index) and (which == which[0]).all():
+            return Batch(parts[int(which[0])].gather(index - self._starts[which[0]]))
+        local = index - self._starts[which]
+        hits = [(parts[k], np.flatnonzero(which == k)) for k in np.flatnonzero(np.bincount(which, minlength=len(parts)))]
+        batch = Batch()
+        for name in self.features:
+            first = parts[0].columns[name]
+            if isinstance(first, torch.Tensor) and name not in parts[0].offsets:
+                out = torch.empty((len(index), *first.shape[1:]), dtype=first.dtype)
+                for part, sel in hits:
+                    out[torch.from_numpy(sel)] = part.columns[name].index_select(0, torch.from_numpy(local[sel]))
+                batch[name] = out
+            else:
+                values: list[Any] = [None] * len(index)
+                for part, sel in hits:
+                    for at, value in zip(sel.tolist(), part.gather_column(name, local[sel])):
+                        values[at] = value
+                batch[name] = values
         return batch
 
     # -- conveniences -------------------------------------------------------------------------
@@ -326,7 +343,7 @@ class Dataset(torch.utils.data.Dataset):
         """Return the same examples as a Hugging Face ``datasets.Dataset`` (memory-mapped, no copy)."""
         import datasets
 
-        pieces = [datasets.Dataset.from_file(str(self.folder / f"{s}.arrow")).select(range(a, b)) for s, a, b in self.ranges]
+        pieces = [datasets.Dataset.from_file(str(self.folder / file)).select(range(a, b)) for file, a, b in self.parts]
         return pieces[0] if len(pieces) == 1 else datasets.concatenate_datasets(pieces)
 
     def with_transform(self, transform: Callable[[dict[str, Any]], Any] | None) -> Dataset:

@@ -1,27 +1,41 @@
-"""The prepared store: each split written once to Arrow, memory-mapped on load.
+"""The prepared store: each split written once as Arrow shards, memory-mapped on load.
 
-A split is one Arrow IPC stream file holding a single record batch, with the schema of the
-dataset's features as Hugging Face ``datasets`` writes it (so ``datasets.Dataset.from_file`` reads
-it). Fixed-shape tensor columns are streamed to a raw side file while examples arrive and only
-wrapped as Arrow at the end, so each such column is one contiguous buffer in the file: a batch is
-one gather from the memory map, and preparing never holds the split in RAM.
+A split is a sequence of shards ``<split>-00000.arrow``, ``<split>-00001.arrow``, …: Arrow IPC stream
+files holding one record batch each, with the schema of the dataset's features as Hugging Face
+``datasets`` writes it (so ``datasets.Dataset.from_file`` reads any shard). Concatenated in order,
+the shards are the split in example order. A shard closes at the first example boundary at or past
+the target size (``DSREG_SHARD_BYTES``, default 64 MiB, read by ``shard_bytes()``), so every shard
+but the last holds about that many bytes of data. Fixed-shape tensor columns are streamed to a raw
+side file while examples arrive and only wrapped as Arrow when the shard closes, so each such column
+is one contiguous buffer per shard: a batch is one gather per shard it touches, and preparing holds
+at most one shard's small columns in RAM. The sha256 of each shard is computed as it is written.
 
-A prepared store is one folder per configuration holding one file per split and ``manifest.json``.
-Splits are prepared on their own or together (``Builder.plan()`` says what each needs): each is
-written to a temporary file renamed into place, then recorded in the manifest, which is replaced
-atomically. A split is served only while its file has the size the manifest records and the files
-it was generated from are the ones in the cache now; anything else is prepared again.
+A prepared store is one folder per configuration holding the shards of every split and
+``manifest.json`` (format 3), whose ``splits[S]`` records ``examples``, ``bytes``, ``skipped``,
+``files`` (the fetched files S was generated from, with their sha256), ``seconds`` and ``shards``:
+``[{"file", "rows", "bytes", "sha256"}, ...]`` (``split_shards()`` returns them). A split that was
+pulled from a remote store instead of prepared here also carries ``"pulled": URL``.
+
+Splits are prepared on their own or together (``Builder.plan()`` says what each needs): a split's
+shards are written under temporary names, renamed into place once all are written, then the split
+is recorded in the manifest, which is replaced atomically. A split is served (``ready_splits()``)
+while each of its shards has the size the manifest records and, unless it was pulled, the files it
+was generated from are the ones in the cache now; anything else is prepared again.
+``verify_split()`` checks the shards' sha256 too (pulls and ``dsreg doctor`` use it).
 """
 
 from __future__ import annotations
 
 import errno
+import glob
+import hashlib
 import os
+import re
 import shutil
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -31,12 +45,46 @@ from ..errors import CacheError, PluginError
 from ..features import Feature
 from ..fetching.cache import read_json, write_json_atomic
 
-__all__ = ["prepare", "read_manifest", "ready_splits", "open_split", "SplitWriter", "StoredSplit"]
+__all__ = [
+    "prepare",
+    "read_manifest",
+    "ready_splits",
+    "split_shards",
+    "shard_ranges",
+    "shard_name",
+    "shard_bytes",
+    "verify_split",
+    "open_split",
+    "SplitWriter",
+    "ShardedWriter",
+    "StoredSplit",
+]
 
 MANIFEST = "manifest.json"
-#: 2: per-split readiness (each split records the files it was generated from); 1 was all-or-nothing.
-FORMAT = 2
+#: 3: each split is Arrow shards listed with rows, bytes and sha256; 2 was one file per split with
+#: per-split readiness; 1 was all-or-nothing. Stores of another format are prepared again.
+FORMAT = 3
 _FLUSH_ROWS = 65536
+#: The default target size of a shard (``DSREG_SHARD_BYTES``): 64 MiB.
+DEFAULT_SHARD_BYTES = 64 << 20
+
+
+def shard_bytes() -> int:
+    """The target size of a shard in bytes: ``DSREG_SHARD_BYTES`` (e.g. ``8MiB``), else 64 MiB."""
+    from ..fetching.config import parse_size
+
+    value = os.environ.get("DSREG_SHARD_BYTES", "").strip()
+    return parse_size(value, "DSREG_SHARD_BYTES") if value else DEFAULT_SHARD_BYTES
+
+
+def shard_name(split: str, index: int) -> str:
+    """The file name of shard ``index`` (from 0) of ``split``: ``train-00000.arrow``."""
+    return f"{split}-{index:05d}.arrow"
+
+
+def split_shards(manifest: Mapping[str, Any], split: str) -> list[dict[str, Any]]:
+    """Return the shard entries (``{"file", "rows", "bytes", "sha256"}``, in example order) of ``split`` in ``manifest``."""
+    return list(manifest["splits"][split].get("shards", []))
 
 
 def _np_dtype(dtype: str) -> Any:
@@ -56,13 +104,17 @@ class _RawColumn:
         self.dtype = _np_dtype(feature.dtype)
         self.fh = open(path, "wb")
         self.lengths: list[int] | None = None if feature.fixed else []
+        self.nbytes = 0
         self._np = np
 
     def append(self, column: str, value: Any) -> None:
         arr = self.feature.encode(column, value)  # the declared dtype and shape, or a ValueError naming the column
         if self.lengths is not None:
             self.lengths.append(arr.shape[0])
-        self.fh.write(self._np.ascontiguousarray(arr).tobytes())
+            self.nbytes += 4  # its row offset
+        data = self._np.ascontiguousarray(arr).tobytes()
+        self.nbytes += len(data)
+        self.fh.write(data)
 
     def finish(self, rows: int, arrow_type: Any) -> Any:
         import pyarrow as pa
@@ -90,8 +142,56 @@ class _RawColumn:
         return values
 
 
+def _value_bytes(value: Any) -> int:
+    """About how many bytes Arrow stores for one encoded value of a column kept in Python (strings, lists, numbers)."""
+    if value is None:
+        return 0
+    if isinstance(value, str):
+        return len(value.encode("utf-8", "surrogatepass")) + 4
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return len(value) + 4
+    if isinstance(value, Mapping):
+        return sum(_value_bytes(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return 4 + sum(_value_bytes(v) for v in value)
+    if getattr(value, "ndim", None):  # a numpy array
+        return int(value.nbytes) + 4
+    return 8  # a number
+
+
+class _HashingFile:
+    """A binary file that hashes what is written to it: the sink pyarrow writes a shard through."""
+
+    def __init__(self, path: Path) -> None:
+        self.fh = open(path, "wb")
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+        self.closed = False
+
+    def write(self, data: Any) -> int:
+        self.sha256.update(data)
+        written = self.fh.write(data)
+        self.size += written
+        return written
+
+    def tell(self) -> int:
+        return self.size
+
+    def flush(self) -> None:
+        self.fh.flush()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.fh.close()
+
+
 class SplitWriter:
-    """Write one split's examples to ``path`` (one Arrow record batch); call ``close()`` at the end."""
+    """Write examples to one Arrow file ``path`` (one record batch: a shard); call ``close()`` at the end.
+
+    ``nbytes`` estimates the data written so far (exact for tensor columns); after ``close()``,
+    ``size`` and ``sha256`` describe the file.
+    """
 
     def __init__(self, path: Path, features: Mapping[str, Feature]) -> None:
         from datasets import Features
@@ -103,6 +203,10 @@ class SplitWriter:
         self.hf = Features({name: feat.to_hf() for name, feat in self.features.items()})
         self.schema = self.hf.arrow_schema
         self.rows = 0
+        self.size = 0
+        self.sha256 = ""
+        self._estimated = 0  # bytes of the columns kept in Python
+        self._width: dict[str, int] = {}  # bytes per value of a fixed-width column kept in Python
         self.raw: dict[str, _RawColumn] = {}
         self.buffers: dict[str, list[Any]] = {}
         self.chunks: dict[str, list[Any]] = {}
@@ -112,6 +216,15 @@ class SplitWriter:
             else:
                 self.buffers[name] = []
                 self.chunks[name] = []
+                try:
+                    self._width[name] = max(1, int(self.schema.field(name).type.bit_width) // 8)
+                except ValueError:  # not a fixed-width type: strings, lists
+                    pass
+
+    @property
+    def nbytes(self) -> int:
+        """About how many bytes of data the examples written so far take in the file."""
+        return self._estimated + sum(col.nbytes for col in self.raw.values())
 
     def write(self, example: Mapping[str, Any]) -> None:
         """Append one example (a dict with exactly the feature columns)."""
@@ -124,7 +237,10 @@ class SplitWriter:
             if name in self.raw:
                 self.raw[name].append(name, value)
             else:
-                self.buffers[name].append(feat.encode(name, value))
+                encoded = feat.encode(name, value)
+                self.buffers[name].append(encoded)
+                width = self._width.get(name)
+                self._estimated += width if width is not None else _value_bytes(encoded)
         self.rows += 1
         if self.rows % _FLUSH_ROWS == 0:
             self._flush()
@@ -138,7 +254,7 @@ class SplitWriter:
                 self.buffers[name] = []
 
     def close(self) -> int:
-        """Write the record batch, remove the side files and return the number of rows."""
+        """Write the record batch (hashing it as it goes), remove the side files and return the number of rows."""
         import pyarrow as pa
 
         self._flush()
@@ -150,8 +266,13 @@ class SplitWriter:
                 chunks = self.chunks[field.name]
                 arrays.append(pa.concat_arrays(chunks) if chunks else pa.array([], type=field.type))
         batch = pa.RecordBatch.from_arrays(arrays, schema=self.schema)
-        with pa.OSFile(str(self.path), "wb") as sink, pa.ipc.new_stream(sink, self.schema) as writer:
-            writer.write_batch(batch)
+        sink = _HashingFile(self.path)
+        try:
+            with pa.ipc.new_stream(sink, self.schema) as writer:
+                writer.write_batch(batch)
+        finally:
+            sink.close()
+        self.size, self.sha256 = sink.size, sink.sha256.hexdigest()
         del batch, arrays
         self.discard()
         return self.rows
@@ -165,6 +286,84 @@ class SplitWriter:
                 pass
             try:
                 col.path.unlink(missing_ok=True)
+            except OSError:
+                pass
+
+
+def _shard_pattern(split: str) -> re.Pattern[str]:
+    return re.compile(re.escape(split) + r"-\d{5,}\.arrow")
+
+
+class ShardedWriter:
+    """Write one split's examples as shards of about ``target`` bytes into ``folder``.
+
+    Shards are written under temporary names (``.<shard>.tmp-<id>``); ``close()`` ends the last one
+    and returns the manifest's shard entries, ``commit()`` renames them all into place and removes
+    shards a previous version of the split left beyond the new count; ``discard()`` (never raises)
+    removes everything written.
+    """
+
+    def __init__(self, folder: Path, split: str, features: Mapping[str, Feature], target: int | None = None) -> None:
+        if not features:
+            raise PluginError("a Builder must declare features to be prepared")
+        self.folder = Path(folder)
+        self.split = split
+        self.features = dict(features)
+        self.target = shard_bytes() if target is None else max(1, int(target))
+        self.tag = uuid.uuid4().hex[:8]
+        self.rows = 0
+        self.done: list[tuple[Path, dict[str, Any]]] = []  # (temporary path, shard entry)
+        self.current: SplitWriter | None = None
+
+    def _temp(self, index: int) -> Path:
+        return self.folder / f".{shard_name(self.split, index)}.tmp-{self.tag}"
+
+    def write(self, example: Mapping[str, Any]) -> None:
+        """Append one example; the shard closes once it holds ``target`` bytes or more."""
+        if self.current is None:
+            self.current = SplitWriter(self._temp(len(self.done)), self.features)
+        self.current.write(example)
+        self.rows += 1
+        if self.current.nbytes >= self.target:
+            self._end_shard()
+
+    def _end_shard(self) -> None:
+        writer = self.current
+        assert writer is not None
+        rows = writer.close()
+        self.done.append(
+            (writer.path, {"file": shard_name(self.split, len(self.done)), "rows": rows, "bytes": writer.size, "sha256": writer.sha256})
+        )
+        self.current = None
+
+    def close(self) -> list[dict[str, Any]]:
+        """End the last shard (an empty split still gets one, holding the schema) and return the shard entries."""
+        if self.current is not None or not self.done:
+            if self.current is None:
+                self.current = SplitWriter(self._temp(0), self.features)
+            self._end_shard()
+        return [entry for _, entry in self.done]
+
+    def commit(self) -> None:
+        """Rename every shard into place, then remove the split's other shard files (a longer earlier version's)."""
+        for path, entry in self.done:
+            os.replace(path, self.folder / entry["file"])
+        keep = {entry["file"] for _, entry in self.done}
+        pattern = _shard_pattern(self.split)
+        for stale in self.folder.glob(f"{glob.escape(self.split)}-*.arrow"):
+            if stale.name not in keep and pattern.fullmatch(stale.name):
+                stale.unlink(missing_ok=True)
+
+    def discard(self) -> None:
+        """Remove the shards written (still under temporary names) and the current one's side files; never raises."""
+        if self.current is not None:
+            self.current.discard()
+            paths = [self.current.path, *(path for path, _ in self.done)]
+        else:
+            paths = [path for path, _ in self.done]
+        for path in paths:
+            try:
+                path.unlink(missing_ok=True)
             except OSError:
                 pass
 
@@ -294,14 +493,17 @@ def disk_error(exc: OSError, folder: Path, what: str) -> CacheError | None:
 class StoredSplit:
     """A prepared split as ``Builder.review_split`` sees an earlier one: its length and its columns."""
 
-    def __init__(self, path: Path, features: Mapping[str, Feature]) -> None:
-        self.path = path
+    def __init__(self, paths: Path | list[Path], features: Mapping[str, Feature]) -> None:
+        self.paths = [paths] if isinstance(paths, Path) else list(paths)
         self.features = dict(features)
         self._table: Any = None
 
     def _columns(self) -> Any:
         if self._table is None:
-            self._table = open_split(self.path)
+            import pyarrow as pa
+
+            tables = [open_split(path) for path in self.paths]
+            self._table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
         return self._table
 
     def __len__(self) -> int:
@@ -331,13 +533,20 @@ def _merge_notes(into: dict[str, Any], notes: Mapping[str, Any]) -> None:
             into[key] = value
 
 
-def _clean_leftovers(folder: Path) -> None:
-    """Remove what a killed prepare left: temporary split files, their raw side files, old temp folders."""
-    for stale in (*folder.glob(".*.tmp-*"), *folder.glob(".*.raw"), *folder.parent.glob(f".{folder.name}.tmp-*")):
-        if stale.is_dir():
-            shutil.rmtree(stale, ignore_errors=True)
+def _clean_leftovers(folder: Path, manifest: Mapping[str, Any] | None = None) -> None:
+    """Remove what a killed prepare left: temporary shards, their raw side files, old temp folders.
+
+    With the store's ``manifest`` (None: none yet), shard files it does not list go too (a prepare
+    killed between renaming a split's shards into place and recording them).
+    """
+    stale = [*folder.glob(".*.tmp-*"), *folder.glob(".*.raw"), *folder.parent.glob(f".{folder.name}.tmp-*")]
+    listed = {shard["file"] for split in (manifest or {}).get("splits", {}) for shard in split_shards(manifest or {}, split)}
+    stale += [path for path in folder.glob("*.arrow") if path.name not in listed]
+    for path in stale:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
         else:
-            stale.unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
 
 
 def prepare(
@@ -366,7 +575,7 @@ def prepare(
     created = not target.exists()
     try:
         target.mkdir(parents=True, exist_ok=True)
-        _clean_leftovers(target)
+        _clean_leftovers(target, existing)
     except OSError as exc:
         told = disk_error(exc, target.parent, what)
         if told is None:
@@ -383,14 +592,14 @@ def prepare(
             if manifest is None:
                 manifest = _new_manifest(builder, features)
             for split in splits:
-                manifest["splits"][split.name] = _prepare_split(builder, split, files, target, records, features, workers)
+                manifest["splits"][split.name] = _prepare_split(builder, split, files, target, records, features, workers, manifest)
                 _merge_notes(manifest["notes"], builder.notes)
                 builder.notes.clear()
                 manifest["split_order"] = [s for s in order if s in manifest["splits"]] + [s for s in manifest["splits"] if s not in order]
                 manifest["prepared"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
                 write_json_atomic(target / MANIFEST, manifest)
     except BaseException as exc:
-        _clean_leftovers(target)
+        _clean_leftovers(target, manifest if manifest is not None and (target / MANIFEST).exists() else None)
         if created and not any(target.iterdir()):
             shutil.rmtree(target, ignore_errors=True)  # nothing was prepared: leave no empty store behind
         if isinstance(exc, OSError):
@@ -440,14 +649,17 @@ def _prepare_split(
     records: Mapping[str, Any],
     features: Mapping[str, Feature],
     workers: int | None,
+    manifest: dict[str, Any],
 ) -> dict[str, Any]:
-    """Write one split to ``target/<split>.arrow`` (through a temporary file) and return its manifest entry."""
+    """Write one split as shards in ``target`` (through temporary files) and return its manifest entry.
+
+    A split already in ``manifest`` (prepared again) is dropped from it on disk before its new
+    shards are renamed into place, so no reader ever sees old and new shards mixed.
+    """
     started = time.perf_counter()
-    final = target / f"{split.name}.arrow"
-    tmp = target / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}"
     own = {name: files[name] for name in split.files}
-    earlier = {name: StoredSplit(target / f"{name}.arrow", features) for name in split.after}
-    writer = SplitWriter(tmp, features)
+    earlier = {name: StoredSplit([target / shard["file"] for shard in split_shards(manifest, name)], features) for name in split.after}
+    writer = ShardedWriter(target, split.name, features)
     skipped: list[dict[str, str]] = []
     try:
         stream = examples(builder, split.name, own, workers)
@@ -459,18 +671,20 @@ def _prepare_split(
                 writer.write(example)
             except (ValueError, TypeError) as exc:
                 raise PluginError(f"{builder.name}: example {key!r} of split {split.name!r}: {exc}") from exc
-        rows = writer.close()
-        os.replace(tmp, final)
+        shards = writer.close()
+        if manifest["splits"].pop(split.name, None) is not None and (target / MANIFEST).exists():
+            write_json_atomic(target / MANIFEST, manifest)
+        writer.commit()
     except BaseException:
         writer.discard()
-        tmp.unlink(missing_ok=True)
         raise
     return {
-        "examples": rows,
-        "bytes": final.stat().st_size,
+        "examples": sum(shard["rows"] for shard in shards),
+        "bytes": sum(shard["bytes"] for shard in shards),
         "skipped": skipped,
         "files": {name: dict(records[name]) for name in split.files if name in records},
         "seconds": round(time.perf_counter() - started, 3),
+        "shards": shards,
     }
 
 
@@ -488,32 +702,91 @@ def read_manifest(folder: Path) -> dict[str, Any] | None:
     return manifest
 
 
+def shard_ranges(manifest: Mapping[str, Any], ranges: Sequence[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
+    """Map ``[(split, start, stop), ...]`` onto the shards: ``[(shard file name, start, stop), ...]`` in the same order.
+
+    Empty pieces are left out; if nothing is left, the first range's first shard stands as one
+    empty piece (so the schema is still known).
+    """
+    out: list[tuple[str, int, int]] = []
+    for split, start, stop in ranges:
+        offset = 0
+        for shard in split_shards(manifest, split):
+            rows = int(shard["rows"])
+            lo, hi = max(start, offset), min(stop, offset + rows)
+            if lo < hi:
+                out.append((shard["file"], lo - offset, hi - offset))
+            offset += rows
+    if not out and ranges:
+        out.append((split_shards(manifest, ranges[0][0])[0]["file"], 0, 0))
+    return out
+
+
+def _shards_intact(folder: Path, meta: Mapping[str, Any]) -> bool:
+    """True when ``meta`` lists shards adding up to its examples and each file has the recorded size."""
+    shards = meta.get("shards")
+    if not isinstance(shards, list) or not shards or sum(int(shard.get("rows", -1)) for shard in shards) != meta.get("examples"):
+        return False
+    for shard in shards:
+        try:
+            if (folder / shard["file"]).stat().st_size != shard["bytes"]:
+                return False
+        except (OSError, KeyError, TypeError):
+            return False
+    return True
+
+
 def ready_splits(folder: Path, manifest: Mapping[str, Any] | None, fetched: Mapping[str, str]) -> list[str]:
     """Return the splits of ``manifest`` that can be served, in its order.
 
-    A split is ready while its file has the recorded size and every file it was generated from is
-    in the cache now with the same sha256 (``fetched``: ``{file name: sha256}`` of the files whose
-    verified bytes are present).
+    A split is ready while each of its shards has the recorded size and, unless it was pulled from
+    a remote store (``"pulled"`` in its entry), every file it was generated from is in the cache
+    now with the same sha256 (``fetched``: ``{file name: sha256}`` of the files whose verified
+    bytes are present). Sizes only: ``verify_split`` reads the bytes.
     """
     if manifest is None:
         return []
     ready = []
     for split in manifest.get("split_order", []):
         meta = manifest["splits"].get(split)
-        if meta is None:
+        if meta is None or not _shards_intact(folder, meta):
             continue
-        path = folder / f"{split}.arrow"
-        try:
-            intact = path.stat().st_size == meta.get("bytes")
-        except OSError:
-            intact = False
-        if intact and all(fetched.get(name) == record.get("sha256") for name, record in meta.get("files", {}).items()):
+        if meta.get("pulled") or all(fetched.get(name) == record.get("sha256") for name, record in meta.get("files", {}).items()):
             ready.append(split)
     return ready
 
 
+def verify_split(folder: Path, manifest: Mapping[str, Any], split: str) -> dict[str, str]:
+    """Check every shard of ``split`` against the manifest (size, then sha256).
+
+    Return ``{shard file name: what is wrong}`` for each shard that fails; empty when all pass.
+    """
+    problems: dict[str, str] = {}
+    for shard in split_shards(manifest, split):
+        path = folder / shard["file"]
+        try:
+            size = path.stat().st_size
+        except OSError:
+            problems[shard["file"]] = "missing"
+            continue
+        if size != shard["bytes"]:
+            problems[shard["file"]] = f"{size} bytes, the manifest says {shard['bytes']}"
+            continue
+        digest = hashlib.sha256()
+        try:
+            with open(path, "rb") as fh:
+                while chunk := fh.read(1 << 20):
+                    digest.update(chunk)
+        except OSError as exc:
+            problems[shard["file"]] = f"unreadable ({exc.strerror or exc})"
+            continue
+        if digest.hexdigest() != shard["sha256"]:
+            problems[shard["file"]] = f"sha256 {digest.hexdigest()}, the manifest says {shard['sha256']}"
+    return problems
+
+
 def open_split(path: Path) -> Any:
-    """Memory-map one split and return its pyarrow Table (one chunk per column)."""
+    """Memory-map one shard file and return its pyarrow Table (one chunk per column)."""
     import pyarrow as pa
 
     try:

@@ -117,14 +117,14 @@ def test_the_test_split_downloads_only_the_small_archive_and_later_splits_join_i
     assert {name for name, _, _ in dsreg_file_server.requests} == {"notMNIST_small.tar.gz"}
     assert inf.ready_splits == ("test",) and not inf.cached
     store = inf.prepared_path
-    test_file = (store / "test.arrow").stat()
+    test_file = (store / "test-00000.arrow").stat()
     # A later split joins the same store; test is not prepared again.
     dsreg.fetch("notmnist", split="validation", mirrors=[url], quiet=True, validation_size=50)
     assert len(dsreg.load("notmnist", split="validation", validation_size=50, download=False)) > 0
     assert {name for name, _, _ in dsreg_file_server.requests} == {"notMNIST_small.tar.gz", "notMNIST_large.tar.gz"}
     after = dsreg.info("notmnist", validation_size=50)
     assert after.ready_splits == ("test", "validation") and after.prepared_path == store
-    assert (store / "test.arrow").stat().st_mtime_ns == test_file.st_mtime_ns
+    assert (store / "test-00000.arrow").stat().st_mtime_ns == test_file.st_mtime_ns
 
 
 def test_each_split_prepared_alone_equals_the_split_prepared_with_the_others(
