@@ -1,0 +1,308 @@
+"""StreamingDataset: exactly once per epoch across ranks and workers, shuffle, resume, the bounded shard cache."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import shutil
+import threading
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+import dsreg
+from dsreg.store.collate import Batch
+from dsreg.store.dataset import Dataset
+from dsreg.store.storage import SplitWriter
+from dsreg.store.streaming import ShardCache, StreamingDataset
+
+from toydata import blob, make_builder
+
+#: Rows per shard: uneven on purpose, so parts cut shards in odd places.
+SHARD_ROWS = (100, 80, 120, 50, 90, 100, 60)
+N = sum(SHARD_ROWS)
+
+
+def write_store(folder: Path, builder: Any, rows: tuple[int, ...] = SHARD_ROWS, split: str = "train") -> dict[str, Any]:
+    """Write a sharded store by hand: one Arrow stream file per shard and a format-3 manifest."""
+    folder.mkdir(parents=True, exist_ok=True)
+    images = np.frombuffer(blob(4 * sum(rows)), dtype=np.uint8).reshape(-1, 1, 2, 2)
+    features = dict(builder.features)
+    shards, at = [], 0
+    for index, count in enumerate(rows):
+        path = folder / f"{split}-{index:05d}.arrow"
+        writer = SplitWriter(path, features)
+        for i in range(at, at + count):
+            writer.write({"image": images[i], "label": i % 2})
+        writer.close()
+        at += count
+        data = path.read_bytes()
+        shards.append({"file": path.name, "rows": count, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()})
+    manifest = {
+        "format": 3,
+        "dataset": builder.name,
+        "version": builder.version,
+        "config_id": builder.config_id,
+        "schema": {name: feat.to_json() for name, feat in features.items()},
+        "split_order": [split],
+        "splits": {split: {"examples": sum(rows), "bytes": sum(s["bytes"] for s in shards), "shards": shards}},
+    }
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return manifest
+
+
+@pytest.fixture
+def store(tmp_path):
+    builder = make_builder(blob())()
+    folder = tmp_path / "store" / builder.name / builder.config_id
+    manifest = write_store(folder, builder)
+    return builder, folder, manifest
+
+
+def key(image: torch.Tensor, label: Any) -> str:
+    """A content hash of one example."""
+    return hashlib.sha256(image.numpy().tobytes() + str(int(label)).encode()).hexdigest()[:16]
+
+
+def batch_keys(batch: dict[str, Any]) -> list[str]:
+    return [key(im, lab) for im, lab in zip(batch["image"], batch["label"])]
+
+
+def plain_keys(builder, folder, manifest) -> list[str]:
+    """The content of the plain map-style dataset over the same shards, in order."""
+    plain = Dataset(builder, folder, [("train", 0, N)], _Info(builder, manifest), "train")
+    return batch_keys(plain.__getitems__(list(range(len(plain)))))
+
+
+class _Info:
+    """What ``Dataset`` reads of a ``DatasetInfo``."""
+
+    def __init__(self, builder, manifest):
+        self.name, self.features, self.manifest = builder.name, dict(builder.features), manifest
+
+
+def stream(builder, location, manifest, **kw) -> StreamingDataset:
+    return StreamingDataset(builder, location, manifest, "train", builder.features, **kw)
+
+
+def epoch_keys(ds: StreamingDataset, batch_size: int = 32, num_workers: int = 0) -> list[list[str]]:
+    return [batch_keys(b) for b in ds.loader(batch_size=batch_size, num_workers=num_workers)]
+
+
+@pytest.mark.parametrize("world, workers", [(1, 1), (1, 2), (2, 2), (3, 1)])
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_every_example_exactly_once_per_epoch(store, world, workers, shuffle):
+    builder, folder, manifest = store
+    expected = plain_keys(builder, folder, manifest)
+    seen: list[str] = []
+    for rank in range(world):
+        ds = stream(builder, folder, manifest, rank=rank, world_size=world, shuffle=shuffle, buffer_size=64)
+        got = [k for batch in epoch_keys(ds, 32, 0 if workers == 1 else workers) for k in batch]
+        assert len(got) == len(ds) == N // world + (rank < N % world)
+        seen += got
+    assert Counter(seen) == Counter(expected) and len(seen) == N
+    if not shuffle and world == 1 and workers == 1:
+        assert seen == expected  # no shuffle, one reader: the plain dataset's order
+
+
+def test_iterating_the_dataset_yields_examples_in_a_users_dataloader(store):
+    builder, folder, manifest = store
+    ds = stream(builder, folder, manifest, shuffle=True, seed=3)
+    first = next(iter(ds))
+    assert first["image"].shape == (1, 2, 2) and first["image"].dtype == torch.uint8
+    loader = torch.utils.data.DataLoader(ds, batch_size=50, num_workers=2)
+    keys = [key(im, lab) for b in loader for im, lab in zip(b["image"], b["label"])]
+    assert Counter(keys) == Counter(plain_keys(builder, folder, manifest))
+
+
+@pytest.mark.parametrize("balance, share", [("pad", 200), ("drop", 199)])
+def test_balance_gives_every_rank_the_same_number_of_steps(store, balance, share):
+    builder, folder, manifest = store
+    assert N == 600 and 600 % 3 == 0
+    rows = (*SHARD_ROWS[:-1], 59)  # 599 examples: 3 ranks cannot split them evenly
+    manifest = write_store(folder, builder, rows)
+    keys, lengths, steps = [], [], []
+    for rank in range(3):
+        ds = stream(builder, folder, manifest, rank=rank, world_size=3, balance=balance, shuffle=True)
+        batches = epoch_keys(ds, 16, 2)
+        lengths.append(len(ds))
+        steps.append(len(batches))
+        assert len(batches) == len(ds.loader(batch_size=16, num_workers=2))
+        keys += [k for b in batches for k in b]
+    assert lengths == [share] * 3 and len(set(steps)) == 1
+    counts = Counter(keys)
+    if balance == "pad":  # every example, one read twice (like DistributedSampler)
+        assert len(counts) == 599 and sum(counts.values()) == 600 and max(counts.values()) == 2
+    else:  # two left out
+        assert len(counts) == 597 and max(counts.values()) == 1
+
+
+def test_shuffle_is_reproducible_and_differs_between_epochs(store):
+    builder, folder, manifest = store
+    ds = stream(builder, folder, manifest, shuffle=True, seed=7, buffer_size=100)
+    first = epoch_keys(ds)
+    again = epoch_keys(stream(builder, folder, manifest, shuffle=True, seed=7, buffer_size=100))
+    assert first == again
+    ds.set_epoch(1)
+    second = epoch_keys(ds)
+    assert second != first and Counter(map(tuple, second)) != Counter(map(tuple, first))
+    assert sorted(k for b in second for k in b) == sorted(k for b in first for k in b)
+    other_seed = epoch_keys(stream(builder, folder, manifest, shuffle=True, seed=8, buffer_size=100))
+    assert other_seed != first
+    flat = [k for b in first for k in b]
+    assert flat != plain_keys(builder, folder, manifest)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_resume_mid_epoch_gives_the_remaining_examples(store, workers):
+    builder, folder, manifest = store
+    kw = dict(shuffle=True, seed=1, buffer_size=128)
+    whole = stream(builder, folder, manifest, **kw)
+    whole.set_epoch(2)
+    uninterrupted = epoch_keys(whole, 25, workers)
+
+    ds = stream(builder, folder, manifest, **kw)
+    ds.set_epoch(2)
+    taken, k = [], 7
+    for batch in ds.loader(batch_size=25, num_workers=workers):
+        taken.append(batch_keys(batch))
+        if len(taken) == k:
+            break
+    state = json.loads(json.dumps(ds.state_dict()))  # plain values, as a checkpoint holds them
+    assert state["epoch"] == 2 and sum(state["consumed"]) == 7 * 25
+
+    fresh = stream(builder, folder, manifest, **kw)
+    fresh.load_state_dict(state)
+    fresh.set_epoch(2)  # the trainer calls it at the start of the epoch: the state of that epoch is kept
+    rest = epoch_keys(fresh, 25, workers)
+    assert taken == uninterrupted[:k]
+    if workers == 0:
+        assert rest == uninterrupted[k:]
+    else:  # the same batches; workers take turns again from the first one
+        assert Counter(map(tuple, rest)) == Counter(map(tuple, uninterrupted[k:]))
+    # the epoch is done: the next one starts from its beginning
+    fresh.set_epoch(3)
+    assert sum(len(b) for b in epoch_keys(fresh, 25, workers)) == N
+
+
+def test_resume_counts_direct_iteration_and_refuses_other_settings(store):
+    builder, folder, manifest = store
+    ds = stream(builder, folder, manifest, shuffle=True)
+    it = iter(ds)
+    head = [key(ex["image"], ex["label"]) for ex in itertools.islice(it, 123)]
+    state = ds.state_dict()
+    assert state["consumed"] == [123]
+    fresh = stream(builder, folder, manifest, shuffle=True)
+    fresh.load_state_dict(state)
+    tail = [key(ex["image"], ex["label"]) for ex in fresh]
+    assert Counter(head + tail) == Counter(plain_keys(builder, folder, manifest))
+    assert [key(ex["image"], ex["label"]) for ex in fresh][:5] != tail[:5] or len(tail) == N  # a finished epoch starts over
+    with pytest.raises(dsreg.ConfigError, match="saved with seed=0, this dataset has seed=5"):
+        stream(builder, folder, manifest, shuffle=True, seed=5).load_state_dict(state)
+    other = stream(builder, folder, manifest, shuffle=True)
+    other.load_state_dict(state)
+    with pytest.raises(dsreg.ConfigError, match="resume with num_workers=0"):
+        list(other.loader(batch_size=10, num_workers=2))
+
+
+def _disk_bytes(folder: Path) -> int:
+    total = 0
+    for path in folder.rglob("*") if folder.exists() else ():
+        try:
+            total += path.stat().st_size if path.is_file() else 0
+        except FileNotFoundError:  # evicted or renamed while we looked
+            pass
+    return total
+
+
+def test_remote_shards_stream_through_a_bounded_lru_cache(store, tmp_path):
+    builder, folder, manifest = store
+    sizes = [s["bytes"] for s in manifest["splits"]["train"]["shards"]]
+    limit = 2 * max(sizes) + max(sizes) // 2  # under half the split
+    assert limit < sum(sizes) / 2
+    cache = tmp_path / "shard-cache"
+    ds = stream(builder, folder.as_uri(), manifest, shuffle=True, buffer_size=64, cache_dir=cache, cache_limit_bytes=limit)
+    assert ds.remote and ds.cache_folder == cache
+    peak, stop = [0], threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], _disk_bytes(cache))
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        keys = [k for b in epoch_keys(ds, 16, 2) for k in b]
+        keys += [k for b in epoch_keys(ds, 16, 0) for k in b]
+    finally:
+        stop.set()
+        watcher.join()
+    assert Counter(keys) == Counter(plain_keys(builder, folder, manifest) * 2)
+    assert 0 < peak[0] <= limit and _disk_bytes(cache) <= limit
+    assert not list(cache.glob(".pin.*")) and not list(cache.glob("*.part"))  # nothing pinned or half-written left
+
+
+def test_a_changed_remote_shard_is_refused(store, tmp_path):
+    builder, folder, manifest = store
+    remote = tmp_path / "remote"
+    shutil.copytree(folder, remote)
+    shard = remote / "train-00002.arrow"
+    data = bytearray(shard.read_bytes())
+    data[-20] ^= 0xFF  # same size, other bytes
+    shard.write_bytes(bytes(data))
+    ds = stream(builder, remote.as_uri(), manifest, cache_dir=tmp_path / "c")
+    with pytest.raises(dsreg.ChecksumError) as err:
+        list(ds.loader(batch_size=50))
+    message = str(err.value)
+    assert "\n" not in message and "shard train-00002.arrow" in message and "push the dataset again" in message
+    assert not (tmp_path / "c" / "train-00002.arrow").exists() and not list((tmp_path / "c").glob("*.part"))
+
+
+def test_a_cache_limit_under_two_shards_is_refused(store, tmp_path):
+    builder, folder, manifest = store
+    with pytest.raises(dsreg.ConfigError, match="under two shards.*DSREG_STREAM_CACHE_BYTES"):
+        stream(builder, folder.as_uri(), manifest, cache_dir=tmp_path / "c", cache_limit_bytes=1000)
+
+
+def test_cache_limit_from_the_environment(store, tmp_path, monkeypatch):
+    builder, folder, manifest = store
+    monkeypatch.setenv("DSREG_STREAM_CACHE_BYTES", "1MiB")
+    ds = stream(builder, folder.as_uri(), manifest, cache_dir=tmp_path / "c")
+    cache = ds._shard_cache()
+    assert isinstance(cache, ShardCache) and cache.limit == 1 << 20
+    monkeypatch.setenv("DSREG_STREAM_CACHE_BYTES", "lots")
+    with pytest.raises(dsreg.ConfigError, match="DSREG_STREAM_CACHE_BYTES='lots' is not a size"):
+        stream(builder, folder.as_uri(), manifest, cache_dir=tmp_path / "d")
+
+
+def test_an_fsspec_memory_location_streams(store, tmp_path):
+    import fsspec
+
+    builder, folder, manifest = store
+    fs = fsspec.filesystem("memory")
+    base = f"memory://dsreg-stream-{id(store):x}/{builder.name}/{builder.config_id}"
+    try:
+        for path in folder.iterdir():
+            fs.pipe(f"{base}/{path.name}", path.read_bytes())
+        ds = stream(builder, base, manifest, cache_dir=tmp_path / "c")
+        assert [k for b in epoch_keys(ds) for k in b] == plain_keys(builder, folder, manifest)
+    finally:
+        fs.rm(f"memory://dsreg-stream-{id(store):x}", recursive=True)
+
+
+def test_collate_fn_len_and_repr(store):
+    builder, folder, manifest = store
+    ds = stream(builder, folder, manifest)
+    assert ds.collate_fn is not None and ds.classes == ["even", "odd"]
+    batch = next(iter(ds.loader(batch_size=8)))
+    assert batch["image"].shape == (8, 1, 2, 2) and batch["label"].dtype == torch.int64
+    assert len(ds) == N and len(ds.loader(batch_size=8)) == -(-N // 8)
+    assert "7 shards" in repr(ds)
+    with pytest.raises(dsreg.ConfigError, match="orders itself"):
+        ds.loader(batch_size=8, shuffle=True)
+    assert isinstance(Batch(), dict)
