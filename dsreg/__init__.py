@@ -13,7 +13,7 @@ from importlib import metadata as _metadata
 from typing import Any
 
 from . import _moved
-from .api import DatasetInfo, fetch, get_builder, info, load, names
+from .api import DatasetInfo, fetch, get_builder, info, load, names, push
 from .builder import Builder, File, Skip, Split
 from .errors import (
     ArchiveError,
@@ -66,6 +66,7 @@ __all__ = [
     "info",
     "load",
     "names",
+    "push",
 ]
 
 

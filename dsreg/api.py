@@ -17,7 +17,7 @@ from .fetching.cache import Cache
 from .fetching.records import Status
 from .plugins import get_registry
 
-__all__ = ["DatasetInfo", "names", "info", "fetch", "load", "get_builder"]
+__all__ = ["DatasetInfo", "names", "info", "fetch", "load", "push", "get_builder"]
 
 
 @dataclass
@@ -252,6 +252,7 @@ def fetch(
     quiet: bool = False,
     cache_dir: str | os.PathLike[str] | None = None,
     workers: int | None = None,
+    remote: str | None = None,
     **config: Any,
 ) -> DatasetInfo:
     """Download, verify and prepare dataset ``name`` (only ``split``, if given); return its info.
@@ -264,8 +265,15 @@ def fetch(
     splits again even when cached, and replaces the pin of a file that has no published checksum.
     Such a file is pinned (its sha256 recorded and enforced on later downloads) only once a split
     prepared from it. Each failed attempt prints one line on stderr unless ``quiet``.
+
+    ``remote`` (default ``DSREG_REMOTE``; ``""`` for none) is a URL ``dsreg push`` published this
+    dataset to: splits not ready here are pulled from it (shards verified against its manifest,
+    resumable) instead of prepared from the raw files. A remote passed here that lacks the
+    configuration or a split is an error; one from ``DSREG_REMOTE`` falls back to preparing here.
     """
     resolved = _Resolved.of(name, config, cache_dir)
+    if not force and _pull(resolved, resolved.wanted(split), remote, quiet=quiet):
+        return resolved.info()
     _fetch(
         resolved,
         resolved.wanted(split),
@@ -376,6 +384,81 @@ def _fetch(
         resolved.reread()
 
 
+def _identity(builder: Builder) -> dict[str, Any]:
+    """Return what a store of ``builder``'s configuration records about itself (a remote must match it)."""
+    from .store.storage import FORMAT
+
+    kind = type(builder)
+    return {
+        "format": FORMAT,
+        "dataset": builder.name,
+        "version": builder.version,
+        "builder": f"{kind.__module__}:{kind.__qualname__}",
+        "config_id": builder.config_id,
+    }
+
+
+def _pull(resolved: _Resolved, wanted: Sequence[str], remote: str | None, *, quiet: bool) -> bool:
+    """Pull the ``wanted`` splits not ready here from ``remote`` (None: ``DSREG_REMOTE``); True when nothing is left to prepare.
+
+    False when there is no remote, or ``DSREG_REMOTE`` lacks them (a note says so): the caller prepares.
+    """
+    from .store import remote as remotes
+
+    explicit = remote is not None
+    base = remote if explicit else remotes.env_remote()
+    if not base:
+        return False
+    if all(s in resolved.ready for s in wanted):
+        return True
+    name = resolved.builder.name
+    lock = _locked(resolved.cache, name, quiet)
+    try:
+        resolved.reread()
+        missing = [s for s in wanted if s not in resolved.ready]
+        if missing:
+            remotes.pull_store(base, resolved.folder, _identity(resolved.builder), missing, explicit=explicit, quiet=quiet)
+    except remotes.RemoteMissing as exc:
+        if explicit:
+            raise
+        if not quiet:
+            print(f"{str(exc).split('; ')[0]}; preparing it here from the raw files", file=sys.stderr)
+        return False
+    finally:
+        lock.release()
+        resolved.reread()
+    return True
+
+
+def push(
+    name: str,
+    url: str,
+    *,
+    split: str | Sequence[str] | None = None,
+    quiet: bool = False,
+    cache_dir: str | os.PathLike[str] | None = None,
+    workers: int | None = None,
+    **config: Any,
+) -> Any:
+    """Publish the prepared store of ``name`` (with ``config``) to ``url``, any fsspec URL or folder; return a ``Transfer``.
+
+    ``split`` names the splits to push (None: those ready here, or every split when none is); a
+    split not ready here is fetched and prepared first. The store lands at
+    ``URL/<name>/<config_id>/`` (shards first, then the manifest, merged with the splits already
+    there), where ``load(..., remote=URL)`` and ``fetch(..., remote=URL)`` on any machine pull it.
+    """
+    from .store import remote as remotes
+
+    resolved = _Resolved.of(name, config, cache_dir)
+    splits = (list(resolved.ready) or resolved.wanted(None)) if split is None else resolved.wanted(split)
+    missing = [s for s in splits if s not in resolved.ready]
+    if missing:
+        _fetch(resolved, missing, config=config, quiet=quiet, cache_dir=cache_dir, workers=workers)
+        splits = [s for s in (resolved.ready if split is None else resolved.wanted(split)) if s in resolved.ready]
+    assert resolved.manifest is not None
+    return remotes.push_store(resolved.folder, resolved.manifest, url, splits)
+
+
 def load(
     name: str,
     split: str | None = None,
@@ -383,18 +466,28 @@ def load(
     download: bool = True,
     transform: Callable[[dict[str, Any]], Any] | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
+    remote: str | None = None,
+    streaming: bool = False,
     **config: Any,
 ) -> Any:
     """Return split ``split`` of dataset ``name`` as a ``dsreg.Dataset`` (all splits as a dict if None).
 
     ``split`` may slice and combine: ``"train[:10%]"``, ``"train[100:200]"``, ``"train+test"``.
     The splits it names are fetched and prepared on first use (only those, and only the files they
-    need) unless ``download=False``.
+    need) unless ``download=False``. With ``remote`` (default ``DSREG_REMOTE``), splits not ready
+    here are pulled from that ``dsreg push`` URL instead of prepared (see ``fetch``).
+
+    ``streaming=True`` returns a ``dsreg.StreamingDataset`` (an IterableDataset over the split's
+    shards) instead: read in place when the split is prepared here, else streamed from ``remote``
+    (or ``DSREG_REMOTE``) through a bounded local shard cache without copying the store here,
+    else prepared here first. It takes whole split names only.
     """
     from .store import splits as split_expr
     from .store.dataset import Dataset
 
     resolved = _Resolved.of(name, config, cache_dir)
+    if streaming:
+        return _streaming(resolved, split, remote, download=download, transform=transform, config=config, cache_dir=cache_dir)
     wanted = resolved.wanted(split)
     missing = [s for s in wanted if s not in resolved.ready]
     if missing:
@@ -404,7 +497,8 @@ def load(
                 f"{resolved.builder.name} ({', '.join(missing)}) is not prepared in {resolved.cache.root}; "
                 f"run `dsreg fetch {resolved.builder.name} {which}` or pass download=True"
             )
-        _fetch(resolved, missing, config=config, quiet=True, cache_dir=cache_dir)
+        if not _pull(resolved, missing, remote, quiet=True):
+            _fetch(resolved, missing, config=config, quiet=True, cache_dir=cache_dir)
         wanted = resolved.wanted(split)  # the splits found in the data, if the plan learnt them while preparing
     ds_info = resolved.info()
     manifest = ds_info.manifest
@@ -415,3 +509,67 @@ def load(
         return {s: Dataset(builder, folder, [(s, 0, counts[s])], ds_info, s, transform) for s in wanted}
     ranges = split_expr.resolve(split, counts)
     return Dataset(builder, folder, ranges, ds_info, split, transform)
+
+
+def _streaming(
+    resolved: _Resolved,
+    split: str | None,
+    remote: str | None,
+    *,
+    download: bool,
+    transform: Callable[[dict[str, Any]], Any] | None,
+    config: dict[str, Any],
+    cache_dir: str | os.PathLike[str] | None,
+) -> Any:
+    """``load(..., streaming=True)``: a ``StreamingDataset`` per split, local where ready, else from the remote."""
+    import dataclasses
+
+    from .store import remote as remotes
+    from .store.storage import stored_features
+    from .store.streaming import StreamingDataset
+
+    builder = resolved.builder
+    if split is not None and split not in resolved.split_names:
+        resolved.wanted(split)  # an unknown split is named as load names it
+        raise ConfigError(
+            f"streaming reads whole splits: give one of {', '.join(resolved.split_names)}, not {split!r} "
+            "(slices and sums need dsreg.load without streaming)"
+        )
+    wanted = resolved.wanted(split)
+    missing = [s for s in wanted if s not in resolved.ready]
+    base = remote if remote is not None else remotes.env_remote()
+    where: str | None = None
+    theirs: dict[str, Any] | None = None
+    if missing and base:
+        where = remotes.location(base, builder.name, builder.config_id)
+        theirs = remotes.read_remote_manifest(where)
+        problem = "has no store for this configuration" if theirs is None else None
+        if theirs is not None:
+            incompatible = remotes.incompatibility(theirs, _identity(builder))
+            if incompatible:
+                raise ConfigError(f"{builder.name}: refusing {where}: {incompatible}")
+            absent = [s for s in missing if s not in theirs["splits"]]
+            problem = f"has no split {', '.join(absent)} of this configuration" if absent else None
+        if problem and remote is not None:
+            raise remotes.RemoteMissing(f"{builder.name}: the remote {base} {problem}; push it first (`dsreg push {builder.name} {base}`)")
+        if problem:
+            where = theirs = None  # DSREG_REMOTE lacks it: prepare here
+    if missing and where is None:
+        if not download:
+            which = " ".join(f"--split {s}" for s in missing)
+            raise CacheError(
+                f"{builder.name} ({', '.join(missing)}) is not prepared in {resolved.cache.root}; "
+                f"run `dsreg fetch {builder.name} {which}` or pass download=True"
+            )
+        _fetch(resolved, missing, config=config, quiet=True, cache_dir=cache_dir)
+        wanted, missing = resolved.wanted(split), []
+    base_info = resolved.info()
+    out = {}
+    for s in wanted:
+        manifest = theirs if s in missing and theirs is not None else resolved.manifest
+        location = where if s in missing and where is not None else str(resolved.folder)
+        assert manifest is not None
+        features = stored_features(builder, manifest)
+        info = dataclasses.replace(base_info, features=features, manifest=manifest)
+        out[s] = StreamingDataset(builder, location, manifest, s, features, info=info, transform=transform)
+    return out if split is None else out[split]

@@ -70,6 +70,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "check-urls": "dsreg.cli.checkurls:check_urls_cmd",
     "lock": "dsreg.cli.lock:lock_cmd",
     "doctor": "dsreg.cli.doctor:doctor_cmd",
+    "push": "dsreg.cli.push:push_cmd",
 }
 
 
@@ -294,6 +295,12 @@ def info_cmd(name: str, config: tuple[str, ...], as_json: bool) -> None:
     metavar="FILE",
     help="Fetch exactly what this lockfile (`dsreg lock`) says: its datasets (or NAMES of them), configs and sha256s; fail on any drift.",
 )
+@click.option(
+    "--remote",
+    metavar="URL",
+    default=None,
+    help="Pull the prepared splits from this `dsreg push` URL instead of preparing them here (default: $DSREG_REMOTE; '' for none).",
+)
 def fetch_cmd(
     names: tuple[str, ...],
     config: tuple[str, ...],
@@ -305,6 +312,7 @@ def fetch_cmd(
     quiet: bool,
     workers: int | None,
     locked: str | None,
+    remote: str | None,
 ) -> None:
     """Download, verify and prepare datasets (mirrors, resume, checksums, a lock against doing it twice).
 
@@ -316,6 +324,11 @@ def fetch_cmd(
     a config id, a declared file) stops the fetch before it starts, one line each. With
     DSREG_OFFLINE=1 it lists each missing file with its sha256 and URL.
 
+    With --remote URL (or DSREG_REMOTE), splits not ready here are pulled from a store that
+    `dsreg push` published there (verified shard by shard, resumable) and no raw file is
+    downloaded; a remote that lacks them, or was written for another version or config, is an
+    error (with DSREG_REMOTE, a missing one falls back to preparing here).
+
     \b
     Settings (environment or the config file, see docs/cache.md):
       DSREG_TIMEOUT        seconds a download may go without a byte (default 30)
@@ -325,7 +338,11 @@ def fetch_cmd(
       DSREG_MAX_EXPANDED   most an archive may expand to (default 32GiB)
     """
     if locked is not None:
-        clashing = [flag for flag, given in (("-c", config), ("--split", splits), ("--no-verify", no_verify), ("--force", force)) if given]
+        clashing = [
+            flag
+            for flag, given in (("-c", config), ("--split", splits), ("--no-verify", no_verify), ("--force", force), ("--remote", remote))
+            if given
+        ]
         if clashing:
             raise click.UsageError(f"--locked fetches what the lockfile says, so it takes no {', '.join(clashing)}")
         from .lock import fetch_locked
@@ -347,6 +364,7 @@ def fetch_cmd(
                 force=force,
                 quiet=quiet,
                 workers=workers,
+                remote=remote,
                 **params,
             )
             for name in names
