@@ -55,6 +55,7 @@ __all__ = [
     "PluginError",
     "Skip",
     "Split",
+    "StreamingDataset",
     "Tensor",
     "Text",
     "UnknownDatasetError",
@@ -76,6 +77,10 @@ def __getattr__(name: str) -> Any:
         from .store.dataset import Dataset
 
         return Dataset
+    if name == "StreamingDataset":
+        from .store.streaming import StreamingDataset
+
+        return StreamingDataset
     if name == "train":  # the trainer module (torch): `dsreg.train.Trainer` works after a plain `import dsreg`
         import importlib
 

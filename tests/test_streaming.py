@@ -306,3 +306,58 @@ def test_collate_fn_len_and_repr(store):
     with pytest.raises(dsreg.ConfigError, match="orders itself"):
         ds.loader(batch_size=8, shuffle=True)
     assert isinstance(Batch(), dict)
+
+
+# -- dsreg.load(..., streaming=True) ----------------------------------------------------------------
+@pytest.fixture
+def toy(dsreg_cache, dsreg_register, tmp_path, monkeypatch):
+    """The toy dataset (75,000 four-byte images) prepared in small shards."""
+    data = blob(12_000)
+    (tmp_path / "toy.bin").write_bytes(data)
+    dsreg_register(make_builder(data))
+    monkeypatch.setenv("DSREG_SHARD_BYTES", "2KiB")
+    info = dsreg.fetch("toy", from_path=tmp_path, quiet=True)
+    return info
+
+
+def test_load_streaming_reads_the_local_store_in_place(toy):
+    plain = dsreg.load("toy", split="train")
+    ds = dsreg.load("toy", split="train", streaming=True)
+    assert isinstance(ds, dsreg.StreamingDataset) and isinstance(ds, torch.utils.data.IterableDataset)
+    assert len(ds.shards) > 1 and not ds.remote and ds.info.name == "toy" and ds.classes == ["even", "odd"]
+    assert len(ds) == len(plain)
+    assert [k for b in epoch_keys(ds, 100) for k in b] == batch_keys(plain.__getitems__(list(range(len(plain)))))
+    shuffled = ds.shuffle(seed=1, buffer_size=500)
+    assert Counter(k for b in epoch_keys(shuffled, 100, 2) for k in b) == Counter(batch_keys(plain.__getitems__(list(range(len(plain))))))
+    both = dsreg.load("toy", streaming=True)
+    assert set(both) == {"train", "test"} and len(both["test"]) == len(dsreg.load("toy", split="test"))
+    with pytest.raises(dsreg.ConfigError, match="streaming reads whole splits"):
+        dsreg.load("toy", split="train[:10]", streaming=True)
+
+
+def test_load_streaming_from_a_remote_prepares_nothing_here(toy, tmp_path, monkeypatch):
+    plain = dsreg.load("toy", split="test")
+    expected = batch_keys(plain.__getitems__(list(range(len(plain)))))
+    remote = tmp_path / "remote"
+    shutil.copytree(toy.prepared_path, remote / "toy" / toy.prepared_path.name)  # the layout dsreg push writes
+    fresh = tmp_path / "fresh-cache"
+    monkeypatch.setenv("DSREG_CACHE", str(fresh))
+    ds = dsreg.load("toy", split="test", streaming=True, remote=remote.as_uri())
+    assert ds.remote and ds.cache_folder == fresh / "streaming" / "toy" / toy.prepared_path.name
+    assert [k for b in epoch_keys(ds, 64) for k in b] == expected
+    assert not (fresh / "datasets").exists() or not any((fresh / "datasets").rglob("*.arrow"))  # nothing prepared or pulled
+    with pytest.raises(dsreg.FetchError, match="has no store for this configuration"):
+        dsreg.load("toy", split="test", streaming=True, remote=(tmp_path / "empty").as_uri())
+
+
+def test_load_streaming_from_the_local_s3_server(toy, dsreg_s3, monkeypatch, tmp_path):
+    plain = dsreg.load("toy", split="train")
+    expected = Counter(batch_keys(plain.__getitems__(list(range(len(plain))))))
+    bucket = dsreg_s3.bucket("stream")
+    dsreg_s3.upload(toy.prepared_path, f"{bucket}toy/{toy.prepared_path.name}")
+    monkeypatch.setenv("DSREG_CACHE", str(tmp_path / "fresh"))
+    sizes = [s["bytes"] for s in toy.manifest["splits"]["train"]["shards"]]
+    monkeypatch.setenv("DSREG_STREAM_CACHE_BYTES", str(3 * max(sizes)))  # well under the split
+    ds = dsreg.load("toy", split="train", streaming=True, remote=bucket).shuffle(seed=2, buffer_size=300)
+    assert Counter(k for b in epoch_keys(ds, 64, 2) for k in b) == expected
+    assert _disk_bytes(ds.cache_folder) <= 3 * max(sizes) < sum(sizes)

@@ -50,7 +50,7 @@ import numpy as np
 import torch
 
 from ..builder import Builder
-from ..errors import CacheError, ChecksumError, ConfigError
+from ..errors import CacheError, ChecksumError, ConfigError, DsregError, FetchError
 from ..features import Feature, class_names
 from .collate import Batch, Examples
 from .dataset import _Part
@@ -89,10 +89,8 @@ def read_location_manifest(location: str | os.PathLike[str]) -> dict[str, Any]:
     where = os.fspath(location).rstrip("/")
     try:
         if is_remote(where):
-            import fsspec
-
-            with fsspec.open(f"{where}/manifest.json", "rb") as fh:
-                manifest = json.loads(fh.read())
+            fs, root = _remote_fs(where)
+            manifest = json.loads(fs.cat_file(f"{root}/manifest.json"))
         else:
             manifest = json.loads((Path(where) / "manifest.json").read_bytes())
     except FileNotFoundError:
@@ -102,6 +100,17 @@ def read_location_manifest(location: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(manifest, dict) or not isinstance(manifest.get("splits"), dict):
         raise CacheError(f"{where}/manifest.json is not a dsreg store manifest; push or prepare the dataset there again")
     return manifest
+
+
+def _remote_fs(url: str) -> tuple[Any, str]:
+    """``(filesystem, path)`` of a remote location, once DSREG_OFFLINE and DSREG_NETWORK allow it."""
+    from ..errors import OfflineError
+    from ..fetching import config, objectstore
+
+    if objectstore.scheme(url) not in ("file", "local", "memory") and config.offline():
+        raise OfflineError(f"{url} is remote and DSREG_OFFLINE=1 is set; unset DSREG_OFFLINE, or stream a local store")
+    config.check_network(url)
+    return objectstore.url_to_fs(url)  # type: ignore[no-any-return]
 
 
 def split_shards(manifest: Mapping[str, Any], split: str) -> list[dict[str, Any]]:
@@ -155,6 +164,7 @@ class ShardCache:
             )
         self._pins: dict[str, int] = {}
         self._mutex = threading.Lock()
+        self._fs: tuple[int, Any, str] | None = None  # (pid, filesystem, root): made again in a forked worker
 
     # bookkeeping (under the folder lock)
     def _lock(self) -> Any:
@@ -310,26 +320,32 @@ class ShardCache:
         return [self.folder / f for f in wanted]
 
     def _download(self, file: str, part: Path) -> None:
-        import fsspec
-
         url = f"{self.base}/{file}"
         digest = hashlib.sha256()
         size = 0
+        if self._fs is None or self._fs[0] != os.getpid():
+            self._fs = (os.getpid(), *_remote_fs(self.base))
+        _, fs, root = self._fs
         try:
-            with fsspec.open(url, "rb") as src, open(part, "wb") as dst:
+            with fs.open(f"{root}/{file}", "rb") as src, open(part, "wb") as dst:
                 while chunk := src.read(_CHUNK):
                     digest.update(chunk)
                     dst.write(chunk)
                     size += len(chunk)
         except FileNotFoundError:
-            raise CacheError(f"shard {file} is missing at {self.base}; push the dataset there again (dsreg push)") from None
-        except OSError as exc:
+            raise FetchError(f"shard {file} is missing at {self.base}; push the dataset there again (dsreg push)") from None
+        except DsregError:
+            raise
+        except Exception as exc:
             from .storage import disk_error
 
-            told = disk_error(exc, self.folder, f"streaming {file}")
+            told = disk_error(exc, self.folder, f"streaming {file}") if isinstance(exc, OSError) else None
             if told is not None:
                 raise told from exc
-            raise CacheError(f"cannot read shard {url} ({exc}); check the remote and try again") from exc
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise FetchError(
+                f"cannot read shard {url} ({reason}); check the URL, your credentials and the network, then try again"
+            ) from exc
         got = digest.hexdigest()
         if got != self.sha[file] or size != self.sizes[file]:
             raise ChecksumError(
@@ -396,6 +412,7 @@ def _count(batch: Batch | Examples) -> int:
 
 def _join(a: Batch | Examples, b: Batch | Examples) -> Batch | Examples:
     """One batch of ``a``'s examples then ``b``'s."""
+    joined: Batch | Examples
     if isinstance(a, Examples):
         joined = Examples([*a, *b])
     else:
@@ -456,6 +473,18 @@ class StreamingDataset(torch.utils.data.IterableDataset):
         info: Any = None,
         transform: Callable[[dict[str, Any]], Any] | None = None,
     ) -> None:
+        self._args: dict[str, Any] = {
+            "shuffle": shuffle,
+            "seed": seed,
+            "buffer_size": buffer_size,
+            "balance": balance,
+            "rank": rank,
+            "world_size": world_size,
+            "cache_dir": cache_dir,
+            "cache_limit_bytes": cache_limit_bytes,
+            "info": info,
+            "transform": transform,
+        }
         if balance not in BALANCES:
             raise ConfigError(f"balance={balance!r}: give one of {', '.join(BALANCES)}")
         if buffer_size < 1:
@@ -468,7 +497,7 @@ class StreamingDataset(torch.utils.data.IterableDataset):
         self.features: dict[str, Feature] = dict(features)
         self.info = info
         self.transform = transform
-        self.shuffle, self.seed, self.buffer_size, self.balance = bool(shuffle), int(seed), int(buffer_size), balance
+        self.shuffled, self.seed, self.buffer_size, self.balance = bool(shuffle), int(seed), int(buffer_size), balance
         self.shards = split_shards(manifest, split)
         self.rows = np.array([int(s["rows"]) for s in self.shards], dtype=np.int64)
         self.total = int(self.rows.sum())
@@ -519,7 +548,7 @@ class StreamingDataset(torch.utils.data.IterableDataset):
 
     # -- the plan of an epoch ---------------------------------------------------------------------
     def _shard_order(self, epoch: int) -> np.ndarray:
-        if not self.shuffle:
+        if not self.shuffled:
             return np.arange(len(self.shards), dtype=np.int64)
         return np.random.default_rng([self.seed, epoch]).permutation(len(self.shards))
 
@@ -553,7 +582,7 @@ class StreamingDataset(torch.utils.data.IterableDataset):
         size = self.buffer_size
         for k, lo in enumerate(range(start, stop, size)):
             block = np.arange(lo, min(lo + size, stop), dtype=np.int64)
-            if self.shuffle:
+            if self.shuffled:
                 rng = np.random.default_rng([self.seed, epoch, self.rank, worker, k])
                 block = block[rng.permutation(len(block))]
             yield block
@@ -587,7 +616,7 @@ class StreamingDataset(torch.utils.data.IterableDataset):
         return {
             "epoch": self.epoch,
             "seed": self.seed,
-            "shuffle": self.shuffle,
+            "shuffle": self.shuffled,
             "buffer_size": self.buffer_size,
             "balance": self.balance,
             "rank": self.rank,
@@ -742,6 +771,19 @@ class StreamingDataset(torch.utils.data.IterableDataset):
             yield worker, _count(chunk), collate(chunk)
 
     # -- conveniences -----------------------------------------------------------------------------
+    def replace(self, **changes: Any) -> StreamingDataset:
+        """Return a new dataset over the same shards with some constructor options changed (``balance="pad"``, ...)."""
+        args = {**self._args, **changes}
+        return StreamingDataset(self.builder, self.location, self.manifest, self.split, self.features, **args)
+
+    def shuffle(self, seed: int = 0, buffer_size: int | None = None) -> StreamingDataset:
+        """Return the same dataset read shuffled: shard order and blocks of ``buffer_size`` examples, seeded by ``seed`` and the epoch."""
+        return self.replace(shuffle=True, seed=seed, buffer_size=buffer_size or self.buffer_size)
+
+    def with_transform(self, transform: Callable[[dict[str, Any]], Any] | None) -> StreamingDataset:
+        """Return a copy that applies ``transform`` to each example."""
+        return self.replace(transform=transform)
+
     @property
     def collate_fn(self) -> Callable[[Any], Any]:
         """The builder's collate function (called with a ``Batch`` of gathered columns or ``Examples``)."""
@@ -810,7 +852,7 @@ class StreamingLoader(torch.utils.data.DataLoader):
         assert isinstance(stream, _BatchStream)
         return stream.ds.num_batches(stream.batch_size, self.num_workers)
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Any:
         stream = self.dataset
         assert isinstance(stream, _BatchStream)
         ds = stream.ds
