@@ -191,3 +191,28 @@ def test_push_and_fetch_remote_on_the_command_line(toy, served, tmp_path: Path, 
     assert result.exit_code == 0 and "toy: test 2,000" in result.output, result.output
     result = runner.invoke(cli, ["push", "-h"])
     assert "dsreg fetch NAME --remote URL" in result.output
+
+
+def test_a_damaged_local_shard_is_not_pushed(toy, served, tmp_path: Path) -> None:
+    dsreg.fetch("toy", mirrors=served, quiet=True)
+    info = dsreg.info("toy")
+    shard = Path(info.prepared_path) / info.manifest["splits"]["test"]["shards"][0]["file"]
+    data = bytearray(shard.read_bytes())
+    data[-50] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    with pytest.raises(
+        dsreg.CacheError,
+        match=rf"toy: test shard {shard.name} here is damaged \(sha256 .*\); run `dsreg fetch toy --split test --force`, then push",
+    ):
+        dsreg.push("toy", str(tmp_path / "share"))
+    assert not (tmp_path / "share").exists() or not list((tmp_path / "share").rglob("manifest.json"))
+
+
+def test_offline_refuses_a_remote_url_but_not_a_folder(toy, served, dsreg_s3, tmp_path: Path, monkeypatch) -> None:
+    dsreg.fetch("toy", mirrors=served, quiet=True)
+    dsreg.push("toy", str(tmp_path / "share"), split="train")
+    fresh_cache(tmp_path, monkeypatch)
+    monkeypatch.setenv("DSREG_OFFLINE", "1")
+    with pytest.raises(dsreg.OfflineError, match=r"s3://nowhere/x/toy/1\.0\.0-\w+ is remote and DSREG_OFFLINE=1 is set"):
+        dsreg.load("toy", "train", remote="s3://nowhere/x")
+    assert len(dsreg.load("toy", "train", remote=str(tmp_path / "share"))) == 8_000

@@ -25,6 +25,7 @@ dataset's lock and prepares what a push needs; this module only moves files.
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import json
 import os
@@ -40,12 +41,26 @@ from ..fetching import config, objectstore
 from ..fetching.cache import write_json_atomic
 from . import storage
 
-__all__ = ["location", "env_remote", "read_remote_manifest", "push_store", "pull_store", "Transfer", "RemoteMissing", "ENV", "CHUNK"]
+__all__ = [
+    "location",
+    "env_remote",
+    "read_remote_manifest",
+    "incompatibility",
+    "push_store",
+    "pull_store",
+    "Transfer",
+    "RemoteMissing",
+    "ENV",
+    "CHUNK",
+    "PULL_THREADS",
+]
 
 #: The environment variable naming a default remote for ``load`` and ``fetch``.
 ENV = "DSREG_REMOTE"
 #: Bytes read or written per call while moving a shard.
 CHUNK = 8 << 20
+#: Shards of one split pulled at the same time.
+PULL_THREADS = 4
 #: Top-level manifest keys a pulled store takes from the remote (its splits are added one by one).
 _STORE_KEYS = ("format", "dataset", "version", "config", "config_id", "builder", "features", "schema", "notes")
 
@@ -150,10 +165,6 @@ def incompatibility(remote: Mapping[str, Any], expected: Mapping[str, Any]) -> s
 
 
 # -- push ------------------------------------------------------------------------------------
-def _put(fs: Any, local: Path, remote_path: str) -> None:
-    fs.put_file(str(local), remote_path)
-
-
 def _write_manifest(fs: Any, root: str, manifest: Mapping[str, Any]) -> None:
     data = (json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n").encode()
     final = f"{root}/{storage.MANIFEST}"
@@ -199,6 +210,8 @@ def push_store(folder: Path, manifest: Mapping[str, Any], base: str, splits: Seq
         if "://" not in where or objectstore.scheme(where) in ("file", "local"):
             raise CacheError(f"cannot create {where} ({_reason(exc)}); pass a writable folder or URL") from exc
     theirs = {shard["file"]: shard for s in (remote or {}).get("splits", {}).values() for shard in s.get("shards", [])}
+    sources: list[str] = []
+    targets: list[str] = []
     for split in splits:
         for shard in storage.split_shards(manifest, split):
             target = f"{root}/{shard['file']}"
@@ -206,15 +219,18 @@ def push_store(folder: Path, manifest: Mapping[str, Any], base: str, splits: Seq
             if same.get("sha256") == shard["sha256"] and same.get("bytes") == shard["bytes"] and _size(fs, target) == shard["bytes"]:
                 done.skipped += 1
                 continue
-            try:
-                _put(fs, folder / shard["file"], target)
-            except DsregError:
-                raise
-            except Exception as exc:
-                raise FetchError(f"{name}: uploading {shard['file']} to {where} failed ({_reason(exc)}); run the push again") from exc
+            sources.append(str(folder / shard["file"]))
+            targets.append(target)
             done.shards += 1
             done.bytes += int(shard["bytes"])
         done.splits.append(split)
+    if sources:
+        try:  # one call: an object store's backend sends the shards concurrently
+            fs.put(sources, targets)
+        except DsregError:
+            raise
+        except Exception as exc:
+            raise FetchError(f"{name}: uploading shards to {where} failed ({_reason(exc)}); run the push again") from exc
     merged: dict[str, Any] = dict(remote) if remote is not None else {key: manifest[key] for key in _STORE_KEYS if key in manifest}
     merged["splits"] = dict(merged.get("splits", {}))
     for split in splits:
@@ -371,8 +387,14 @@ def pull_store(
         shards = storage.split_shards(remote, split)
         if not shards:
             raise ConfigError(f"{name}: refusing {where}: split {split} lists no shards; push it again with this dsreg")
-        for shard in shards:
-            moved = _pull_shard(fs, f"{root}/{shard['file']}", where, folder, shard, name, split)
+        # Shards travel PULL_THREADS at a time (each verified on its own); the first error is raised once all stopped.
+        with concurrent.futures.ThreadPoolExecutor(min(PULL_THREADS, len(shards)), thread_name_prefix="dsreg-pull") as pool:
+            futures = [pool.submit(_pull_shard, fs, f"{root}/{shard['file']}", where, folder, shard, name, split) for shard in shards]
+            concurrent.futures.wait(futures)
+        for future in futures:
+            future.result()
+        for future in futures:
+            moved = future.result()
             done.shards += 1 if moved else 0
             done.skipped += 0 if moved else 1
             done.bytes += moved
