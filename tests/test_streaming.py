@@ -226,7 +226,7 @@ def test_remote_shards_stream_through_a_bounded_lru_cache(store, tmp_path):
     limit = 2 * max(sizes) + max(sizes) // 2  # under half the split
     assert limit < sum(sizes) / 2
     cache = tmp_path / "shard-cache"
-    ds = stream(builder, folder.as_uri(), manifest, shuffle=True, buffer_size=64, cache_dir=cache, cache_limit_bytes=limit)
+    ds = stream(builder, folder.as_uri(), manifest, shuffle=True, buffer_size=48, cache_dir=cache, cache_limit_bytes=limit)
     assert ds.remote and ds.cache_folder == cache
     peak, stop = [0], threading.Event()
 
@@ -358,6 +358,79 @@ def test_load_streaming_from_the_local_s3_server(toy, dsreg_s3, monkeypatch, tmp
     monkeypatch.setenv("DSREG_CACHE", str(tmp_path / "fresh"))
     sizes = [s["bytes"] for s in toy.manifest["splits"]["train"]["shards"]]
     monkeypatch.setenv("DSREG_STREAM_CACHE_BYTES", str(3 * max(sizes)))  # well under the split
-    ds = dsreg.load("toy", split="train", streaming=True, remote=bucket).shuffle(seed=2, buffer_size=300)
+    ds = dsreg.load("toy", split="train", streaming=True, remote=bucket).shuffle(seed=2, buffer_size=100)
     assert Counter(k for b in epoch_keys(ds, 64, 2) for k in b) == expected
     assert _disk_bytes(ds.cache_folder) <= 3 * max(sizes) < sum(sizes)
+
+
+# -- the trainer and `dsreg train --streaming` ------------------------------------------------------
+@pytest.fixture
+def registry(dsreg_register, dsreg_cache, monkeypatch):
+    import trainsets
+
+    monkeypatch.setenv("DSREG_SHARD_BYTES", "16KiB")  # stripes' 512 examples in several shards
+    torch.set_num_threads(1)
+    return trainsets.add_default_models(dsreg_register(*trainsets.ALL))
+
+
+def test_the_trainer_streams_sets_the_epoch_and_checkpoints_the_stream(registry, tmp_path):
+    from dsreg.train import CHECKPOINT, Trainer, load_checkpoint
+
+    train = dsreg.load("stripes", split="train", streaming=True, n=512).shuffle(seed=0, buffer_size=128)
+    assert len(train.shards) > 1
+    test = dsreg.load("stripes", split="test", streaming=True, n=512)
+    out = tmp_path / "run"
+    trainer = Trainer("image-mlp", train, test, config={"n": 512}, epochs=2, lr=3e-3, batch_size=32, quiet=True, out_dir=out)
+    assert trainer.streaming and trainer.sampler is None and not trainer.preloaded
+    assert trainer.steps_per_epoch == train.num_batches(32) == 16
+    history = trainer.fit()
+    assert [row["examples"] for row in history] == [512, 512]
+    assert history[-1]["eval_accuracy"] > 0.9 and trainer.evaluate()["examples"] == 128
+    assert trainer.train_data.epoch == 1  # set_epoch was called for each epoch
+    state = load_checkpoint(out / CHECKPOINT)["data_state"]
+    assert state["epoch"] == 1 and state["done"] and sum(state["consumed"]) == 512
+    more = Trainer("image-mlp", train, test, config={"n": 512}, epochs=3, lr=3e-3, batch_size=32, quiet=True, out_dir=out, resume=True)
+    assert more.epoch == 2 and more.train_data.state_dict()["done"]
+    assert [row["epoch"] for row in more.fit()] == [1, 2, 3]
+    with pytest.raises(dsreg.ConfigError, match="is streamed; it cannot be preloaded"):
+        Trainer("image-mlp", train, preload=True, quiet=True)
+
+
+def test_under_a_world_the_trainer_reads_its_ranks_part_with_equal_steps(registry):
+    from dsreg.train.distributed import World
+    from dsreg.train.trainer import _on_world
+
+    train = dsreg.load("stripes", split="train", streaming=True, n=510)
+    parts = [_on_world(train, World(rank=r, size=4), "pad") for r in range(4)]
+    assert [p.rank for p in parts] == [0, 1, 2, 3] and {p.balance for p in parts} == {"pad"}
+    assert {len(p) for p in parts} == {128} and {p.num_batches(32, 2) for p in parts} == {4}
+    assert _on_world(train, World(), "pad") is train
+
+
+def test_dsreg_train_streaming(registry, tmp_path):
+    from click.testing import CliRunner
+
+    from dsreg.cli import cli
+
+    out = tmp_path / "run"
+    args = ["train", "stripes", "--streaming", "--epochs", "1", "--batch-size", "32", "--out", str(out), "--json", "-c", "n=256"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["history"][0]["examples"] == 256 and data["test"]["examples"] == 64
+    again = CliRunner().invoke(cli, [*args[:4], "2", *args[5:], "--resume"])
+    assert again.exit_code == 0, again.output
+    assert [row["epoch"] for row in json.loads(again.stdout)["history"]] == [1, 2]
+
+
+def test_a_buffer_whose_blocks_outgrow_the_cache_is_refused_before_reading(store, tmp_path):
+    builder, folder, manifest = store
+    biggest = max(s["bytes"] for s in manifest["splits"]["train"]["shards"])
+    ds = stream(builder, folder.as_uri(), manifest, shuffle=True, buffer_size=400, cache_dir=tmp_path / "c", cache_limit_bytes=3 * biggest)
+    with pytest.raises(dsreg.ConfigError, match=r"buffer_size=400 examples can span \d shards .* or read with buffer_size=\d+ or less"):
+        ds.loader(batch_size=10)
+    fits = int(str(pytest.raises(dsreg.ConfigError, iter, ds).value).split("buffer_size=")[2].split(" ")[0].replace(",", ""))
+    assert Counter(k for b in epoch_keys(ds.shuffle(seed=0, buffer_size=fits), 10) for k in b) == Counter(
+        plain_keys(builder, folder, manifest)
+    )
+    assert not (tmp_path / "c").exists() or not any((tmp_path / "c").glob("*.arrow.*.part"))

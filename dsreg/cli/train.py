@@ -176,11 +176,19 @@ def _remove_if_empty(folders: list[Path]) -> None:
             return  # not empty (the run wrote something) or already gone
 
 
+def _prepares_here(streaming: bool) -> bool:
+    """False when the splits are streamed from DSREG_REMOTE (nothing is fetched or prepared here first)."""
+    from ..store.remote import env_remote
+
+    return not (streaming and env_remote())
+
+
 def _spawn(ctx: click.Context, nproc: int, name: str, params: dict[str, Any], out: Path, quiet: bool) -> None:
     """Fetch once here, then run ``nproc`` training processes through torch.distributed's launcher."""
     from .. import api
 
-    api.fetch(name, quiet=quiet, **params)
+    if _prepares_here(ctx.params.get("streaming", False)):
+        api.fetch(name, quiet=quiet, **params)
     cmd = [
         sys.executable,
         "-m",
@@ -219,6 +227,12 @@ _FALLBACK_HELP = "default: the dataset's train_defaults, else"
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder (default: runs/<name>-<time>).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out (default: the newest runs/<name>-*).")
 @click.option("--nproc", type=int, default=1, show_default=True, help="Data-parallel processes (launched by torchrun).")
+@click.option(
+    "--streaming",
+    is_flag=True,
+    help="Stream the splits from their shards (read in place when prepared here, else from DSREG_REMOTE through "
+    "the bounded shard cache); resumable, each rank and worker reading its own part.",
+)
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON (progress goes to stderr).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the final result.")
@@ -232,6 +246,7 @@ def train_cmd(
     config: tuple[str, ...],
     as_json: bool,
     quiet: bool,
+    streaming: bool,
     **options: Any,
 ) -> None:
     """Train a model on dataset NAME, test it, and write checkpoint.pt and metrics.json into the run folder.
@@ -260,14 +275,22 @@ def train_cmd(
     try:
         if not w.main:  # rank 0 downloads and prepares; the others then find it cached
             w.barrier()
-        inf = api.fetch(name, quiet=quiet or not w.main, **params)
+        if _prepares_here(streaming):
+            inf = api.fetch(name, quiet=quiet or not w.main, **params)
+        else:
+            inf = api.info(name, **params)
         if w.main:
             w.barrier()
         splits = list((inf.manifest or {}).get("splits", {})) or list(inf.splits)
         train_split, val_split, test_split = pick_splits(splits)
-        trainer = Trainer(
-            None, f"{name}:{train_split}", f"{name}:{val_split}" if val_split else None, config=params, settings=settings, log=say
-        )
+
+        def data(split: str | None, shuffle: bool = False) -> Any:
+            if split is None or not streaming:
+                return f"{name}:{split}" if split else None
+            ds = api.load(name, split=split, streaming=True, **params)
+            return ds.shuffle(seed=settings.seed) if shuffle else ds
+
+        trainer = Trainer(None, data(train_split, shuffle=True), data(val_split), config=params, settings=settings, log=say)
         with trainer:
             if not quiet and w.main:
                 n_params = sum(p.numel() for p in trainer.module.parameters())
@@ -288,7 +311,7 @@ def train_cmd(
                 if w.main:
                     click.echo(f"interrupted; continue with: {resume_command(ctx, out, w.size)}", err=True)
                 ctx.exit(130)
-            test = trainer.evaluate(f"{name}:{test_split}") if test_split else None
+            test = trainer.evaluate(data(test_split)) if test_split else None
             trainer.write_metrics(test=test)
             if not w.main:
                 return

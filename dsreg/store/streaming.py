@@ -110,7 +110,7 @@ def _remote_fs(url: str) -> tuple[Any, str]:
     if objectstore.scheme(url) not in ("file", "local", "memory") and config.offline():
         raise OfflineError(f"{url} is remote and DSREG_OFFLINE=1 is set; unset DSREG_OFFLINE, or stream a local store")
     config.check_network(url)
-    return objectstore.url_to_fs(url)  # type: ignore[no-any-return]
+    return objectstore.url_to_fs(url)
 
 
 def split_shards(manifest: Mapping[str, Any], split: str) -> list[dict[str, Any]]:
@@ -357,17 +357,19 @@ class ShardCache:
 
 # -- reading rows -------------------------------------------------------------------------------
 class _Block:
-    """The rows of one shuffle block: ``(shard path, start, stop)`` ranges, gathered like ``Dataset.__getitems__``."""
+    """The rows of one shuffle block: ``(whole shard, start, stop)`` ranges, gathered like ``Dataset.__getitems__``."""
 
-    def __init__(self, ranges: list[tuple[Path, int, int]], owner: StreamingDataset) -> None:
-        self.parts = [_Part(path, a, b, owner.features) for path, a, b in ranges]
+    def __init__(self, ranges: list[tuple[_Part, int, int]], owner: StreamingDataset) -> None:
+        self.parts = [part for part, _, _ in ranges]
         self.ends = np.cumsum([b - a for _, a, b in ranges], dtype=np.int64)
+        self.firsts = np.array([a for _, a, _ in ranges], dtype=np.int64)
         self.owner = owner
 
     def gather(self, index: np.ndarray) -> Batch | Examples:
         owner = self.owner
         which = np.searchsorted(self.ends, index, side="right")
-        starts = np.concatenate([[0], self.ends[:-1]])
+        # block position -> row of its shard: minus the ranges before it, plus where its range starts
+        starts = np.concatenate([[0], self.ends[:-1]]) - self.firsts
         if not owner._plain:
             rows = Examples()
             for k, i in zip(which.tolist(), (index - starts[which]).tolist()):
@@ -501,6 +503,8 @@ class StreamingDataset(torch.utils.data.IterableDataset):
         self.shards = split_shards(manifest, split)
         self.rows = np.array([int(s["rows"]) for s in self.shards], dtype=np.int64)
         self.total = int(self.rows.sum())
+        self._rows_of = {str(s["file"]): int(s["rows"]) for s in self.shards}
+        self._open: dict[str, _Part] = {}
         self._explicit_world = rank is not None or world_size is not None
         self.rank, self.world_size = (int(rank or 0), int(world_size or 1)) if self._explicit_world else _dist_world()
         if not 0 <= self.rank < self.world_size:
@@ -541,6 +545,26 @@ class StreamingDataset(torch.utils.data.IterableDataset):
     def cache_folder(self) -> Path | None:
         """The local shard cache folder (None for a local store, read in place)."""
         return self._shard_cache().folder if self.remote else None
+
+    def _check_blocks(self) -> None:
+        """Refuse, before reading, a remote ``buffer_size`` whose blocks may need more shards than the cache holds."""
+        if not self.remote or not self.shards:
+            return
+        limit = self._shard_cache().limit
+        # A block of B rows covers at most two shards in part and, between them, whole shards of fewer
+        # than B - 1 rows in all: at most 2 + m shards, m the most of the smallest that sum under that.
+        smallest = np.cumsum(np.sort(self.rows))
+        biggest = np.cumsum(np.sort(np.array([int(s["bytes"]) for s in self.shards]))[::-1])
+        span = min(len(self.shards), 2 + int(np.searchsorted(smallest, self.buffer_size - 2, side="right")))
+        need = int(biggest[span - 1])
+        if need > limit:
+            held = int(np.searchsorted(biggest, limit, side="right"))  # shards the limit holds, whatever their size
+            fits = max(1, int(smallest[held - 2]) + 1 if held >= 2 else 1)
+            raise ConfigError(
+                f"buffer_size={self.buffer_size:,} examples can span {span} shards ({need:,} bytes), more than the streaming shard "
+                f"cache may hold ({limit:,} bytes, DSREG_STREAM_CACHE_BYTES); raise it, or read with buffer_size={fits:,} or less "
+                "(ds.shuffle(seed, buffer_size=…))"
+            )
 
     def _refresh_world(self) -> None:
         if not self._explicit_world and torch.utils.data.get_worker_info() is None:
@@ -668,8 +692,17 @@ class StreamingDataset(torch.utils.data.IterableDataset):
         else:
             where = {f: Path(self.location) / f for f in files}
             pins = []
-        block = _Block([(where[f], a, b) for f, (_, a, b) in zip(files, ranges)], self)
+        opened = {f: self._shard(f, path) for f, path in where.items()}
+        block = _Block([(opened[f], a, b) for f, (_, a, b) in zip(files, ranges)], self)
         return block, positions - lo, pins
+
+    def _shard(self, file: str, path: Path) -> _Part:
+        """Shard ``file`` memory-mapped whole: kept open for a local store, opened each time from the cache."""
+        if self.remote:
+            return _Part(path, 0, self._rows_of[file], self.features)
+        if file not in self._open:
+            self._open[file] = _Part(path, 0, self._rows_of[file], self.features)
+        return self._open[file]
 
     def _prefetch(self, epoch: int, positions: np.ndarray) -> None:
         """Download the next block's shards ahead, as far as the cache has room for them now."""
@@ -746,14 +779,22 @@ class StreamingDataset(torch.utils.data.IterableDataset):
         return (0, 1) if info is None else (info.id, info.num_workers)
 
     def __iter__(self) -> Iterator[Any]:
-        """Yield this rank's (and worker's) examples of the current epoch, one dict each."""
+        """Yield this rank's (and worker's) examples of the current epoch, one dict each.
+
+        Settings that cannot work (a remote block larger than the shard cache, a state saved with
+        other workers) are refused here, before anything is read.
+        """
         self._refresh_world()
         worker, workers = self._worker()
         main = torch.utils.data.get_worker_info() is None
-        epoch = self.epoch
+        if main:
+            self._check_blocks()
         skip = self._skip(worker, workers)
         if main:
             self._progress, self._resume = {"workers": 1, "consumed": [skip]}, None
+        return self._examples(self.epoch, worker, workers, skip, main)
+
+    def _examples(self, epoch: int, worker: int, workers: int, skip: int, main: bool) -> Iterator[Any]:
         for chunk in self._chunks(epoch, worker, workers, 256, skip):
             for row in _rows(chunk):
                 if main and self._progress is not None:
@@ -771,6 +812,19 @@ class StreamingDataset(torch.utils.data.IterableDataset):
             yield worker, _count(chunk), collate(chunk)
 
     # -- conveniences -----------------------------------------------------------------------------
+    def head(self, n: int = 8) -> Batch | Examples:
+        """The first ``n`` examples of the current epoch's shard order, gathered for ``collate_fn`` (counts as no reading)."""
+        positions = np.arange(min(n, self.total), dtype=np.int64)
+        if not len(positions):
+            raise ConfigError(f"{self.manifest.get('dataset')}:{self.split} is empty")
+        block, local, pins = self._open_block(self.epoch, positions)
+        try:
+            return block.gather(local)
+        finally:
+            del block
+            for file in pins:
+                self._shard_cache().release(file)
+
     def replace(self, **changes: Any) -> StreamingDataset:
         """Return a new dataset over the same shards with some constructor options changed (``balance="pad"``, ...)."""
         args = {**self._args, **changes}
@@ -814,11 +868,13 @@ class StreamingDataset(torch.utils.data.IterableDataset):
         kwargs.pop("collate_fn", None)
         kwargs.pop("drop_last", None)
         self._refresh_world()
+        self._check_blocks()
         return StreamingLoader(_BatchStream(self, int(batch_size)), batch_size=None, collate_fn=_keep, **kwargs)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_cache"] = None  # each worker opens the cache folder again (its lock is per process)
+        state["_open"] = {}  # and its own memory maps
         return state
 
     def __repr__(self) -> str:

@@ -65,6 +65,8 @@ def sample_batch(ds: Any, n: int = 8) -> dict[str, Any]:
     """Return the first ``n`` examples of ``ds`` collated by its own collate_fn (what factories look at)."""
     if len(ds) == 0:
         raise ConfigError(f"{ds.info.name}:{ds.split} is empty; there is nothing to train on")
+    if not hasattr(ds, "__getitems__"):  # a StreamingDataset: its first examples
+        return ds.collate_fn(ds.head(n))
     return ds.collate_fn(ds.__getitems__(list(range(min(n, len(ds))))))
 
 

@@ -15,6 +15,11 @@ and reports. Datasets are ``dsreg.Dataset`` objects or names (``"name"`` or ``"n
 Exact resume: the sampler's order is a function of ``(seed, epoch)`` only (a generator seeded per
 epoch), and the checkpoint holds the model, optimizer, scheduler and every RNG state, so
 stopping after any epoch and resuming gives the same weights as never stopping.
+
+Streaming: ``train_data`` may be a ``dsreg.StreamingDataset`` (``dsreg.load(..., streaming=True)``).
+It shards itself over ranks and workers (the trainer sets its rank and world, and under torchrun
+``balance="pad"`` so every rank takes the same number of steps), the trainer calls its
+``set_epoch`` each epoch, and the checkpoint holds its ``state_dict()``.
 """
 
 from __future__ import annotations
@@ -120,10 +125,26 @@ def _dataset(spec: Any, split: str, config: dict[str, Any]) -> Any:
     return load(name, split=chosen or split, **config)
 
 
+def _streaming(ds: Any) -> bool:
+    return isinstance(ds, torch.utils.data.IterableDataset)
+
+
+def _on_world(ds: Any, w: World, balance: str) -> Any:
+    """Return the streaming dataset ``ds`` read as this rank of ``w`` (and ``balance``), a copy if it was set otherwise."""
+    changes: dict[str, Any] = {}
+    if (ds.rank, ds.world_size) != (w.rank, w.size):
+        changes.update(rank=w.rank, world_size=w.size)
+    if w.distributed and ds.balance != balance:
+        changes["balance"] = balance
+    return ds.replace(**changes) if changes else ds
+
+
 def _fixed(ds: Any) -> bool:
     """True when every column is a fixed-shape tensor or a number, so a split is one tensor per column."""
     from ..builder import Builder
 
+    if _streaming(ds):
+        return False
     if getattr(ds, "transform", None) is not None or type(ds.builder).decode_example is not Builder.decode_example:
         return False
     return all(f.fixed for f in ds.features.values())
@@ -267,6 +288,10 @@ class Trainer:
         self.eval_data = _dataset(eval_data, "test", self.config) if eval_data is not None else None
         if self.world.distributed and self.world.main:
             self.world.barrier()
+        #: A StreamingDataset reads its own part per rank: DDP needs equal step counts, so "pad".
+        self.streaming = _streaming(self.train_data)
+        if self.streaming:
+            self.train_data = _on_world(self.train_data, self.world, "pad")
 
         # What was given wins; then the dataset's own train_defaults; then the trainer's fallbacks.
         chosen = given.for_dataset(self.train_data, own_module=own_module)
@@ -315,17 +340,22 @@ class Trainer:
         self.pin_memory = on_gpu if chosen.pin_memory is None else chosen.pin_memory
         self.non_blocking = on_gpu and self.pin_memory
         self.preloaded = self._want_preload(chosen.preload, self.train_data)
-        self.sampler: torch.utils.data.DistributedSampler[Any] = torch.utils.data.DistributedSampler(
-            self.train_data,
-            num_replicas=self.world.size,
-            rank=self.world.rank,
-            shuffle=True,
-            seed=self.seed,
-        )
+        self.sampler: torch.utils.data.DistributedSampler[Any] | None = None
+        if not self.streaming:
+            self.sampler = torch.utils.data.DistributedSampler(
+                self.train_data,
+                num_replicas=self.world.size,
+                rank=self.world.rank,
+                shuffle=True,
+                seed=self.seed,
+            )
         self._loader_rng = torch.Generator()
         self._resident: dict[int, _Preloaded] = {}
         self._loaders: dict[tuple[str, int], Any] = {}
-        self.steps_per_epoch = math.ceil(len(self.sampler) / self.batch_size)
+        if self.sampler is not None:
+            self.steps_per_epoch = math.ceil(len(self.sampler) / self.batch_size)
+        else:
+            self.steps_per_epoch = self.train_data.num_batches(self.batch_size, self.num_workers)
         self.total_steps = self.steps_per_epoch * self.epochs
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: self._lr_factor(step))
 
@@ -385,6 +415,10 @@ class Trainer:
             torch.backends.cudnn.benchmark = True
 
     def _want_preload(self, preload: bool | str, ds: Any) -> bool:
+        if _streaming(ds):
+            if preload is True:
+                raise ConfigError(f"{ds.info.name} is streamed; it cannot be preloaded (drop --preload or --streaming)")
+            return False
         fixed = _fixed(ds)
         if preload is True and not fixed:
             raise ConfigError(f"{ds.info.name} has variable-length or decoded columns; it cannot be preloaded (drop --preload)")
@@ -440,6 +474,13 @@ class Trainer:
         return self._loaders[key]
 
     def _batches(self, ds: Any, sampler: Any, batch_size: int) -> Iterator[dict[str, Any]]:
+        if self.streaming:
+            key = ("train", batch_size)
+            if key not in self._loaders:  # workers start afresh each epoch: they read the epoch set here
+                self._loaders[key] = ds.loader(batch_size=batch_size, num_workers=self.num_workers, pin_memory=self.pin_memory)
+            for batch in self._loaders[key]:
+                yield _move(batch, self.device, self.non_blocking) if self.device.type != "cpu" else batch
+            return
         if self.preloaded:
             yield from self._resident_copy(ds).batches(torch.tensor(list(sampler), dtype=torch.int64), batch_size)
             return
@@ -471,7 +512,7 @@ class Trainer:
         params = [p for p in self.module.parameters() if p.requires_grad]
         while self.epoch < self.epochs:
             epoch = self.epoch
-            self.sampler.set_epoch(epoch)
+            (self.train_data if self.sampler is None else self.sampler).set_epoch(epoch)
             self._loader_rng.manual_seed(self.seed * 1_000_003 + epoch)  # worker seeds depend on the epoch only
             self.model.train()
             loss_sum = torch.zeros((), device=self.device)
@@ -546,7 +587,7 @@ class Trainer:
         from tqdm.auto import tqdm
 
         return tqdm(
-            total=len(self.sampler),
+            total=len(self.sampler if self.sampler is not None else self.train_data),
             desc=f"epoch {epoch + 1}/{self.epochs}",
             unit="ex",
             unit_scale=True,
@@ -579,7 +620,10 @@ class Trainer:
         hits = torch.zeros(k, dtype=torch.int64, device=self.device)
         totals = torch.zeros(k, dtype=torch.int64, device=self.device)
         shard = EvalShard(len(ds), self.world.rank, self.world.size)
-        if self.preloaded and _fixed(ds):
+        if _streaming(ds):  # each rank reads its own part, every example once ("exact")
+            loader = _on_world(ds, self.world, "exact").loader(batch_size=batch_size, pin_memory=self.pin_memory)
+            batches: Iterator[dict[str, Any]] = (_move(b, self.device, self.non_blocking) for b in loader)
+        elif self.preloaded and _fixed(ds):
             batches = self._resident_copy(ds).batches(torch.tensor(list(shard), dtype=torch.int64), batch_size)
         else:
             # The eval data's loader (and its workers) lives as long as the trainer; others are one-off.
@@ -656,6 +700,8 @@ class Trainer:
             "task": self.info.task,
             "history": plain(self.history),
         }
+        if self.streaming:  # where the stream is (after a whole epoch: that epoch, done)
+            state["data_state"] = plain(self.train_data.state_dict())
         return save(state, path)
 
     def _restore(self, path: Path) -> None:
@@ -676,6 +722,8 @@ class Trainer:
         set_rng_state(rng[min(self.world.rank, len(rng) - 1)])
         self.epoch = int(ckpt["epoch"])
         self.history = list(ckpt["history"])
+        if self.streaming and ckpt.get("data_state"):
+            self.train_data.load_state_dict(ckpt["data_state"])
         # Checkpoints before TrainSettings stored fewer keys: only the keys both hold are compared.
         was, now = ckpt.get("settings") or {}, self._settings_record()
         changed = [
