@@ -380,21 +380,23 @@ class _Block:
         if len(self.parts) == 1 or (len(which) and which.min() == which.max()):
             k = int(which[0]) if len(which) else 0
             batch = Batch(self.parts[k].gather(index - starts[k]))
-        else:
-            pieces, order = [], []
-            for k in np.unique(which):
-                sel = np.nonzero(which == k)[0]
-                pieces.append(self.parts[k].gather(index[sel] - starts[k]))
-                order.append(sel)
-            inverse = torch.from_numpy(np.argsort(np.concatenate(order), kind="stable"))
+        else:  # several shards: each column filled in place, part by part (no concatenation, no reordering)
+            local = index - starts[which]
+            hits = [(self.parts[k], np.flatnonzero(which == k)) for k in np.flatnonzero(np.bincount(which, minlength=len(self.parts)))]
             batch = Batch()
-            for name in pieces[0]:
-                values = [p[name] for p in pieces]
-                if isinstance(values[0], torch.Tensor):
-                    batch[name] = torch.cat(values).index_select(0, inverse)
+            first = self.parts[0]
+            for name, col in first.columns.items():
+                if isinstance(col, torch.Tensor) and name not in first.offsets:
+                    out = torch.empty((len(index), *col.shape[1:]), dtype=col.dtype)
+                    for part, sel in hits:
+                        out[torch.from_numpy(sel)] = part.columns[name].index_select(0, torch.from_numpy(local[sel]))
+                    batch[name] = out
                 else:
-                    flat = [v for chunk in values for v in chunk]
-                    batch[name] = [flat[i] for i in inverse.tolist()]
+                    values: list[Any] = [None] * len(index)
+                    for part, sel in hits:
+                        for at, value in zip(sel.tolist(), part.gather_column(name, local[sel])):
+                            values[at] = value
+                    batch[name] = values
         batch.ragged = owner._ragged
         return batch
 
