@@ -15,7 +15,7 @@ Every push goes to a fresh prefix and every pull into a fresh folder, so nothing
 clients are made and warmed before the clock starts (botocore loads its models once per process,
 about 0.4 s, which a one-off `dsreg push` also pays). dsreg's
 figures include what the copy does not do: reading each local shard to check its sha256 before a
-push, hashing each pulled shard as it arrives and fsync-ing it, the dataset lock and the manifests.
+push, hashing each pulled shard and fsync-ing it before renaming it into place, the dataset lock and the manifests.
 Each figure is the median of ``--reps``; the ratio is dsreg's MB/s over the copy's. The table goes to
 ``benchmarks/results/2026-12-03-remote.md`` (``--out`` to change).
 """
@@ -167,7 +167,8 @@ def table(result: dict[str, Any], reps: int, quick: bool) -> str:
     lines = [
         "# Push and pull throughput: dsreg vs a plain s3fs copy (`python -m benchmarks.remote" + (" --quick" if quick else "") + "`)",
         "",
-        f"Machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
+        f"Machine: {platform.platform()}, {os.cpu_count()} CPUs (load average {os.getloadavg()[0]:.1f} at the end: a shared machine "
+        f"is noisy, read the ratios), Python {platform.python_version()}; "
         f"moto S3 server in its own process on 127.0.0.1. Store: {result['examples']:,} random 3x64x64 uint8 images, "
         f"{result['shards']} shards + manifest, {mb:,.1f} MB. Median of {reps} run(s) each, baseline first in every repetition.",
         "",
@@ -183,7 +184,7 @@ def table(result: dict[str, Any], reps: int, quick: bool) -> str:
     lines += [
         "",
         "dsreg's push reads every local shard once more to check its sha256 before sending it, and writes the manifest",
-        "last; its pull hashes each shard as it arrives, fsyncs it and renames it into place, under the dataset's lock.",
+        "last; its pull hashes each downloaded shard, fsyncs it and renames it into place, under the dataset's lock.",
         "The server is moto (objects held in Python memory), so absolute MB/s say more about moto than about S3;",
         "the ratio is the figure to read." + (" --quick: one small run, not a measurement." if quick else ""),
         "",

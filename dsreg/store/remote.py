@@ -267,13 +267,42 @@ def _sha256(path: Path, upto: int | None = None) -> Any:
     return digest
 
 
+def _part(folder: Path, shard: Mapping[str, Any]) -> Path:
+    """Return where a shard's bytes arrive before they are verified and renamed into place."""
+    return folder / f".{shard['file']}.part"
+
+
+def _here(folder: Path, shard: Mapping[str, Any]) -> bool:
+    """True when the shard is in ``folder`` already with the manifest's size and sha256 (an earlier pull, or prepared here)."""
+    final = folder / shard["file"]
+    return final.exists() and final.stat().st_size == int(shard["bytes"]) and _sha256(final).hexdigest() == shard["sha256"]
+
+
+def _fetch_whole(fs: Any, remote_paths: list[str], parts: list[Path], where: str, name: str) -> None:
+    """Download shards that have no ``.part`` yet in one call (an object store's backend fetches them concurrently).
+
+    A cut leaves what arrived in the ``.part`` files; ``_pull_shard`` then resumes each and verifies it.
+    """
+    try:
+        fs.get(remote_paths, [str(part) for part in parts])
+    except FileNotFoundError as exc:
+        raise FetchError(f"{name}: {where} lists a shard that is not there ({_reason(exc)}); push the dataset there again") from exc
+    except OSError as exc:
+        told = storage.disk_error(exc, parts[0].parent, f"pulling {name}")
+        if told is not None:
+            raise told from exc
+        raise FetchError(f"{name}: pulling from {where} stopped ({_reason(exc)}); run it again: it resumes") from exc
+    except DsregError:
+        raise
+    except Exception as exc:
+        raise FetchError(f"{name}: pulling from {where} stopped ({_reason(exc)}); run it again: it resumes") from exc
+
+
 def _pull_shard(fs: Any, remote_path: str, where: str, folder: Path, shard: Mapping[str, Any], name: str, split: str) -> int:
-    """Download one shard into ``folder`` (resuming its ``.part``), verify it and rename it into place; return bytes read."""
+    """Finish one shard's ``.part`` (resuming from its size), verify it and rename it into place; return the bytes read here."""
     final = folder / shard["file"]
     expected = int(shard["bytes"])
-    if final.exists() and final.stat().st_size == expected and _sha256(final).hexdigest() == shard["sha256"]:
-        return 0  # already here (an earlier pull, or the same bytes prepared here)
-    part = folder / f".{shard['file']}.part"
+    part = _part(folder, shard)
     offset = part.stat().st_size if part.exists() else 0
     if offset > expected:
         part.unlink()
@@ -281,19 +310,20 @@ def _pull_shard(fs: Any, remote_path: str, where: str, folder: Path, shard: Mapp
     digest = _sha256(part, offset) if offset else hashlib.sha256()
     received = 0
     try:
-        with fs.open(remote_path, "rb", block_size=CHUNK) as source, open(part, "r+b" if offset else "wb") as out:
-            if offset:
-                source.seek(offset)
-                out.seek(offset)
-                out.truncate()
-            while offset + received < expected:
-                chunk = source.read(min(CHUNK, expected - offset - received))
-                if not chunk:
-                    break
-                out.write(chunk)
-                digest.update(chunk)
-                received += len(chunk)
-            out.flush()
+        if offset < expected:  # a whole .part (from _fetch_whole, or left by a cut) is verified as it is
+            with fs.open(remote_path, "rb", block_size=CHUNK, cache_type="none") as source, open(part, "r+b" if offset else "wb") as out:
+                if offset:
+                    source.seek(offset)
+                    out.seek(offset)
+                    out.truncate()
+                while offset + received < expected:
+                    chunk = source.read(min(CHUNK, expected - offset - received))
+                    if not chunk:
+                        break
+                    out.write(chunk)
+                    digest.update(chunk)
+                    received += len(chunk)
+        with open(part, "rb+") as out:
             os.fsync(out.fileno())
     except FileNotFoundError as exc:
         raise FetchError(f"{name}: {where} lists {shard['file']} but it is not there; push {split} there again") from exc
@@ -387,17 +417,20 @@ def pull_store(
         shards = storage.split_shards(remote, split)
         if not shards:
             raise ConfigError(f"{name}: refusing {where}: split {split} lists no shards; push it again with this dsreg")
-        # Shards travel PULL_THREADS at a time (each verified on its own); the first error is raised once all stopped.
-        with concurrent.futures.ThreadPoolExecutor(min(PULL_THREADS, len(shards)), thread_name_prefix="dsreg-pull") as pool:
-            futures = [pool.submit(_pull_shard, fs, f"{root}/{shard['file']}", where, folder, shard, name, split) for shard in shards]
+        todo = [shard for shard in shards if not _here(folder, shard)]
+        done.skipped += len(shards) - len(todo)
+        # Shards never started travel together in one call; then each .part is finished if a cut left it short
+        # (PULL_THREADS at a time), verified and renamed. The first error is raised once all stopped.
+        whole = [shard for shard in todo if not _part(folder, shard).exists()]
+        if whole:
+            _fetch_whole(fs, [f"{root}/{shard['file']}" for shard in whole], [_part(folder, shard) for shard in whole], where, name)
+        with concurrent.futures.ThreadPoolExecutor(max(1, min(PULL_THREADS, len(todo))), thread_name_prefix="dsreg-pull") as pool:
+            futures = [pool.submit(_pull_shard, fs, f"{root}/{shard['file']}", where, folder, shard, name, split) for shard in todo]
             concurrent.futures.wait(futures)
         for future in futures:
-            future.result()
-        for future in futures:
-            moved = future.result()
-            done.shards += 1 if moved else 0
-            done.skipped += 0 if moved else 1
-            done.bytes += moved
+            done.bytes += future.result()
+        done.shards += len(todo)
+        done.bytes += sum(int(shard["bytes"]) for shard in whole)
         local["splits"][split] = dict(entry) | {"pulled": where}
         order = [s for s in remote.get("split_order", []) if s in local["splits"]]
         local["split_order"] = order + [s for s in local["splits"] if s not in order]
