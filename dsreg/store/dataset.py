@@ -7,6 +7,7 @@ sends only paths and ranges: each DataLoader worker re-opens the memory map.
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,7 +19,7 @@ import torch
 from ..builder import Builder
 from ..features import Feature, class_names
 from .collate import Batch, Examples
-from .storage import open_split, shard_ranges
+from .storage import map_split, shard_ranges
 
 __all__ = ["Dataset", "Batches", "Loader"]
 
@@ -78,7 +79,8 @@ class _Part:
     """
 
     def __init__(self, path: Path, start: int, stop: int, features: dict[str, Feature]) -> None:
-        table = open_split(path)
+        table, self.base = map_split(path)
+        self.path, self.start, self.stop, self.rows = path, start, stop, table.num_rows
         self.length = stop - start
         self.columns: dict[str, Any] = {}
         self.offsets: dict[str, np.ndarray] = {}
@@ -129,6 +131,134 @@ class _Part:
         if isinstance(col, torch.Tensor):
             return col.index_select(0, torch.from_numpy(index))
         return [col[int(i)].as_py() for i in index]
+
+
+_MAP_FIXED = 0x10  # the same on Linux and macOS
+_MADV_POPULATE_READ = 22  # Linux 5.14+
+
+
+def _libc() -> Any:
+    """The C library's ``mmap``/``munmap`` through ctypes (they release the GIL), or None where not usable."""
+    import ctypes
+    import mmap
+    import sys
+
+    if sys.platform not in ("linux", "darwin") or ctypes.sizeof(ctypes.c_void_p) != 8 or not hasattr(mmap, "MAP_ANONYMOUS"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.mmap.restype = ctypes.c_void_p
+        libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int64]
+        libc.munmap.restype = ctypes.c_int
+        libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+        libc.madvise.restype = ctypes.c_int
+        libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+def _join(parts: list[_Part], name: str) -> tuple[torch.Tensor, int, int] | None:
+    """Map column ``name`` of the shards behind ``parts`` back to back, as one zero-copy tensor of the parts' rows.
+
+    Possible when every part but the first starts at its shard's first row, every part but the
+    last ends at its shard's last row, each shard's column data starts at a page boundary in its
+    file and every shard's column but the last is a whole number of pages (the writer lays shards
+    out so: ``storage.ALIGN``). The last shard's column may start anywhere: it is then copied in
+    (at most one shard's column). Returns the tensor and the mapped region (address, bytes), or
+    None where this is not possible (mmap not at hand, a layout that does not fit).
+    """
+    import ctypes
+    import mmap
+    import weakref
+
+    first = parts[0].columns[name]
+    if not isinstance(first, torch.Tensor) or name in parts[0].offsets or first.dtype == torch.bool or first.dim() == 0:
+        return None
+    page = mmap.PAGESIZE
+    row = int(np.prod(first.shape[1:], dtype=np.int64)) * first.element_size()
+    layout = []
+    last = len(parts) - 1
+    for k, part in enumerate(parts):
+        if part.length == 0 or (k and part.start) or (k < last and part.stop != part.rows):
+            return None
+        offset = part.columns[name].data_ptr() - part.start * row - part.base
+        size = part.rows * row
+        if k < last and (offset % page or size % page):
+            return None
+        layout.append((part, offset, size))
+    libc = _libc()
+    if libc is None or row == 0:
+        return None
+    total = sum(-(-size // page) * page for _, _, size in layout)
+    failed = ctypes.c_void_p(-1).value
+    reserved = libc.mmap(None, total, 0, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)  # PROT_NONE: address space only
+    if reserved in (None, failed):
+        return None
+    at = 0
+    for part, offset, size in layout:
+        length = -(-size // page) * page
+        if offset % page == 0:
+            try:
+                fd = os.open(part.path, os.O_RDONLY)
+            except OSError:
+                libc.munmap(reserved, total)
+                return None
+            try:
+                got = libc.mmap(reserved + at, length, mmap.PROT_READ, mmap.MAP_SHARED | _MAP_FIXED, fd, offset)
+            finally:
+                os.close(fd)
+        else:  # the last shard, whose column starts mid-page: copied into anonymous memory
+            prot = mmap.PROT_READ | mmap.PROT_WRITE
+            got = libc.mmap(reserved + at, length, prot, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_FIXED, -1, 0)
+            if got == reserved + at:
+                ctypes.memmove(got, part.base + offset, size)
+        if got != reserved + at:
+            libc.munmap(reserved, total)
+            return None
+        at += size
+    buffer = (ctypes.c_uint8 * total).from_address(reserved)
+    weakref.finalize(buffer, libc.munmap, reserved, total)  # unmapped once no view of it is left
+    flat = np.frombuffer(buffer, dtype=first.numpy().dtype, count=at // first.element_size())
+    whole = torch.from_numpy(flat).view(-1, *first.shape[1:])
+    return whole[parts[0].start : parts[0].start + sum(part.length for part in parts)], reserved, at
+
+
+def _populate(regions: list[tuple[int, int]]) -> None:
+    """Read ``regions`` (address, bytes) of file mappings into memory and map their pages, sequentially.
+
+    Runs in a background thread when a dataset is opened, so a shuffled first epoch finds its
+    pages mapped instead of faulting them in one 4 KiB random read at a time. ``madvise`` through
+    ctypes releases the GIL; MADV_POPULATE_READ (Linux 5.14+) maps the pages, MADV_WILLNEED (the
+    fallback) only starts reading them.
+    """
+    import mmap
+
+    libc = _libc()
+    if libc is None:
+        return
+    page, chunk = mmap.PAGESIZE, 8 << 20
+    for address, size in regions:
+        start = address - address % page
+        end = address + size
+        for lo in range(start, end, chunk):
+            length = min(chunk, end - lo)
+            if libc.madvise(lo, length, _MADV_POPULATE_READ) != 0:
+                libc.madvise(lo, end - lo, getattr(mmap, "MADV_WILLNEED", 3))
+                break
+
+
+def _prefetch(regions: list[tuple[int, int]]) -> None:
+    """Start ``_populate`` in a daemon thread if the regions fit in half the memory available now (Linux)."""
+    import threading
+
+    try:
+        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return
+    if not regions or sum(size for _, size in regions) > available // 2 or os.environ.get("DSREG_PREFETCH", "1") == "0":
+        return
+    threading.Thread(target=_populate, args=(regions,), name="dsreg-prefetch", daemon=True).start()
 
 
 class Batches(torch.utils.data.Sampler):
@@ -232,6 +362,7 @@ class Dataset(torch.utils.data.Dataset):
         self._ends = np.cumsum(lengths, dtype=np.int64)
         self._starts = self._ends - np.asarray(lengths, dtype=np.int64)
         self._parts: list[_Part] | None = None
+        self._joined: dict[str, torch.Tensor] = {}  # columns of every part mapped back to back
         self._plain = transform is None and not builder.decodes_on_access()
         self._ragged = tuple(name for name, feat in self.features.items() if feat.ragged)
 
@@ -241,7 +372,18 @@ class Dataset(torch.utils.data.Dataset):
 
     def _open(self) -> list[_Part]:
         if self._parts is None:
-            self._parts = [_Part(self.folder / file, a, b, self.features) for file, a, b in self.parts]
+            parts = [_Part(self.folder / file, a, b, self.features) for file, a, b in self.parts]
+            regions: list[tuple[int, int]] = []
+            if len(parts) > 1:
+                with warnings.catch_warnings():  # a read-only mapping: we only ever read or copy out
+                    warnings.simplefilter("ignore", UserWarning)
+                    joined = {name: _join(parts, name) for name in self.features}
+                self._joined = {name: found[0] for name, found in joined.items() if found is not None}
+                regions = [found[1:] for found in joined.values() if found is not None]
+            if len(self._joined) < len(self.features):  # some columns are read from the shards' own mappings
+                regions += [(part.base, part.path.stat().st_size) for part in parts if part.base]
+            _prefetch(regions)
+            self._parts = parts
         return self._parts
 
     def _locate(self, index: int) -> tuple[_Part, int]:
@@ -283,27 +425,42 @@ class Dataset(torch.utils.data.Dataset):
         return batch
 
     def _gather_parts(self, parts: list[_Part], index: np.ndarray) -> Batch:
-        """Gather a batch whose examples lie in several parts (shards) into preallocated columns, in ``index`` order."""
-        which = np.searchsorted(self._ends, index, side="right")
-        if len(index) and (which == which[0]).all():
-            return Batch(parts[int(which[0])].gather(index - self._starts[which[0]]))
-        local = index - self._starts[which]
-        hits = [(parts[k], np.flatnonzero(which == k)) for k in np.flatnonzero(np.bincount(which, minlength=len(parts)))]
-        batch = Batch()
-        for name in self.features:
-            first = parts[0].columns[name]
-            if isinstance(first, torch.Tensor) and name not in parts[0].offsets:
-                out = torch.empty((len(index), *first.shape[1:]), dtype=first.dtype)
-                for part, sel in hits:
-                    out[torch.from_numpy(sel)] = part.columns[name].index_select(0, torch.from_numpy(local[sel]))
-                batch[name] = out
+        """Gather a batch whose examples may lie in several parts (shards), in ``index`` order.
+
+        A column mapped back to back over the shards (``_join``) is one ``index_select``; any other
+        is gathered shard by shard into a preallocated tensor (or list).
+        """
+        gathered: dict[str, Any] = {}
+        if self._joined:
+            idx = torch.from_numpy(index)
+            gathered = {name: col.index_select(0, idx) for name, col in self._joined.items()}
+        rest = [name for name in self.features if name not in gathered]
+        if rest:
+            which = np.searchsorted(self._ends, index, side="right")
+            local = index - self._starts[which]
+            if len(index) and (which == which[0]).all():
+                part = parts[int(which[0])]
+                gathered.update((name, part.gather_column(name, local)) for name in rest)
             else:
-                values: list[Any] = [None] * len(index)
-                for part, sel in hits:
-                    for at, value in zip(sel.tolist(), part.gather_column(name, local[sel])):
-                        values[at] = value
-                batch[name] = values
-        return batch
+                hits = [(parts[k], np.flatnonzero(which == k)) for k in np.flatnonzero(np.bincount(which, minlength=len(parts)))]
+                for name in rest:
+                    gathered[name] = self._gather_column(name, parts[0], hits, local, len(index))
+        return Batch({name: gathered[name] for name in self.features})
+
+    @staticmethod
+    def _gather_column(name: str, first: _Part, hits: list[tuple[_Part, np.ndarray]], local: np.ndarray, n: int) -> Any:
+        """Gather column ``name`` shard by shard: ``hits`` holds each shard touched and the batch positions it serves."""
+        col = first.columns[name]
+        if isinstance(col, torch.Tensor) and name not in first.offsets:
+            out = torch.empty((n, *col.shape[1:]), dtype=col.dtype)
+            for part, sel in hits:
+                out[torch.from_numpy(sel)] = part.columns[name].index_select(0, torch.from_numpy(local[sel]))
+            return out
+        values: list[Any] = [None] * n
+        for part, sel in hits:
+            for at, value in zip(sel.tolist(), part.gather_column(name, local[sel])):
+                values[at] = value
+        return values
 
     # -- conveniences -------------------------------------------------------------------------
     @property
@@ -352,7 +509,7 @@ class Dataset(torch.utils.data.Dataset):
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_parts"] = None  # workers re-open the memory map instead of copying data
+        state["_parts"], state["_joined"] = None, {}  # workers re-open the memory map instead of copying data
         return state
 
     def __repr__(self) -> str:

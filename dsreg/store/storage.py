@@ -55,6 +55,7 @@ __all__ = [
     "shard_bytes",
     "verify_split",
     "open_split",
+    "map_split",
     "SplitWriter",
     "ShardedWriter",
     "StoredSplit",
@@ -67,6 +68,12 @@ FORMAT = 3
 _FLUSH_ROWS = 65536
 #: The default target size of a shard (``DSREG_SHARD_BYTES``): 64 MiB.
 DEFAULT_SHARD_BYTES = 64 << 20
+#: Shards start their fixed-width columns' data at a multiple of this many bytes in the file and,
+#: when the quantum of rows this needs is small next to the target, hold a multiple of it: so a
+#: reader can map a column of every shard back to back as one array (16 KiB: any 4 or 16 KiB page).
+ALIGN = 16 << 10
+#: The schema metadata key whose value pads the schema so the columns start aligned.
+_PAD_KEY = b"dsreg.pad"
 
 
 def shard_bytes() -> int:
@@ -253,6 +260,18 @@ class SplitWriter:
                 self.chunks[name].append(pa.array(values, type=self.schema.field(name).type))
                 self.buffers[name] = []
 
+    def fixed_widths(self) -> dict[str, int]:
+        """Bytes per row of each column stored as one fixed-width buffer (no validity bits, not bit-packed)."""
+        import math
+
+        widths: dict[str, int] = {}
+        for name, feat in self.features.items():
+            if name in self.raw and feat.fixed:
+                widths[name] = math.prod(feat.shape) * self.raw[name].dtype.itemsize  # type: ignore[arg-type]
+            elif name in self._width and str(self.schema.field(name).type) != "bool":
+                widths[name] = self._width[name]
+        return widths
+
     def close(self) -> int:
         """Write the record batch (hashing it as it goes), remove the side files and return the number of rows."""
         import pyarrow as pa
@@ -266,9 +285,11 @@ class SplitWriter:
                 chunks = self.chunks[field.name]
                 arrays.append(pa.concat_arrays(chunks) if chunks else pa.array([], type=field.type))
         batch = pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+        schema = _aligned_schema(batch)
+        batch = batch.replace_schema_metadata(schema.metadata)
         sink = _HashingFile(self.path)
         try:
-            with pa.ipc.new_stream(sink, self.schema) as writer:
+            with pa.ipc.new_stream(sink, schema) as writer:
                 writer.write_batch(batch)
         finally:
             sink.close()
@@ -288,6 +309,72 @@ class SplitWriter:
                 col.path.unlink(missing_ok=True)
             except OSError:
                 pass
+
+
+class _Layout:
+    """A sink that writes nothing and notes where the first fixed-width column's data would land."""
+
+    closed = False
+
+    def __init__(self, address: int) -> None:
+        self.address, self.position, self.found = address, 0, -1
+
+    def write(self, data: Any) -> int:
+        import pyarrow as pa
+
+        size = memoryview(data).nbytes
+        if self.found < 0 and size and isinstance(data, pa.Buffer) and data.address == self.address:
+            self.found = self.position
+        self.position += size
+        return size
+
+    def tell(self) -> int:
+        return self.position
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _data_offset(batch: Any, schema: Any, address: int) -> int:
+    """Where in the stream file of ``batch`` written with ``schema`` the buffer at ``address`` starts (-1: not found)."""
+    import pyarrow as pa
+
+    sink = _Layout(address)
+    with pa.ipc.new_stream(sink, schema) as writer:  # pyarrow hands the buffers over without copying them
+        writer.write_batch(batch)
+    return sink.found
+
+
+def _aligned_schema(batch: Any) -> Any:
+    """Return ``batch``'s schema padded (a ``dsreg.pad`` metadata entry) so the first fixed-width column's data starts at a multiple of ``ALIGN``."""
+    import pyarrow as pa
+
+    schema = batch.schema
+    first = None
+    for column in batch.columns:
+        leaf = column
+        while pa.types.is_fixed_size_list(leaf.type):
+            leaf = leaf.values
+        if len(leaf) and leaf.null_count == 0 and pa.types.is_primitive(leaf.type) and not pa.types.is_boolean(leaf.type):
+            first = leaf
+            break
+    if first is None:
+        return schema
+    address = first.buffers()[1].address + first.offset * first.type.bit_width // 8
+    offset = _data_offset(batch, schema, address)
+    if offset < 0 or offset % ALIGN == 0:
+        return schema
+    base = schema.serialize().size
+    needed = -offset % ALIGN
+    metadata = dict(schema.metadata or {})
+    for length in range(max(0, needed - 64), needed + ALIGN):
+        padded = schema.with_metadata({**metadata, _PAD_KEY: b" " * length})
+        if padded.serialize().size - base == needed:
+            return padded
+    return schema  # pragma: no cover - a length always fits within ALIGN + 64
 
 
 def _shard_pattern(split: str) -> re.Pattern[str]:
@@ -314,6 +401,18 @@ class ShardedWriter:
         self.rows = 0
         self.done: list[tuple[Path, dict[str, Any]]] = []  # (temporary path, shard entry)
         self.current: SplitWriter | None = None
+        self.quantum: int | None = None  # rows a shard holds a multiple of (but the last), set by the first shard
+
+    def _quantum(self, writer: SplitWriter) -> int:
+        """Rows that make every fixed-width column a multiple of ``ALIGN`` bytes, if that is a small part of the target; else 1."""
+        import math
+
+        widths = writer.fixed_widths()
+        if not widths:
+            return 1
+        rows = math.lcm(*(ALIGN // math.gcd(width, ALIGN) for width in widths.values()))
+        per_row = max(1, writer.nbytes // max(1, writer.rows))
+        return rows if rows * per_row * 4 <= self.target else 1
 
     def _temp(self, index: int) -> Path:
         return self.folder / f".{shard_name(self.split, index)}.tmp-{self.tag}"
@@ -325,7 +424,10 @@ class ShardedWriter:
         self.current.write(example)
         self.rows += 1
         if self.current.nbytes >= self.target:
-            self._end_shard()
+            if self.quantum is None:
+                self.quantum = self._quantum(self.current)
+            if self.current.rows % self.quantum == 0:
+                self._end_shard()
 
     def _end_shard(self) -> None:
         writer = self.current
@@ -787,10 +889,17 @@ def verify_split(folder: Path, manifest: Mapping[str, Any], split: str) -> dict[
 
 def open_split(path: Path) -> Any:
     """Memory-map one shard file and return its pyarrow Table (one chunk per column)."""
+    return map_split(path)[0]
+
+
+def map_split(path: Path) -> tuple[Any, int]:
+    """Memory-map one shard file; return its pyarrow Table and the address the file is mapped at."""
     import pyarrow as pa
 
     try:
         source = pa.memory_map(str(path), "r")
-        return pa.ipc.open_stream(source).read_all()
+        base = source.read_buffer(1).address if source.size() else 0
+        source.seek(0)
+        return pa.ipc.open_stream(source).read_all(), base
     except (OSError, pa.ArrowInvalid) as exc:
         raise CacheError(f"prepared file {path} is damaged ({exc}); run `dsreg cache rm` on the dataset and fetch again") from exc

@@ -1,0 +1,233 @@
+"""Reading the sharded prepared store: warm and cold epochs against the in-RAM limit, at two shard sizes.
+
+    python -m benchmarks.shards            # 120,000 28x28 uint8 images, 64 MiB and 8 MiB shards, 5 reps
+    python -m benchmarks.shards --quick    # 12,000 images, 2 reps: a smoke run, never a speed
+
+A generated dataset (``Glyphs``, defined here: random 1x28x28 uint8 images and a 10-class label,
+read through the notMNIST normalising collate) is prepared once per shard size (``DSREG_SHARD_BYTES``
+64 MiB, the default, and 8 MiB). For each:
+
+- warm: ``load(...).loader(batch_size=256, shuffle=True)`` whole epochs in one process after one
+  untimed epoch, interleaved with the limit;
+- cold: the first epoch of a fresh process right after the shards' pages were dropped from the page
+  cache (``posix_fadvise(POSIX_FADV_DONTNEED)`` on each shard), with the open's background
+  prefetch and, for comparison, without it (``DSREG_PREFETCH=0``);
+- the limit: the same split as one uint8 tensor in RAM, ``randperm`` + ``index_select`` into float32
+  (benchmarks/suite.py's "limit" row), measured in the same process, interleaved.
+
+Each figure is the median of ``--reps`` runs; the targets are ratios to the limit: warm >= 0.9x,
+cold >= 0.5x. The table goes to benchmarks/results/2026-12-03-shards.md (``--out`` to change).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import dsreg
+
+RESULTS = Path(__file__).parent / "results" / "2026-12-03-shards.md"
+SIZES = {"64 MiB (default)": "64MiB", "8 MiB": "8MiB"}
+
+
+def normalize(batch: Any) -> dict[str, Any]:
+    """notMNIST's collate: float32 images scaled as (x - 127.5) / 255, int64 labels."""
+    from dsreg.store.collate import stack
+
+    out = stack(batch)
+    out["image"] = out["image"].to(torch.float32).sub_(127.5).div_(255.0)
+    out["label"] = out["label"].to(torch.int64)
+    return out
+
+
+class Glyphs(dsreg.Builder):
+    """``n`` random 28x28 uint8 images with a 10-class label, generated (no files)."""
+
+    name = "bench-shards"
+    features = {"image": dsreg.Tensor((1, 28, 28), "uint8"), "label": dsreg.ClassLabel(tuple("ABCDEFGHIJ"))}
+    splits = ("train",)
+    config = {"n": 120_000}
+
+    def get_collate_fn(self) -> Any:
+        return normalize
+
+    def generate(self, split: str, files: Any, **config: Any) -> Any:
+        rng = np.random.default_rng(0)
+        n = self.params["n"]
+        for lo in range(0, n, 4096):
+            images = rng.integers(0, 256, size=(min(4096, n - lo), 1, 28, 28), dtype=np.uint8)
+            for i, image in enumerate(images):
+                yield str(lo + i), {"image": image, "label": (lo + i) % 10}
+
+
+def epoch(ds: Any) -> tuple[float, float]:
+    """Images/s of one whole shuffled epoch through the dataset's loader: by the clock, and by this process's CPU time."""
+    start, cpu = time.perf_counter(), time.process_time()
+    for _ in ds.loader(batch_size=256, shuffle=True):
+        pass
+    return len(ds) / (time.perf_counter() - start), len(ds) / (time.process_time() - cpu)
+
+
+def limit_epoch(images: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+    n = len(images)
+    start, cpu = time.perf_counter(), time.process_time()
+    perm = torch.randperm(n)
+    for i in range(0, n, 256):
+        idx = perm[i : i + 256]
+        images.index_select(0, idx).float().sub_(127.5).div_(255)
+        labels.index_select(0, idx)
+    return n / (time.perf_counter() - start), n / (time.process_time() - cpu)
+
+
+def evict(folder: Path) -> None:
+    """Drop the shards' pages from the page cache."""
+    for path in folder.glob("*.arrow"):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
+def read_seconds(folder: Path) -> float:
+    start = time.perf_counter()
+    for path in sorted(folder.glob("*.arrow")):
+        with open(path, "rb") as fh:
+            while fh.read(8 << 20):
+                pass
+    return time.perf_counter() - start
+
+
+def probe(cache: str, n: int) -> None:
+    """In a fresh process: the first epoch (opening the shards included), printed as JSON."""
+    import pyarrow.ipc  # noqa: F401 - imported before the clock starts: the epoch's first batch would import it
+
+    from dsreg.testing import registered
+
+    torch.set_num_threads(1)
+    with registered(Glyphs):
+        ds = dsreg.load("bench-shards", split="train", download=False, cache_dir=cache, n=n)
+    print(json.dumps({"rate": epoch(ds)[0]}))
+
+
+def cold(cache: Path, folder: Path, n: int, prefetch: bool) -> float:
+    evict(folder)
+    env = {**os.environ, "DSREG_PREFETCH": "1" if prefetch else "0"}
+    cmd = [sys.executable, "-m", "benchmarks.shards", "--probe", str(cache), "--n", str(n)]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True, cwd=Path(__file__).parent.parent)
+    return float(json.loads(out.stdout.strip().splitlines()[-1])["rate"])
+
+
+def run(n: int, reps: int, work: Path) -> list[dict[str, Any]]:
+    from dsreg.testing import registered
+
+    rows: list[dict[str, Any]] = []
+    for label, size in SIZES.items():
+        cache = work / f"cache-{size}"
+        os.environ["DSREG_SHARD_BYTES"] = size
+        try:
+            with registered(Glyphs):
+                start = time.perf_counter()
+                info = dsreg.fetch("bench-shards", quiet=True, cache_dir=cache, n=n)
+                prepared = time.perf_counter() - start
+                ds = dsreg.load("bench-shards", split="train", download=False, cache_dir=cache, n=n)
+        finally:
+            del os.environ["DSREG_SHARD_BYTES"]
+        folder = info.prepared_path
+        assert folder is not None
+        shards = len(info.manifest["splits"]["train"]["shards"]) if info.manifest else 0
+        nbytes = info.manifest["splits"]["train"]["bytes"] if info.manifest else 0
+        everything = ds.__getitems__(range(len(ds)))
+        images, labels = everything["image"].clone(), everything["label"].clone()
+        epoch(ds)  # untimed: the pages mapped in this process
+        warm: list[tuple[float, float]] = []
+        limit: list[tuple[float, float]] = []
+        for _ in range(reps):  # interleaved, so a busy moment of the machine hits both
+            warm.append(epoch(ds))
+            limit.append(limit_epoch(images, labels))
+        del ds, everything
+        colds = [cold(cache, folder, n, True) for _ in range(reps)]
+        plain = [cold(cache, folder, n, False) for _ in range(reps)]
+        evict(folder)
+        dropped = read_seconds(folder)
+        cached = read_seconds(folder)
+        where = f"{shards} shard{'s' if shards != 1 else ''} of {label}, {nbytes / 2**20:.0f} MiB in all, prepared in {prepared:.1f} s"
+        clock, cpu = statistics.median(r[0] for r in limit), statistics.median(r[1] for r in limit)
+        figures = [
+            ("limit: uint8 tensor in RAM, randperm + index_select to float32", [r[0] for r in limit], clock),
+            ("limit, by CPU time", [r[1] for r in limit], cpu),
+            ("warm epoch, loader(batch_size=256, shuffle=True)", [r[0] for r in warm], clock),
+            ("warm epoch, by CPU time", [r[1] for r in warm], cpu),
+            ("cold first epoch, fresh process, with the prefetch", colds, clock),
+            ("cold first epoch, fresh process, DSREG_PREFETCH=0", plain, clock),
+        ]
+        for name, runs, base in figures:
+            rate = statistics.median(runs)
+            rows.append({"shards": where, "row": name, "rate": rate, "runs": runs, "ratio": rate / base})
+        rows[-1]["note"] = f"reading the shards after the eviction took {dropped:.2f} s, from the page cache {cached:.2f} s"
+    return rows
+
+
+def table(rows: list[dict[str, Any]], n: int, reps: int) -> str:
+    lines = [
+        "# Sharded store: reading speed against the in-RAM limit",
+        "",
+        f"`python -m benchmarks.shards` on {platform.system().lower()}-{platform.machine()}, {os.cpu_count()} CPUs, "
+        f"torch {torch.__version__}: {n:,} generated 1x28x28 uint8 images, batch 256, shuffled, workers=0; "
+        f"each figure the median of {reps} runs, the limit measured in the same process, interleaved with the warm epochs; "
+        "one torch thread. Targets: warm >= 0.9x, cold >= 0.5x the limit. Ratios are to the limit by the clock, "
+        "the CPU-time rows to the limit by CPU time (steadier on a shared machine).",
+        "",
+        "| store | row | images/s | vs limit | runs |",
+        "|---|---|---|---|---|",
+    ]
+    for row in rows:
+        runs = ", ".join(f"{r:,.0f}" for r in row["runs"])
+        lines.append(f"| {row['shards']} | {row['row']} | {row['rate']:,.0f} | {row['ratio']:.2f}x | {runs} |")
+    notes = [f"- {row['shards']}: {row['note']}" for row in rows if row.get("note")]
+    return "\n".join(lines + ["", *notes, ""])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.shards", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="12,000 images, 2 reps: a smoke run")
+    parser.add_argument("--reps", type=int, default=None, help="runs per figure (default 5, --quick 2)")
+    parser.add_argument("--n", type=int, default=None, help="images (default 120,000, --quick 12,000)")
+    parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temporary one)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where the table goes")
+    parser.add_argument("--probe", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    n = args.n or (12_000 if args.quick else 120_000)
+    if args.probe:
+        probe(args.probe, n)
+        return
+    reps = args.reps or (2 if args.quick else 5)
+    torch.set_num_threads(1)
+    if args.work:
+        args.work.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="dsreg-shards-", dir=args.work))
+    try:
+        rows = run(n, reps, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    text = table(rows, n, reps)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
