@@ -434,3 +434,39 @@ def test_a_buffer_whose_blocks_outgrow_the_cache_is_refused_before_reading(store
         plain_keys(builder, folder, manifest)
     )
     assert not (tmp_path / "c").exists() or not any((tmp_path / "c").glob("*.arrow.*.part"))
+
+
+def test_a_streamed_run_stopped_mid_epoch_resumes_to_the_same_weights(registry, tmp_path):
+    import os
+    import signal
+
+    from dsreg.train import CHECKPOINT, Trainer, load_checkpoint
+
+    from trainsets import state_equal
+
+    train = dsreg.load("stripes", split="train", streaming=True, n=256).shuffle(seed=0, buffer_size=64)
+    kw: dict[str, Any] = dict(config={"n": 256}, epochs=2, lr=3e-3, batch_size=32, quiet=True)
+    whole = Trainer("image-mlp", train, **kw)
+    history = whole.fit()
+    calls = [0]
+
+    def interrupting(logits, target):
+        calls[0] += 1
+        if calls[0] == 11:  # epoch 2 (8 steps each), third step: Ctrl-C arrives mid-step
+            os.kill(os.getpid(), signal.SIGINT)
+        return torch.nn.functional.cross_entropy(logits, target)
+
+    out = tmp_path / "run"
+    stopped = Trainer("image-mlp", train, loss=interrupting, out_dir=out, **kw)
+    with pytest.raises(KeyboardInterrupt):
+        stopped.fit()
+    ckpt = load_checkpoint(out / CHECKPOINT)
+    assert ckpt["epoch"] == 1 and ckpt["partial"]["seen"] == 3 * 32
+    assert ckpt["data_state"]["epoch"] == 1 and ckpt["data_state"]["consumed"] == [96] and not ckpt["data_state"]["done"]
+    lines: list[str] = []
+    again = Trainer("image-mlp", train, out_dir=out, resume=True, log=lines.append, **{**kw, "quiet": False})
+    assert any("in epoch 2 after 96 examples" in line for line in lines)
+    resumed = again.fit()
+    assert state_equal(again.module.state_dict(), whole.module.state_dict())  # as if never stopped
+    assert [r["examples"] for r in resumed] == [256, 256] and resumed[1]["loss"] == pytest.approx(history[1]["loss"])
+    assert load_checkpoint(out / CHECKPOINT)["partial"] is None

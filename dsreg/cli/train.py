@@ -300,7 +300,7 @@ def train_cmd(
                 val = f", eval on {val_split}" if val_split else ""
                 say(
                     f"{inf.name}: {trainer.model_name} ({n_params:,} parameters) on {where}; "
-                    f"{len(trainer.train_data):,} {train_split} examples{val}; run folder {out}"
+                    f"{getattr(trainer.train_data, 'total', len(trainer.train_data)):,} {train_split} examples{val}; run folder {out}"
                 )
                 taken = {k: v for k, v in dataset_defaults(trainer.train_data).items() if getattr(settings, k) is None}
                 if taken:

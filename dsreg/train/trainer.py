@@ -361,6 +361,10 @@ class Trainer:
 
         self.epoch = 0
         self.history: list[dict[str, Any]] = []
+        #: A streamed epoch's running sums: where a mid-epoch stop left them (``_partial``), and live (``_running``).
+        self._partial: dict[str, Any] | None = None
+        self._running: dict[str, Any] | None = None
+        self._stop_requested = False
         # Rank 0's folder wins, so ranks that computed a default name a second later agree with it.
         shared = broadcast_object(chosen.out_dir, self.world)
         self.out_dir = Path(shared) if shared is not None else None
@@ -477,7 +481,10 @@ class Trainer:
         if self.streaming:
             key = ("train", batch_size)
             if key not in self._loaders:  # workers start afresh each epoch: they read the epoch set here
-                self._loaders[key] = ds.loader(batch_size=batch_size, num_workers=self.num_workers, pin_memory=self.pin_memory)
+                # (its own generator: a new iterator after a mid-epoch resume draws nothing from the global RNG)
+                self._loaders[key] = ds.loader(
+                    batch_size=batch_size, num_workers=self.num_workers, pin_memory=self.pin_memory, generator=self._loader_rng
+                )
             for batch in self._loaders[key]:
                 yield _move(batch, self.device, self.non_blocking) if self.device.type != "cpu" else batch
             return
@@ -504,9 +511,47 @@ class Trainer:
 
     # -- the loop -----------------------------------------------------------------------------
     def fit(self) -> list[dict[str, Any]]:
-        """Train until ``epochs`` are done (continuing a resumed run); return the per-epoch history."""
-        with self._cpu_threads():
-            return self._fit()
+        """Train until ``epochs`` are done (continuing a resumed run); return the per-epoch history.
+
+        A streamed run with an ``out_dir`` in one process stops at the end of the step when
+        interrupted (Ctrl-C, SIGINT): it writes a mid-epoch checkpoint (the stream's position, the
+        epoch's running sums) and raises KeyboardInterrupt; ``resume`` continues that epoch where it
+        stopped. A second Ctrl-C stops at once.
+        """
+        with self._cpu_threads(), self._stop_at_step_end():
+            try:
+                return self._fit()
+            except KeyboardInterrupt:
+                if self._running is not None and self._stop_requested:
+                    self._partial = plain(self._running)
+                    self.save_checkpoint()
+                    self._say(f"stopped mid-epoch {self.epoch + 1} after {self._running['seen']:,} examples; saved {self.out_dir}")
+                raise
+            finally:
+                self._running = self._partial = None
+
+    @contextlib.contextmanager
+    def _stop_at_step_end(self) -> Iterator[None]:
+        """While fitting a streamed run that can be saved mid-epoch, turn the first SIGINT into a stop at the step's end."""
+        import signal
+        import threading
+
+        self._stop_requested = False
+        if not (self.streaming and self.out_dir is not None and not self.world.distributed) or (
+            threading.current_thread() is not threading.main_thread()
+        ):
+            yield
+            return
+
+        def request(signum: int, frame: Any) -> None:
+            self._stop_requested = True
+            signal.signal(signal.SIGINT, previous)  # a second Ctrl-C stops at once
+
+        previous = signal.signal(signal.SIGINT, request)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
     def _fit(self) -> list[dict[str, Any]]:
         params = [p for p in self.module.parameters() if p.requires_grad]
@@ -519,6 +564,13 @@ class Trainer:
             correct = torch.zeros((), dtype=torch.int64, device=self.device)
             seen = 0
             used_lr = self.optimizer.param_groups[0]["lr"]
+            if self._partial is not None:  # a streamed epoch stopped mid-way: its sums so far
+                loss_sum.fill_(self._partial["loss_sum"])
+                correct.fill_(self._partial["correct"])
+                seen, used_lr = int(self._partial["seen"]), float(self._partial["used_lr"])
+                self._partial = None
+            running: dict[str, Any] = {"loss_sum": 0.0, "correct": 0, "seen": seen, "used_lr": used_lr}
+            self._running = running if self.streaming else None
             bar = self._bar(epoch)
             shown = start = time.perf_counter()
             for batch in self._batches(self.train_data, self.sampler, self.batch_size):
@@ -548,6 +600,9 @@ class Trainer:
                 loss_sum.add_(loss.detach().float(), alpha=n)  # one kernel: a step of a small net is ~1 ms
                 correct.add_((out.detach().argmax(1) == y).sum())
                 seen += n
+                if self._stop_requested:  # a SIGINT during this step: stop here, where the stream's count is exact
+                    running.update(loss_sum=loss_sum.item(), correct=int(correct.item()), seen=seen, used_lr=used_lr)
+                    raise KeyboardInterrupt
                 if bar is not None:
                     bar.update(n)
                     now = time.perf_counter()
@@ -702,6 +757,7 @@ class Trainer:
         }
         if self.streaming:  # where the stream is (after a whole epoch: that epoch, done)
             state["data_state"] = plain(self.train_data.state_dict())
+            state["partial"] = self._partial  # a mid-epoch stop: the epoch's sums so far (None after a whole epoch)
         return save(state, path)
 
     def _restore(self, path: Path) -> None:
@@ -724,6 +780,7 @@ class Trainer:
         self.history = list(ckpt["history"])
         if self.streaming and ckpt.get("data_state"):
             self.train_data.load_state_dict(ckpt["data_state"])
+            self._partial = ckpt.get("partial")
         # Checkpoints before TrainSettings stored fewer keys: only the keys both hold are compared.
         was, now = ckpt.get("settings") or {}, self._settings_record()
         changed = [
@@ -732,7 +789,8 @@ class Trainer:
             if key in was and key not in _NOT_COMPARED and was[key] != now[key]
         ]
         note = f"; settings changed since: {', '.join(changed)}" if changed else ""
-        self._say(f"resumed from {path} after epoch {self.epoch}{note}")
+        where = f"in epoch {self.epoch + 1} after {self._partial['seen']:,} examples" if self._partial else f"after epoch {self.epoch}"
+        self._say(f"resumed from {path} {where}{note}")
 
     def metrics(self, **extra: Any) -> dict[str, Any]:
         """Return the run's figures: dataset, settings, parameter count, history, and ``extra`` (e.g. test=)."""
