@@ -216,3 +216,34 @@ def test_offline_refuses_a_remote_url_but_not_a_folder(toy, served, dsreg_s3, tm
     with pytest.raises(dsreg.OfflineError, match=r"s3://nowhere/x/toy/1\.0\.0-\w+ is remote and DSREG_OFFLINE=1 is set"):
         dsreg.load("toy", "train", remote="s3://nowhere/x")
     assert len(dsreg.load("toy", "train", remote=str(tmp_path / "share"))) == 8_000
+
+
+def test_a_pull_cut_mid_transfer_says_run_again_and_the_rerun_resumes(toy, served, dsreg_s3, tmp_path: Path, monkeypatch) -> None:
+    bucket = dsreg_s3.bucket("cut-pull")
+    dsreg.fetch("toy", mirrors=served, quiet=True)
+    dsreg.push("toy", bucket, split="train")
+    fresh_cache(tmp_path, monkeypatch)
+    from dsreg.fetching import objectstore
+
+    fs = objectstore.url_to_fs(bucket)[0]  # the filesystem the pull uses (s3fs caches one per settings)
+
+    def cut(rpaths, lpaths, **kwargs):  # the connection drops once half of each shard arrived
+        for path, local in zip(rpaths, lpaths):
+            data = fs.cat_file(path)
+            Path(local).write_bytes(data[: len(data) // 2])
+        raise OSError("connection reset by peer")
+
+    real = fs.get
+    monkeypatch.setattr(fs, "get", cut)
+    with pytest.raises(
+        FetchError,
+        match=r"toy: pulling from s3://cut-pull/toy/1\.0\.0-\w+ stopped \(OSError: connection reset by peer\); run it again: it resumes",
+    ):
+        dsreg.load("toy", "train", remote=bucket)
+    folder = Cache().prepared_dir("toy", dsreg.get_builder("toy", flavour="a").config_id)
+    halves = {part.name: part.stat().st_size for part in folder.glob(".*.part")}
+    assert len(halves) >= 3 and all(size > 0 for size in halves.values())  # what arrived before the cut is kept
+    monkeypatch.setattr(fs, "get", real)  # the connection is back
+    no_prepare(monkeypatch)
+    assert len(dsreg.load("toy", "train", remote=bucket)) == 8_000
+    assert not list(folder.glob(".*.part"))
