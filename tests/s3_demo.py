@@ -40,7 +40,7 @@ for split in ("train", "test"):
     print(f"{split}: {len(ds)} examples, content sha256 {h.hexdigest()}")
 info = dsreg.info("notmnist-synth", train_size=300, test_size=100)
 print("pulled from:", {s: m.get("pulled", "(prepared here)") for s, m in info.manifest["splits"].items()})
-print("raw files downloaded:", len(info.fetched), "| generate called: no")
+print("raw files in this cache:", len(info.fetched), "| generate called in this process: no (it would have exited)")
 """
 
 
