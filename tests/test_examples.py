@@ -1,19 +1,30 @@
-"""Every script in examples/ runs to the end (each in its own process, with a throwaway cache).
+"""Every script in examples/ runs to the end, as ``__main__`` in the test's process, with a throwaway cache.
 
 The scripts run with DSREG_EXAMPLE_QUICK=1: those that train use a small dataset (see each
 docstring), so this checks that they run and print what they promise, not the figures they reach.
+They run in this process (runpy, as ``python SCRIPT`` would: ``__name__ == "__main__"``, their own
+argv, cwd and environment), because a fresh interpreter per script costs seconds of imports
+(torch, and torch._dynamo with the first optimizer) and tells nothing more; the state a script may
+change (environment, cwd, random generators, torch's thread count) is put back afterwards.
+torchrun_check.py still starts its ranks as processes: that is what it shows.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
+import random
 import re
-import subprocess
+import runpy
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from unittest import mock
 
+import numpy as np
 import pytest
+import torch
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SCRIPTS = sorted(EXAMPLES.glob("*.py"))
@@ -21,7 +32,10 @@ SCRIPTS = sorted(EXAMPLES.glob("*.py"))
 PROMISED = {
     "torchrun_check.py": ("last epoch's shards disjoint: True", "final parameters identical on every rank: True"),
     "hand_written_loop.py": ("epoch 1: loss ", "epoch 2: loss ", "test accuracy: "),
+    "text_from_lists.py": ("batch 0:", "batch 2:", "attention_mask", "'Glum'"),
 }
+#: Text a script must print exactly so many times (text_from_lists: five sentences in batches of two).
+COUNTED = {"text_from_lists.py": {"batch ": 3}}
 
 
 def _missing_plugins(script: Path) -> list[str]:
@@ -30,18 +44,43 @@ def _missing_plugins(script: Path) -> list[str]:
     return sorted(name for name in names if importlib.util.find_spec(name) is None)
 
 
+@contextlib.contextmanager
+def _state_put_back() -> Iterator[None]:
+    """Restore what a script may change in the process: environment, random generators, torch's threads."""
+    threads, py_state, np_state, torch_state = torch.get_num_threads(), random.getstate(), np.random.get_state(), torch.get_rng_state()
+    try:
+        with mock.patch.dict(os.environ):
+            yield
+    finally:
+        torch.set_num_threads(threads)
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+        torch.set_rng_state(torch_state)
+
+
 @pytest.mark.parametrize("script", SCRIPTS, ids=[s.name for s in SCRIPTS])
-def test_example_runs(script, tmp_path):
+def test_example_runs(script, tmp_path, monkeypatch, capfd):
     missing = _missing_plugins(script)
     if missing:
         pytest.skip(f"{script.name} needs {', '.join(missing)}, which is not installed (see examples/README.md)")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DSREG_")}
-    env.update(DSREG_CACHE=str(tmp_path / "cache"), DSREG_CONFIG=str(tmp_path / "none.toml"), DSREG_EXAMPLE_QUICK="1")
-    run = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, f"{script.name} failed:\n{run.stdout[-2000:]}\n{run.stderr[-3000:]}"
-    assert run.stdout.strip(), f"{script.name} printed nothing"
+    for name in [k for k in os.environ if k.startswith("DSREG_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("DSREG_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("DSREG_CONFIG", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("DSREG_EXAMPLE_QUICK", "1")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", [str(script)])
+    with _state_put_back():
+        try:
+            runpy.run_path(str(script), run_name="__main__")
+        except SystemExit as exit:  # argparse and sys.exit: only a zero status is a success
+            assert exit.code in (0, None), f"{script.name} exited {exit.code}:\n{capfd.readouterr()}"
+    out = capfd.readouterr().out
+    assert out.strip(), f"{script.name} printed nothing"
     for line in PROMISED.get(script.name, ()):
-        assert line in run.stdout, f"{script.name} did not print {line!r}:\n{run.stdout[-2000:]}"
+        assert line in out, f"{script.name} did not print {line!r}:\n{out[-2000:]}"
+    for text, times in COUNTED.get(script.name, {}).items():
+        assert out.count(text) == times, f"{script.name} printed {text!r} {out.count(text)} times, not {times}:\n{out[-2000:]}"
 
 
 def test_the_examples_readme_lists_every_script():
