@@ -270,9 +270,11 @@ def fetch(
     dataset to: splits not ready here are pulled from it (shards verified against its manifest,
     resumable) instead of prepared from the raw files. A remote passed here that lacks the
     configuration or a split is an error; one from ``DSREG_REMOTE`` falls back to preparing here.
+    With a remote, ``force`` pulls the splits again: each local shard is checked against the
+    remote manifest's sha256, and those that differ or are missing are downloaded again.
     """
     resolved = _Resolved.of(name, config, cache_dir)
-    if not force and _pull(resolved, resolved.wanted(split), remote, quiet=quiet):
+    if _pull(resolved, resolved.wanted(split), remote, quiet=quiet, force=force):
         return resolved.info()
     _fetch(
         resolved,
@@ -398,7 +400,7 @@ def _identity(builder: Builder) -> dict[str, Any]:
     }
 
 
-def _pull(resolved: _Resolved, wanted: Sequence[str], remote: str | None, *, quiet: bool) -> bool:
+def _pull(resolved: _Resolved, wanted: Sequence[str], remote: str | None, *, quiet: bool, force: bool = False) -> bool:
     """Pull the ``wanted`` splits not ready here from ``remote`` (None: ``DSREG_REMOTE``); True when nothing is left to prepare.
 
     False when there is no remote, or ``DSREG_REMOTE`` lacks them (a note says so): the caller prepares.
@@ -409,13 +411,13 @@ def _pull(resolved: _Resolved, wanted: Sequence[str], remote: str | None, *, qui
     base = remote if explicit else remotes.env_remote()
     if not base:
         return False
-    if all(s in resolved.ready for s in wanted):
+    if not force and all(s in resolved.ready for s in wanted):
         return True
     name = resolved.builder.name
     lock = _locked(resolved.cache, name, quiet)
     try:
         resolved.reread()
-        missing = [s for s in wanted if s not in resolved.ready]
+        missing = list(wanted) if force else [s for s in wanted if s not in resolved.ready]
         if missing:
             remotes.pull_store(base, resolved.folder, _identity(resolved.builder), missing, explicit=explicit, quiet=quiet)
     except remotes.RemoteMissing as exc:

@@ -247,3 +247,25 @@ def test_a_pull_cut_mid_transfer_says_run_again_and_the_rerun_resumes(toy, serve
     no_prepare(monkeypatch)
     assert len(dsreg.load("toy", "train", remote=bucket)) == 8_000
     assert not list(folder.glob(".*.part"))
+
+
+def test_force_with_a_remote_pulls_again_only_the_shards_that_differ(toy, served, tmp_path: Path, monkeypatch) -> None:
+    share = str(tmp_path / "share")
+    dsreg.fetch("toy", mirrors=served, quiet=True)
+    dsreg.push("toy", share, split="train")
+    fresh_cache(tmp_path, monkeypatch)
+    no_prepare(monkeypatch)
+    dsreg.fetch("toy", split="train", remote=share, quiet=True)
+    info = dsreg.info("toy")
+    folder, shards = Path(info.prepared_path), info.manifest["splits"]["train"]["shards"]
+    damaged = folder / shards[1]["file"]
+    data = bytearray(damaged.read_bytes())
+    data[-10] ^= 0xFF  # same size: still "ready", but not the pushed bytes
+    damaged.write_bytes(bytes(data))
+    from dsreg.store.storage import verify_split
+
+    assert list(verify_split(folder, info.manifest, "train")) == [damaged.name]
+    untouched = (folder / shards[0]["file"]).stat().st_mtime_ns
+    dsreg.fetch("toy", split="train", remote=share, force=True, quiet=True)
+    assert verify_split(folder, dsreg.info("toy").manifest, "train") == {}
+    assert (folder / shards[0]["file"]).stat().st_mtime_ns == untouched  # intact shards are kept, not downloaded again

@@ -327,7 +327,8 @@ def fetch_cmd(
     With --remote URL (or DSREG_REMOTE), splits not ready here are pulled from a store that
     `dsreg push` published there (verified shard by shard, resumable) and no raw file is
     downloaded; a remote that lacks them, or was written for another version or config, is an
-    error (with DSREG_REMOTE, a missing one falls back to preparing here).
+    error (with DSREG_REMOTE, a missing one falls back to preparing here). --force with a remote
+    pulls again: shards that differ from the remote's sha256 are downloaded again.
 
     \b
     Settings (environment or the config file, see docs/cache.md):
