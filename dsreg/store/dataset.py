@@ -1,8 +1,13 @@
 """``dsreg.Dataset``: a standard ``torch.utils.data.Dataset`` over a memory-mapped prepared split.
 
-Fixed-shape tensor columns are viewed zero-copy as one tensor, so ``__getitems__`` (which
-DataLoader calls with a whole batch of indices) is one ``index_select`` per column. Pickling
-sends only paths and ranges: each DataLoader worker re-opens the memory map.
+A split is a sequence of Arrow shards (see ``storage``). Fixed-shape tensor columns are viewed
+zero-copy as one tensor; over several shards laid out for it, the column of every shard is mapped
+back to back into one address range (``_join``), so ``__getitems__`` (which DataLoader calls with a
+whole batch of indices) is one ``index_select`` per column whatever the shard count; otherwise
+each shard is gathered into a preallocated batch. Opening a dataset starts a background thread
+that reads its mapped columns in sequentially (``_prefetch``), so a shuffled first epoch does not
+fault pages in one random read at a time. Pickling sends only paths and ranges: each DataLoader
+worker re-opens the memory maps.
 """
 
 from __future__ import annotations
@@ -361,6 +366,7 @@ class Dataset(torch.utils.data.Dataset):
         lengths = [stop - start for _, start, stop in self.parts]
         self._ends = np.cumsum(lengths, dtype=np.int64)
         self._starts = self._ends - np.asarray(lengths, dtype=np.int64)
+        self._n = int(self._ends[-1]) if len(self._ends) else 0
         self._parts: list[_Part] | None = None
         self._joined: dict[str, torch.Tensor] = {}  # columns of every part mapped back to back
         self._plain = transform is None and not builder.decodes_on_access()
@@ -368,7 +374,7 @@ class Dataset(torch.utils.data.Dataset):
 
     # -- torch Dataset protocol ---------------------------------------------------------------
     def __len__(self) -> int:
-        return int(self._ends[-1]) if len(self._ends) else 0
+        return self._n
 
     def _open(self) -> list[_Part]:
         if self._parts is None:
@@ -412,12 +418,19 @@ class Dataset(torch.utils.data.Dataset):
             examples.ragged = self._ragged
             return examples
         index = np.asarray(indices, dtype=np.int64)
-        n = len(self)
-        index = np.where(index < 0, index + n, index)
-        if len(index) and (index.min() < 0 or index.max() >= n):
-            raise IndexError(f"batch index out of range for {self.info.name}:{self.split} of {n} examples")
+        n = self._n
+        if len(index):
+            low, high = index.min(), index.max()
+            if low < 0:  # counted from the end
+                index = np.where(index < 0, index + n, index)
+                low, high = index.min(), index.max()
+            if low < 0 or high >= n:
+                raise IndexError(f"batch index out of range for {self.info.name}:{self.split} of {n} examples")
         parts = self._open()
-        if len(parts) == 1:
+        if len(self._joined) == len(self.features):  # every column mapped as one: one gather each
+            idx = torch.from_numpy(index)
+            batch = Batch({name: col.index_select(0, idx) for name, col in self._joined.items()})
+        elif len(parts) == 1:
             batch = Batch(parts[0].gather(index))
         else:
             batch = self._gather_parts(parts, index)

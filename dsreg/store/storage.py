@@ -9,6 +9,11 @@ but the last holds about that many bytes of data. Fixed-shape tensor columns are
 side file while examples arrive and only wrapped as Arrow when the shard closes, so each such column
 is one contiguous buffer per shard: a batch is one gather per shard it touches, and preparing holds
 at most one shard's small columns in RAM. The sha256 of each shard is computed as it is written.
+So that a reader can map one column of every shard back to back as one array (``dsreg.Dataset``
+does), the first fixed-width column of a shard starts at a multiple of ``ALIGN`` bytes in the file
+(padded by a ``dsreg.pad`` schema metadata entry) and, when that is a small step next to the
+target, shards hold a multiple of the rows that make every fixed-width column a whole number of
+``ALIGN`` blocks.
 
 A prepared store is one folder per configuration holding the shards of every split and
 ``manifest.json`` (format 3), whose ``splits[S]`` records ``examples``, ``bytes``, ``skipped``,
