@@ -6,7 +6,7 @@
 A generated dataset (random 1x28x28 uint8 images, the size of notMNIST's, and a label) is prepared
 once into a sharded store (``DSREG_SHARD_BYTES``, 8 MiB here) and pushed to a moto S3 server in its
 own process on 127.0.0.1. Each repetition then times one whole epoch of each row, baseline first,
-all with ``batch_size=256``, the dataset's own collate and ``num_workers=0``:
+all with ``batch_size=256``, the dataset's own collate, one torch thread and ``num_workers=0``:
 
     baseline   ``dsreg.load(name, "train").loader(batch_size=256, shuffle=True)``: memory-mapped, map-style
     local      ``dsreg.load(name, "train", streaming=True).shuffle(seed)``: the same shards, read in place
@@ -120,10 +120,21 @@ def run(n: int, reps: int, shard: str, work: Path, buffer: int) -> dict[str, Any
 def _run(n: int, reps: int, shard: str, work: Path, buffer: int) -> dict[str, Any]:
     import torch
 
-    from benchmarks.remote import MotoProcess
-
     os.environ["DSREG_SHARD_BYTES"] = shard
     os.environ["DSREG_CACHE"] = str(work / "cache")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # every row gathers in one thread: steadier on a shared machine, and the same for all
+    try:
+        return _rows(n, reps, work, buffer)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _rows(n: int, reps: int, work: Path, buffer: int) -> dict[str, Any]:
+    import torch
+
+    from benchmarks.remote import MotoProcess
+
     rows: dict[str, list[float]] = {"map": [], "local": [], "s3": [], "s3-w2": []}
     peaks: dict[str, list[int]] = {"s3": [], "s3-w2": []}
     with registered(Glyphs), MotoProcess() as server:
@@ -188,7 +199,7 @@ def table(result: dict[str, Any], reps: int, quick: bool) -> str:
         "",
         f"Machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; moto S3 server in its own "
         f"process on 127.0.0.1. Split: {n:,} random 1x28x28 uint8 images, {result['shards']} shards, {mb:,.1f} MB. "
-        f"Whole epochs, batch_size={BATCH}, shuffled (streaming: buffer_size={result['buffer']:,}), the dataset's collate; "
+        f"One torch thread. Whole epochs, batch_size={BATCH}, shuffled (streaming: buffer_size={result['buffer']:,}), the dataset's collate; "
         f"median of {reps} run(s) each, baseline first.",
         "",
         "| row | seconds | images/s | / map-style |",

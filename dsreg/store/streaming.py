@@ -63,6 +63,7 @@ DEFAULT_CACHE_BYTES = 4 << 30
 DEFAULT_BUFFER = 16384
 BALANCES = ("exact", "pad", "drop")
 _CHUNK = 1 << 20
+_BLOCK_RAM = 64 << 20
 #: How long a reader waits for other readers to release shards before the limit is called too small.
 _ROOM_WAIT_S = 60.0
 
@@ -363,7 +364,23 @@ class _Block:
         self.parts = [part for part, _, _ in ranges]
         self.ends = np.cumsum([b - a for _, a, b in ranges], dtype=np.int64)
         self.firsts = np.array([a for _, a, _ in ranges], dtype=np.int64)
+        self.ranges = ranges
         self.owner = owner
+
+    def gather_all(self, index: np.ndarray) -> Batch | Examples:
+        """Gather (nearly) the whole block: fixed-shape columns as one copy of the ranges end to end, then one gather."""
+        owner = self.owner
+        if not owner._plain or len(self.parts) == 1:
+            return self.gather(index)
+        first = self.parts[0]
+        if not all(isinstance(col, torch.Tensor) and name not in first.offsets for name, col in first.columns.items()):
+            return self.gather(index)
+        order = torch.from_numpy(index)
+        batch = Batch(
+            {name: torch.cat([part.columns[name][a:b] for part, a, b in self.ranges]).index_select(0, order) for name in first.columns}
+        )
+        batch.ragged = owner._ragged
+        return batch
 
     def gather(self, index: np.ndarray) -> Batch | Examples:
         owner = self.owner
@@ -389,7 +406,7 @@ class _Block:
                 if isinstance(col, torch.Tensor) and name not in first.offsets:
                     out = torch.empty((len(index), *col.shape[1:]), dtype=col.dtype)
                     for part, sel in hits:
-                        out[torch.from_numpy(sel)] = part.columns[name].index_select(0, torch.from_numpy(local[sel]))
+                        out.index_copy_(0, torch.from_numpy(sel), part.columns[name].index_select(0, torch.from_numpy(local[sel])))
                     batch[name] = out
                 else:
                     values: list[Any] = [None] * len(index)
@@ -513,6 +530,9 @@ class StreamingDataset(torch.utils.data.IterableDataset):
             raise ConfigError(f"rank {self.rank} is outside a world of {self.world_size}")
         self._plain = transform is None and not builder.decodes_on_access()
         self._ragged = tuple(name for name, feat in self.features.items() if feat.ragged)
+        row_bytes = [feat.nbytes for feat in self.features.values()]
+        #: A local block gathered at once (faster than batch by batch) while it takes at most 64 MiB of memory.
+        self._small_block = self._plain and None not in row_bytes and sum(b or 0 for b in row_bytes) * buffer_size <= _BLOCK_RAM
         self.epoch = 0
         #: What this rank consumed this epoch: {"workers", "consumed": per worker, "done"}.
         self._progress: dict[str, Any] | None = None
@@ -741,8 +761,8 @@ class StreamingDataset(torch.utils.data.IterableDataset):
                     block, local, pins = self._open_block(epoch, positions)
                     if pool is not None and k + 1 < len(blocks):
                         ahead = pool.submit(self._prefetch, epoch, blocks[k + 1])
-                    if self.remote:
-                        rows = block.gather(local)
+                    if self.remote or self._small_block:  # one gather per block, then batches are slices of it
+                        rows = block.gather_all(local)
                         del block
                         for file in pins:
                             self._shard_cache().release(file)
