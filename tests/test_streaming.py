@@ -303,6 +303,9 @@ def test_collate_fn_len_and_repr(store):
     assert batch["image"].shape == (8, 1, 2, 2) and batch["label"].dtype == torch.int64
     assert len(ds) == N and len(ds.loader(batch_size=8)) == -(-N // 8)
     assert "7 shards" in repr(ds)
+    assert ds.buffer_size == 16384  # the default, for small examples
+    big = {"image": dsreg.Tensor((3, 224, 224), "uint8"), "label": builder.features["label"]}
+    assert StreamingDataset(builder, folder, manifest, "train", big).buffer_size == (256 << 20) // (3 * 224 * 224 + 8)
     with pytest.raises(dsreg.ConfigError, match="orders itself"):
         ds.loader(batch_size=8, shuffle=True)
     assert isinstance(Batch(), dict)

@@ -59,8 +59,9 @@ __all__ = ["StreamingDataset", "StreamingLoader", "ShardCache", "cache_limit", "
 
 #: The shard cache's default limit (``DSREG_STREAM_CACHE_BYTES`` overrides it).
 DEFAULT_CACHE_BYTES = 4 << 30
-#: Examples per shuffle block.
+#: Examples per shuffle block by default, fewer where a block of them would take more than ``DEFAULT_BUFFER_BYTES``.
 DEFAULT_BUFFER = 16384
+DEFAULT_BUFFER_BYTES = 256 << 20
 BALANCES = ("exact", "pad", "drop")
 _CHUNK = 1 << 20
 _BLOCK_RAM = 64 << 20
@@ -472,7 +473,9 @@ class StreamingDataset(torch.utils.data.IterableDataset):
     manifest; ``features``: the store's features. ``rank`` / ``world_size``: default from
     torch.distributed when it is initialized (else 0 / 1). ``cache_dir``: the shard cache folder
     for a remote location (default ``<cache>/streaming/<name>/<config_id>``), ``cache_limit_bytes``
-    its limit (default ``DSREG_STREAM_CACHE_BYTES``, else 4 GiB).
+    its limit (default ``DSREG_STREAM_CACHE_BYTES``, else 4 GiB). ``buffer_size``: examples per
+    shuffle block (default 16,384, or fewer so that a block of fixed-size examples takes at most
+    256 MiB: a remote block is held in memory whole).
     """
 
     def __init__(
@@ -485,7 +488,7 @@ class StreamingDataset(torch.utils.data.IterableDataset):
         *,
         shuffle: bool = False,
         seed: int = 0,
-        buffer_size: int = DEFAULT_BUFFER,
+        buffer_size: int | None = None,
         balance: str = "exact",
         rank: int | None = None,
         world_size: int | None = None,
@@ -508,6 +511,9 @@ class StreamingDataset(torch.utils.data.IterableDataset):
         }
         if balance not in BALANCES:
             raise ConfigError(f"balance={balance!r}: give one of {', '.join(BALANCES)}")
+        if buffer_size is None:
+            row = sum(feat.nbytes or 0 for feat in features.values())
+            buffer_size = max(1, min(DEFAULT_BUFFER, DEFAULT_BUFFER_BYTES // max(row, 1)))
         if buffer_size < 1:
             raise ConfigError(f"buffer_size={buffer_size}: give a whole number >= 1")
         self.builder = builder
