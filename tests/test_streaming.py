@@ -473,3 +473,16 @@ def test_a_streamed_run_stopped_mid_epoch_resumes_to_the_same_weights(registry, 
     assert state_equal(again.module.state_dict(), whole.module.state_dict())  # as if never stopped
     assert [r["examples"] for r in resumed] == [256, 256] and resumed[1]["loss"] == pytest.approx(history[1]["loss"])
     assert load_checkpoint(out / CHECKPOINT)["partial"] is None
+
+
+def test_dsreg_cache_rm_removes_the_streamed_shards_too(toy, tmp_path, monkeypatch):
+    from dsreg.fetching.cache import Cache
+
+    remote = tmp_path / "remote"
+    shutil.copytree(toy.prepared_path, remote / "toy" / toy.prepared_path.name)
+    fresh = tmp_path / "fresh-cache"
+    monkeypatch.setenv("DSREG_CACHE", str(fresh))
+    ds = dsreg.load("toy", split="test", streaming=True, remote=remote.as_uri())
+    list(ds.loader(batch_size=500))
+    assert ds.cache_folder is not None and any(ds.cache_folder.glob("*.arrow"))
+    assert Cache().remove("toy") > 0 and not (fresh / "streaming" / "toy").exists()

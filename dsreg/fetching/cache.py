@@ -221,7 +221,8 @@ class Cache:
     def remove(self, dataset: str) -> int:
         """Delete ``dataset``'s prepared data, records and the downloads no other dataset uses; return bytes freed."""
         folder = self.dataset_dir(dataset)
-        if not folder.exists():
+        streamed = self.root / "streaming" / dataset  # shards of a remote store read by a StreamingDataset
+        if not folder.exists() and not streamed.exists():
             raise CacheError(f"{dataset} is not in the cache at {self.root}; `dsreg cache ls` lists what is")
         with self.lock(dataset):
             mine = {record.sha256 for record in self.read_records(dataset).values()}
@@ -232,7 +233,7 @@ class Cache:
                 if path.exists():
                     freed += path.stat().st_size
                     path.unlink()
-            for extra in (folder, self.downloads / "partial" / dataset, self.downloads / "rejected" / dataset):
+            for extra in (folder, self.downloads / "partial" / dataset, self.downloads / "rejected" / dataset, streamed):
                 if extra.exists():
                     freed += _tree_size(extra)
                     shutil.rmtree(extra)
