@@ -9,6 +9,7 @@ from unittest import mock
 import pytest
 
 
+@pytest.mark.slow
 def test_quick_benchmark_run_writes_every_section(tmp_path):
     """``python -m benchmarks run --quick``, called in this process: its own child processes are the ones it measures."""
     pytest.importorskip("dsreg_notmnist", reason="the benchmarks generate data with the notMNIST plugin")

@@ -58,7 +58,11 @@ def _state_put_back() -> Iterator[None]:
         torch.set_rng_state(torch_state)
 
 
-@pytest.mark.parametrize("script", SCRIPTS, ids=[s.name for s in SCRIPTS])
+#: The script that trains two ranks under torchrun takes seconds: started first with the suite's other slow tests.
+SLOW = {"torchrun_check.py"}
+
+
+@pytest.mark.parametrize("script", [pytest.param(s, id=s.name, marks=[pytest.mark.slow] if s.name in SLOW else []) for s in SCRIPTS])
 def test_example_runs(script, tmp_path, monkeypatch, capfd):
     missing = _missing_plugins(script)
     if missing:

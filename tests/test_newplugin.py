@@ -144,6 +144,7 @@ def test_dsreg_train_the_installed_plugin():
 """
 
 
+@pytest.mark.slow
 def test_every_kind_passes_its_own_tests_and_the_text_one_installs_lists_and_trains_in_a_new_environment(tmp_path):
     """The whole user path in a throwaway venv layered over this one (about 25 s: install, list, pytest, train).
 

@@ -135,6 +135,7 @@ with training_registry(Stripes):
 """
 
 
+@pytest.mark.slow
 def test_checkpoint_kill_resume_gives_the_same_weights(registry, tmp_path):
     settings = dict(epochs=3, batch_size=48, lr=3e-3, seed=7, quiet=True)
     whole = Trainer("image-cnn", "stripes", **settings)
@@ -244,6 +245,7 @@ with training_registry(Stripes):
 """
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_shard_and_agree(dsreg_cache, tmp_path):
     script, out = tmp_path / "ddp.py", tmp_path / "out"
     script.write_text(textwrap.dedent(DDP_SCRIPT.format(tests=str(TESTS))))

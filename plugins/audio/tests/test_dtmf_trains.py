@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from dsreg.cli.train import run_train
 
 
+@pytest.mark.slow
 def test_dsreg_train_dtmf_with_no_options_learns(dsreg_cache, tmp_path):
     """The README's figure: the builder's train_defaults, from a fresh cache (prepare included), seed 0."""
     metrics, seconds = run_train(["dtmf", "--out", str(tmp_path / "run")])

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 import dsreg
@@ -44,6 +45,7 @@ def test_sample_end_to_end_offline(dsreg_cache: Path, monkeypatch) -> None:
     assert torch.isfinite(loss)
 
 
+@pytest.mark.slow
 def test_dsreg_train_shapes_with_no_options_learns(dsreg_cache: Path, tmp_path: Path) -> None:
     """The README's figure: the builder's train_defaults, from a fresh cache (prepare included), seed 0."""
     metrics, seconds = run_train(["shapes", "--out", str(tmp_path / "run")])

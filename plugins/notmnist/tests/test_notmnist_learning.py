@@ -6,12 +6,14 @@ import json
 import time
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from dsreg.cli import cli
 from dsreg_notmnist import NotMNISTSynth
 
 
+@pytest.mark.slow
 def test_dsreg_train_with_no_options_passes_92_percent(synth_cache: float, tmp_path: Path) -> None:
     # Exactly what a newcomer runs (the default config, the dataset's train_defaults, seed 0). The cache
     # is shared with the other default-size test, so the prepare (rendering the 12,000 images) is timed
