@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+pytest_plugins = ["pytester"]
 
 SCRATCH_TESTS = """
 import os
@@ -46,32 +46,14 @@ def test_the_default_cache_is_in_this_runs_basetemp(tmp_path_factory):
     assert default_root().is_relative_to(tmp_path_factory.getbasetemp())
 
 
-def test_a_test_that_leaves_dsreg_scratch_in_the_temp_dir_fails_naming_it(tmp_path):
-    suite = tmp_path / "suite"
-    suite.mkdir()
-    shutil.copy(ROOT / "conftest.py", suite / "conftest.py")
-    (suite / "test_scratch.py").write_text(SCRATCH_TESTS)
+def test_a_test_that_leaves_dsreg_scratch_in_the_temp_dir_fails_naming_it(pytester):
+    """The root conftest in a pytest run of its own (in this process: pytester puts back modules, cwd and environment)."""
+    pytester.makeconftest((ROOT / "conftest.py").read_text())
+    pytester.makepyfile(test_scratch=SCRATCH_TESTS)
 
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "-p",
-            "no:xdist",
-            "--basetemp",
-            str(tmp_path / "basetemp"),
-            str(suite),
-        ],
-        cwd=suite,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    run = pytester.runpytest_inprocess("-q", "-p", "no:cacheprovider", "-p", "no:xdist", "--basetemp", str(pytester.path / "basetemp"))
+    out = "\n".join(run.outlines)
 
-    assert "3 passed, 1 error" in run.stdout, run.stdout[-3000:]  # an error at teardown follows its test's pass
-    assert "ERROR at teardown of test_leaves_its_scratch_folder" in run.stdout
-    assert "the test left dsreg-demo-" in run.stdout
+    assert "3 passed, 1 error" in out, out[-3000:]  # an error at teardown follows its test's pass
+    assert "ERROR at teardown of test_leaves_its_scratch_folder" in out
+    assert "the test left dsreg-demo-" in out
