@@ -10,6 +10,7 @@ from benchmarks import streaming
 from dsreg.testing.s3 import missing
 
 
+@pytest.mark.slow
 def test_quick_streaming_benchmark_writes_every_row(tmp_path) -> None:
     if missing():
         pytest.skip(missing())
