@@ -486,3 +486,22 @@ def test_dsreg_cache_rm_removes_the_streamed_shards_too(toy, tmp_path, monkeypat
     list(ds.loader(batch_size=500))
     assert ds.cache_folder is not None and any(ds.cache_folder.glob("*.arrow"))
     assert Cache().remove("toy") > 0 and not (fresh / "streaming" / "toy").exists()
+
+
+def test_dsreg_train_streaming_from_dsreg_remote_prepares_nothing_here(registry, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from dsreg.cli import cli
+
+    info = dsreg.fetch("stripes", n=256, quiet=True)
+    remote = tmp_path / "remote"
+    shutil.copytree(info.prepared_path, remote / "stripes" / info.prepared_path.name)
+    fresh = tmp_path / "fresh"
+    monkeypatch.setenv("DSREG_CACHE", str(fresh))
+    monkeypatch.setenv("DSREG_REMOTE", remote.as_uri())
+    args = ["train", "stripes", "--streaming", "--epochs", "1", "--out", str(tmp_path / "run"), "--json", "-c", "n=256"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["history"][0]["examples"] == 256
+    assert any((fresh / "streaming" / "stripes").rglob("*.arrow"))  # streamed through the shard cache
+    assert not (fresh / "datasets" / "stripes" / "prepared").exists()  # neither prepared nor pulled here
