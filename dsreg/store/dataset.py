@@ -340,7 +340,9 @@ class Loader(torch.utils.data.DataLoader):
         torch.empty((), dtype=torch.int64).random_(generator=self.generator)
         pin = self.pin_memory and torch.cuda.is_available()
         assert isinstance(self.dataset, Dataset) and isinstance(self.batch_sampler, Batches)  # as __iter__ checked
-        fetch = self.dataset.__getitems__
+        dataset, sampler = self.dataset, self.batch_sampler
+        # Batches of a permutation of range(len) are in range already: no bounds check per batch.
+        fetch = dataset._gather if dataset._plain and sampler.n == len(dataset) else dataset.__getitems__
         collate: Callable[[Any], Any] = self.collate_fn  # it takes a Batch or Examples, not only DataLoader's list
         for index in self.batch_sampler:
             batch = collate(fetch(index))
@@ -437,6 +439,10 @@ class Dataset(torch.utils.data.Dataset):
                 low, high = index.min(), index.max()
             if low < 0 or high >= n:
                 raise IndexError(f"batch index out of range for {self.info.name}:{self.split} of {n} examples")
+        return self._gather(index)
+
+    def _gather(self, index: np.ndarray) -> Batch:
+        """Gather rows ``index`` (int64, each in ``[0, len)``: checked by the caller) of a plain dataset."""
         parts = self._open()
         if len(self._joined) == len(self.features):  # every column mapped as one: one gather each
             idx = torch.from_numpy(index)
