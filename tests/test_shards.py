@@ -168,13 +168,18 @@ def test_verify_split_names_the_damaged_shard(sharded):
     assert dsreg.info("mixed").cached  # readiness checks sizes only
     problems = verify_split(sharded, manifest, "test")
     assert list(problems) == ["test-00001.arrow"] and problems["test-00001.arrow"].startswith("sha256 ")
+    from dsreg.cli.doctor import diagnose
+
+    (said,) = [f.message for f in diagnose().findings if f.level == "error"]
+    assert f"split 'test' fails its manifest check (shard test-00001.arrow has {problems['test-00001.arrow']}); " in said
+    assert said.endswith(
+        "`dsreg fetch mixed --split test --force` (with the store's -c config) prepares it again, or `dsreg cache rm mixed` removes it"
+    )
     (sharded / "test-00002.arrow").unlink()
     assert verify_split(sharded, manifest, "test") == {
         "test-00001.arrow": problems["test-00001.arrow"],
         "test-00002.arrow": "missing",
     }
-    from dsreg.cli.doctor import diagnose
-
     findings = [f.message for f in diagnose().findings if f.level == "error"]
     assert any("split 'test' fails its manifest check (shard test-00002.arrow is missing" in m for m in findings), findings
 

@@ -288,7 +288,12 @@ def _check_stores(report: Report, cache: Cache, dataset: str) -> None:
                     name, what = next(iter(damaged.items()))
                     more = f" and {len(damaged) - 1} more shard{'s' if len(damaged) > 2 else ''}" if len(damaged) > 1 else ""
                     why = f"shard {name} has {what}{more}"
-                    report.add("error", "cache", f"prepared store {folder}: split {split!r} fails its manifest check ({why}); {again}")
+                    # Its size is right, so a plain fetch would serve it: only --force prepares it again.
+                    redo = (
+                        f"`dsreg fetch {dataset} --split {split} --force` (with the store's -c config) prepares it again, "
+                        f"or `dsreg cache rm {dataset}` removes it"
+                    )
+                    report.add("error", "cache", f"prepared store {folder}: split {split!r} fails its manifest check ({why}); {redo}")
                 continue
             store["failing"].append(split)
             shards = split_shards(manifest, split)
