@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from benchmarks import shards
 
 
+@pytest.mark.slow
 def test_quick_shards_benchmark_writes_every_row(tmp_path) -> None:
     before = dict(os.environ)
     out = tmp_path / "shards.md"
