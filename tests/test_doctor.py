@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from importlib import metadata
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -178,6 +180,32 @@ def test_a_setting_that_cannot_be_read_is_an_error(dsreg_cache, use_plugins, mon
     out = doctor()
     assert out.exit_code == 1
     assert "error    DSREG_RETRIES='three' is not a whole number above 0; set it to e.g. 3" in out.output
+
+
+def test_store_and_streaming_settings_are_shown(dsreg_cache, use_plugins, monkeypatch):
+    use_plugins("goodplugin")
+    monkeypatch.setenv("DSREG_SHARD_BYTES", "8MiB")
+    monkeypatch.setenv("DSREG_PREFETCH", "0")
+    settings = {s["name"]: (s["value"], s["source"]) for s in json.loads(doctor("--json").output)["settings"]}
+    assert settings["DSREG_SHARD_BYTES"] == (8 << 20, "environment")
+    assert settings["DSREG_PREFETCH"] == ("off", "environment")
+    assert settings["DSREG_REMOTE"] == ("none", "default")
+    assert settings["DSREG_STREAM_CACHE_BYTES"] == ("4GiB", "default")
+    monkeypatch.setenv("DSREG_STREAM_CACHE_BYTES", "lots")
+    out = doctor()
+    assert out.exit_code == 1
+    assert "error    DSREG_STREAM_CACHE_BYTES='lots' is not a size; write bytes or e.g. 512MiB, 2GiB" in out.output
+
+
+def test_every_variable_the_core_reads_is_in_the_settings_table():
+    # Every quoted "DSREG_NAME" in the core is a variable it reads (or names in advice): doctor must show it.
+    from dsreg.cli.doctor import KNOWN_VARIABLES
+
+    named = set()
+    for source in Path(dsreg.__file__).parent.rglob("*.py"):
+        named |= set(re.findall(r'"(DSREG_[A-Z_]+)"', source.read_text()))
+    assert len(named) > 15
+    assert named <= set(KNOWN_VARIABLES), sorted(named - set(KNOWN_VARIABLES))
 
 
 def test_doctor_never_imports_torch(dsreg_cache):

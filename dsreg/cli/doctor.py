@@ -61,6 +61,10 @@ KNOWN_VARIABLES: dict[str, str] = {
     "DSREG_STRICT_PLUGINS": "off",
     "DSREG_LOAD_PLUGINS": "every installed plugin",
     "DSREG_PREPARE_WORKERS": "the usable cores",
+    "DSREG_SHARD_BYTES": "64MiB",
+    "DSREG_PREFETCH": "on",
+    "DSREG_REMOTE": "none",
+    "DSREG_STREAM_CACHE_BYTES": "4GiB",
 }
 
 
@@ -383,6 +387,15 @@ def _check_settings(report: Report) -> None:
     if os.environ.get("DSREG_LOAD_PLUGINS", None) == "":  # set and empty: no entry point loads
         report.settings[-1].update(value="none", source="environment")
     add("DSREG_PREPARE_WORKERS", raw("DSREG_PREPARE_WORKERS"))
+
+    def size(variable: str) -> Any:  # a size variable as bytes, so a typo shows up here and not mid-prepare
+        value = os.environ.get(variable, "").strip()
+        return lambda: config.parse_size(value, variable) if value else ""
+
+    add("DSREG_SHARD_BYTES", size("DSREG_SHARD_BYTES"))
+    add("DSREG_PREFETCH", lambda: "off" if os.environ.get("DSREG_PREFETCH", "1") == "0" else "on")
+    add("DSREG_REMOTE", raw("DSREG_REMOTE"))
+    add("DSREG_STREAM_CACHE_BYTES", size("DSREG_STREAM_CACHE_BYTES"))
     for variable in sorted(v for v in os.environ if v.startswith("DSREG_") and v not in KNOWN_VARIABLES):
         report.add("note", "settings", f"{variable} is set but the core does not read it (a plugin's own, or a typo?)")
 
