@@ -253,6 +253,8 @@ class ClassLabel(Feature):
         return HFClassLabel(names=list(self.names))
 
     def describe(self) -> str:
+        if not self.names:  # a folder dataset before its data is read: the class folders name them
+            return "class label (names read from the data)"
         return f"class label ({len(self.names)}: {self._shown()})"
 
 

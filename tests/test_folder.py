@@ -161,3 +161,9 @@ def test_split_folders_of_a_remote_archive_are_found_once_fetched(folders: None,
     splits = dsreg.load("bytefolder", url=url)
     assert {name: len(ds) for name, ds in splits.items()} == {"train": 6, "validation": 2, "test": 2}
     assert dsreg.info("bytefolder", url=url).splits == ("train", "validation", "test")
+
+
+def test_a_class_label_without_names_says_where_they_come_from() -> None:
+    # Before a folder dataset's data is read (dsreg info, the catalog), its classes are not known yet.
+    assert dsreg.ClassLabel(names=[]).describe() == "class label (names read from the data)"
+    assert dsreg.ClassLabel(names=["cat", "dog"]).describe() == "class label (2: cat, dog)"
