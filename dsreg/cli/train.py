@@ -267,20 +267,19 @@ def train_cmd(
         return
 
     from .. import api
-    from ..train.distributed import world
+    from ..train.distributed import node_first, world
     from ..train.trainer import CHECKPOINT, METRICS, Trainer, dataset_defaults, pick_device
 
     w = world(pick_device(settings.device).type)
     say = (lambda line: click.echo(line, err=True)) if as_json else click.echo
     try:
-        if not w.main:  # rank 0 downloads and prepares; the others then find it cached
-            w.barrier()
-        if _prepares_here(streaming):
-            inf = api.fetch(name, quiet=quiet or not w.main, **params)
-        else:
-            inf = api.info(name, **params)
-        if w.main:
-            w.barrier()
+        # Each node's local rank 0 downloads and prepares (or pulls from DSREG_REMOTE) into its node's
+        # cache; the node's other ranks wait, then find it cached.
+        with node_first(w):
+            if _prepares_here(streaming):
+                inf = api.fetch(name, quiet=quiet or not w.local_main, **params)
+            else:
+                inf = api.info(name, **params)
         splits = list((inf.manifest or {}).get("splits", {})) or list(inf.splits)
         train_split, val_split, test_split = pick_splits(splits)
 

@@ -41,7 +41,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..store.collate import Batch
 from .checkpoint import FORMAT, load_checkpoint, plain, rng_state, save, set_rng_state
-from .distributed import EvalShard, World, all_sum, broadcast_object, gather_objects, world
+from .distributed import EvalShard, World, all_sum, broadcast_object, gather_objects, node_first, world
 from .models import build_model, sample_batch
 from .settings import FALLBACKS, PRECISIONS, TrainSettings, dataset_defaults
 
@@ -280,14 +280,11 @@ class Trainer:
         self.inputs = inputs
         self._seed_everything(given.seed, given.deterministic)
 
-        # Rank 0 fetches and prepares first; the others wait, then find it cached.
+        # Each node's local rank 0 fetches into its node's cache first; the node's others wait, then find it cached.
         self.config = dict(config or {})
-        if self.world.distributed and not self.world.main:
-            self.world.barrier()
-        self.train_data = _dataset(train_data, "train", self.config)
-        self.eval_data = _dataset(eval_data, "test", self.config) if eval_data is not None else None
-        if self.world.distributed and self.world.main:
-            self.world.barrier()
+        with node_first(self.world):
+            self.train_data = _dataset(train_data, "train", self.config)
+            self.eval_data = _dataset(eval_data, "test", self.config) if eval_data is not None else None
         #: A StreamingDataset reads its own part per rank: DDP needs equal step counts, so "pad".
         self.streaming = _streaming(self.train_data)
         if self.streaming:
