@@ -11,9 +11,12 @@ read through the notMNIST normalising collate) is prepared once per shard size (
   untimed epoch, interleaved with the limit;
 - cold: the first epoch of a fresh process right after the shards' pages were dropped from the page
   cache (``posix_fadvise(POSIX_FADV_DONTNEED)`` on each shard), with the open's background
-  prefetch and, for comparison, without it (``DSREG_PREFETCH=0``); the clock covers opening the
-  shards and the epoch, after imports and a warm-up of torch on a small in-RAM tensor (so it
-  measures cold pages, not a cold interpreter);
+  prefetch and, for comparison, without it (``DSREG_PREFETCH=0``); the clock covers the epoch only:
+  imports, opening the shards (which starts the prefetch) and a warm-up of torch on a small in-RAM
+  tensor come before it (so it measures cold pages, not a cold interpreter; the prefetch has those
+  moments of head start);
+- after prepare: the same fresh-process first epoch with the shards' pages left in the page cache
+  (read once beforehand), as right after ``dsreg fetch`` prepared them: pages cached, none mapped;
 - the limit: the same split as one uint8 tensor in RAM, ``randperm`` + ``index_select`` into float32
   (benchmarks/suite.py's "limit" row), measured in the same process, interleaved.
 
@@ -134,8 +137,11 @@ def probe(cache: str, n: int) -> None:
     print(json.dumps({"rate": epoch(ds)[0]}))
 
 
-def cold(cache: Path, folder: Path, n: int, prefetch: bool) -> float:
-    evict(folder)
+def cold(cache: Path, folder: Path, n: int, prefetch: bool, drop: bool = True) -> float:
+    if drop:
+        evict(folder)
+    else:  # as right after prepare: every page in the page cache, none mapped by the fresh process
+        read_seconds(folder)
     env = {**os.environ, "DSREG_PREFETCH": "1" if prefetch else "0"}
     cmd = [sys.executable, "-m", "benchmarks.shards", "--probe", str(cache), "--n", str(n)]
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True, cwd=Path(__file__).parent.parent)
@@ -172,6 +178,7 @@ def run(n: int, reps: int, work: Path) -> list[dict[str, Any]]:
         del ds, everything
         colds = [cold(cache, folder, n, True) for _ in range(reps)]
         plain = [cold(cache, folder, n, False) for _ in range(reps)]
+        fresh = [cold(cache, folder, n, True, drop=False) for _ in range(reps)]
         evict(folder)
         dropped = read_seconds(folder)
         cached = read_seconds(folder)
@@ -184,6 +191,7 @@ def run(n: int, reps: int, work: Path) -> list[dict[str, Any]]:
             ("warm epoch, by CPU time", [r[1] for r in warm], cpu),
             ("cold first epoch, fresh process, with the prefetch", colds, clock),
             ("cold first epoch, fresh process, DSREG_PREFETCH=0", plain, clock),
+            ("first epoch of a fresh process after prepare, pages in the page cache", fresh, clock),
         ]
         for name, runs, base in figures:
             rate = statistics.median(runs)
