@@ -253,6 +253,8 @@ def fetch(
     cache_dir: str | os.PathLike[str] | None = None,
     workers: int | None = None,
     remote: str | None = None,
+    executor: Any = None,
+    scratch: str | None = None,
     **config: Any,
 ) -> DatasetInfo:
     """Download, verify and prepare dataset ``name`` (only ``split``, if given); return its info.
@@ -272,6 +274,13 @@ def fetch(
     configuration or a split is an error; one from ``DSREG_REMOTE`` falls back to preparing here.
     With a remote, ``force`` pulls the splits again: each local shard is checked against the
     remote manifest's sha256, and those that differ or are missing are downloaded again.
+
+    ``executor`` runs the decode while preparing (default ``DSREG_EXECUTOR``, else a pool of
+    ``workers`` local processes): ``"local"``, ``"dask://HOST:PORT"`` (a Dask scheduler, through
+    ``distributed.Client(address).get_executor()``; needs ``dsreg[dask]``) or any
+    ``concurrent.futures.Executor``. The prepared shards are byte-identical whichever ran them.
+    A cluster's tasks write shards under ``scratch`` (default ``DSREG_EXECUTOR_SCRATCH``, else the
+    store's own folder, which suits a one-machine cluster; ``s3://…`` for a real one).
     """
     resolved = _Resolved.of(name, config, cache_dir)
     if _pull(resolved, resolved.wanted(split), remote, quiet=quiet, force=force):
@@ -287,6 +296,8 @@ def fetch(
         quiet=quiet,
         cache_dir=cache_dir,
         workers=workers,
+        executor=executor,
+        scratch=scratch,
     )
     return resolved.info()
 
@@ -303,6 +314,8 @@ def _fetch(
     quiet: bool = False,
     cache_dir: str | os.PathLike[str] | None = None,
     workers: int | None = None,
+    executor: Any = None,
+    scratch: str | None = None,
 ) -> None:
     """Make the ``wanted`` splits of ``resolved`` (and those they are reviewed after) ready, then re-read its state."""
     from .fetching.download import Downloader, Rerun
@@ -367,6 +380,8 @@ def _fetch(
                     resolved.folder,
                     proved,
                     workers=workers,
+                    executor=executor,
+                    scratch=scratch,
                     existing=existing,
                     order=resolved.split_names,
                     features=features,
@@ -470,6 +485,7 @@ def load(
     cache_dir: str | os.PathLike[str] | None = None,
     remote: str | None = None,
     streaming: bool = False,
+    executor: Any = None,
     **config: Any,
 ) -> Any:
     """Return split ``split`` of dataset ``name`` as a ``dsreg.Dataset`` (all splits as a dict if None).
@@ -483,6 +499,8 @@ def load(
     shards) instead: read in place when the split is prepared here, else streamed from ``remote``
     (or ``DSREG_REMOTE``) through a bounded local shard cache without copying the store here,
     else prepared here first. It takes whole split names only.
+
+    ``executor`` runs the decode of a prepare (see ``fetch``; default ``DSREG_EXECUTOR``).
     """
     from .store import splits as split_expr
     from .store.dataset import Dataset
@@ -500,7 +518,7 @@ def load(
                 f"run `dsreg fetch {resolved.builder.name} {which}` or pass download=True"
             )
         if not _pull(resolved, missing, remote, quiet=True):
-            _fetch(resolved, missing, config=config, quiet=True, cache_dir=cache_dir)
+            _fetch(resolved, missing, config=config, quiet=True, cache_dir=cache_dir, executor=executor)
         wanted = resolved.wanted(split)  # the splits found in the data, if the plan learnt them while preparing
     ds_info = resolved.info()
     manifest = ds_info.manifest

@@ -291,6 +291,18 @@ def info_cmd(name: str, config: tuple[str, ...], as_json: bool) -> None:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars, and no line per failed download attempt.")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Processes for decoding while preparing (default: all cores).")
 @click.option(
+    "--executor",
+    metavar="SPEC",
+    default=None,
+    help="Where the decode runs: 'local' (the process pool, default: $DSREG_EXECUTOR, else local) or dask://HOST:PORT (a Dask scheduler; pip install 'dsreg[dask]').",
+)
+@click.option(
+    "--scratch",
+    metavar="URL",
+    default=None,
+    help="Where a cluster's tasks write shards before they are copied in (default: $DSREG_EXECUTOR_SCRATCH, else the store's folder; s3://... for a real cluster).",
+)
+@click.option(
     "--locked",
     metavar="FILE",
     help="Fetch exactly what this lockfile (`dsreg lock`) says: its datasets (or NAMES of them), configs and sha256s; fail on any drift.",
@@ -311,6 +323,8 @@ def fetch_cmd(
     force: bool,
     quiet: bool,
     workers: int | None,
+    executor: str | None,
+    scratch: str | None,
     locked: str | None,
     remote: str | None,
 ) -> None:
@@ -330,6 +344,11 @@ def fetch_cmd(
     error (with DSREG_REMOTE, a missing one falls back to preparing here). --force with a remote
     pulls again: shards that differ from the remote's sha256 are downloaded again.
 
+    With --executor dask://HOST:PORT (or DSREG_EXECUTOR), each shard is decoded and written by a
+    task on that Dask cluster (the workers need dsreg and the dataset's plugin installed), under
+    --scratch (a folder or URL every worker and this machine see); this machine assembles the
+    manifest. The shards are byte-identical to a local prepare's.
+
     \b
     Settings (environment or the config file, see docs/cache.md):
       DSREG_TIMEOUT        seconds a download may go without a byte (default 30)
@@ -348,7 +367,11 @@ def fetch_cmd(
             raise click.UsageError(f"--locked fetches what the lockfile says, so it takes no {', '.join(clashing)}")
         from .lock import fetch_locked
 
-        infos = iter(fetch_locked(locked, names=names, mirrors=mirrors, from_path=from_path, quiet=quiet, workers=workers))
+        infos = iter(
+            fetch_locked(
+                locked, names=names, mirrors=mirrors, from_path=from_path, quiet=quiet, workers=workers, executor=executor, scratch=scratch
+            )
+        )
     elif not names:
         ctx = click.get_current_context()
         raise click.MissingParameter(ctx=ctx, param=next(p for p in ctx.command.params if p.name == "names"))
@@ -366,6 +389,8 @@ def fetch_cmd(
                 quiet=quiet,
                 workers=workers,
                 remote=remote,
+                executor=executor,
+                scratch=scratch,
                 **params,
             )
             for name in names

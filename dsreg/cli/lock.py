@@ -68,6 +68,8 @@ def fetch_locked(
     quiet: bool = False,
     workers: int | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
+    executor: Any = None,
+    scratch: str | None = None,
 ) -> list[api.DatasetInfo]:
     """Fetch the datasets the lockfile ``path`` holds (or ``names`` of them) exactly as locked; return their info.
 
@@ -105,7 +107,15 @@ def fetch_locked(
         _download_locked(dataset, cache, path, again, mirrors=mirrors, from_path=from_path, quiet=quiet)
         infos.append(
             api.fetch(
-                dataset.name, mirrors=mirrors, from_path=from_path, quiet=quiet, workers=workers, cache_dir=cache_dir, **dataset.config
+                dataset.name,
+                mirrors=mirrors,
+                from_path=from_path,
+                quiet=quiet,
+                workers=workers,
+                cache_dir=cache_dir,
+                executor=executor,
+                scratch=scratch,
+                **dataset.config,
             )
         )
     return infos

@@ -43,12 +43,15 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..builder import Builder, Skip, Split
-from ..errors import CacheError, PluginError
+from ..errors import CacheError, DsregError, PluginError
 from ..features import Feature
 from ..fetching.cache import read_json, write_json_atomic
+
+if TYPE_CHECKING:
+    from .executor import Runner
 
 __all__ = [
     "prepare",
@@ -64,6 +67,7 @@ __all__ = [
     "SplitWriter",
     "ShardedWriter",
     "StoredSplit",
+    "reviews",
 ]
 
 MANIFEST = "manifest.json"
@@ -407,6 +411,8 @@ class ShardedWriter:
         self.done: list[tuple[Path, dict[str, Any]]] = []  # (temporary path, shard entry)
         self.current: SplitWriter | None = None
         self.quantum: int | None = None  # rows a shard holds a multiple of (but the last), set by the first shard
+        self.per_shard: int | None = None  # planned shards (``plan``): records per shard, a Skip included
+        self._taken = 0  # records taken into the current planned shard
 
     def _quantum(self, writer: SplitWriter) -> int:
         """Rows that make every fixed-width column a multiple of ``ALIGN`` bytes, if that is a small part of the target; else 1."""
@@ -422,19 +428,65 @@ class ShardedWriter:
     def _temp(self, index: int) -> Path:
         return self.folder / f".{shard_name(self.split, index)}.tmp-{self.tag}"
 
+    def plan(self, sample: Sequence[tuple[str, Any]], dataset: str = "") -> int:
+        """Fix the records each shard holds from decoded ``sample`` examples (``(key, example)``); return it.
+
+        The bytes per example (as ``SplitWriter.nbytes`` counts them) of the sample give the records
+        that make ``target`` bytes, rounded up to the rows that keep fixed-width columns aligned:
+        for fixed-size examples the same shards the byte rule of ``write`` makes. From then on a shard
+        closes after that many records, a ``skip()`` counting as one, so the plan depends on the
+        records only (see ``executor``).
+        """
+        probe = SplitWriter(self.folder / f".plan.tmp-{self.tag}", self.features)
+        try:
+            for key, example in sample:
+                try:
+                    probe.write(example)
+                except (ValueError, TypeError) as exc:
+                    raise PluginError(f"{dataset}: example {key!r} of split {self.split!r}: {exc}") from exc
+            per_row = max(1, probe.nbytes // probe.rows) if probe.rows else 1024
+            quantum = self._quantum(probe) if probe.rows else 1
+        finally:
+            probe.discard()
+        rows = -(-self.target // per_row)
+        self.per_shard = max(1, -(-rows // quantum) * quantum)
+        return self.per_shard
+
     def write(self, example: Mapping[str, Any]) -> None:
-        """Append one example; the shard closes once it holds ``target`` bytes or more."""
+        """Append one example; the shard closes once it holds ``target`` bytes or more (planned: ``per_shard`` records)."""
         if self.current is None:
             self.current = SplitWriter(self._temp(len(self.done)), self.features)
         self.current.write(example)
         self.rows += 1
+        if self.per_shard is not None:
+            self._taken += 1
+            if self._taken >= self.per_shard:
+                self._end_shard()
+            return
         if self.current.nbytes >= self.target:
             if self.quantum is None:
                 self.quantum = self._quantum(self.current)
             if self.current.rows % self.quantum == 0:
                 self._end_shard()
 
+    def skip(self) -> None:
+        """Count a record that decoded to Skip: in a planned shard it still takes its place (no-op otherwise)."""
+        if self.per_shard is None:
+            return
+        self._taken += 1
+        if self._taken >= self.per_shard:
+            if self.current is None:
+                self.current = SplitWriter(self._temp(len(self.done)), self.features)
+            self._end_shard()
+
+    def adopt(self, path: Path, entry: dict[str, Any]) -> None:
+        """Take the next shard as written elsewhere (a task): its temporary ``path`` here and its manifest ``entry``."""
+        assert self.current is None and entry["file"] == shard_name(self.split, len(self.done))
+        self.done.append((path, entry))
+        self.rows += int(entry["rows"])
+
     def _end_shard(self) -> None:
+        self._taken = 0
         writer = self.current
         assert writer is not None
         rows = writer.close()
@@ -445,9 +497,9 @@ class ShardedWriter:
 
     def close(self) -> list[dict[str, Any]]:
         """End the last shard (an empty split still gets one, holding the schema) and return the shard entries."""
-        if self.current is not None or not self.done:
+        if self.current is not None or self._taken or not self.done:
             if self.current is None:
-                self.current = SplitWriter(self._temp(0), self.features)
+                self.current = SplitWriter(self._temp(len(self.done)), self.features)
             self._end_shard()
         return [entry for _, entry in self.done]
 
@@ -476,17 +528,10 @@ class ShardedWriter:
 
 
 # -- running a builder ------------------------------------------------------------------------
-def _decode_chunk(decode: Callable[[Any], Any], chunk: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
-    out = []
-    for key, record in chunk:
-        if isinstance(record, Skip):  # generate already knew this one is unusable
-            out.append((key, record))
-            continue
-        try:
-            out.append((key, decode(record)))
-        except Skip as skip:
-            out.append((key, skip))
-    return out
+def _decode_chunk(decode: Callable[[Any], Any], chunk: list[tuple[str, Any]], dataset: str = "", split: str = "") -> list[tuple[str, Any]]:
+    from .executor import decode_chunk
+
+    return decode_chunk(decode, chunk, dataset, split)
 
 
 def prepare_workers() -> int:
@@ -533,38 +578,154 @@ def _watch_parent(parent: int, interval: float = 0.5) -> None:
     os._exit(1)  # no cleanup: the parent that would collect the results is gone
 
 
-def examples(builder: Builder, split: str, files: Mapping[str, Path], workers: int | None = None) -> Iterator[tuple[str, Any]]:
-    """Yield ``(key, example or Skip)`` for ``split``, decoding records in a process pool if the builder names a decode."""
+def examples(
+    builder: Builder, split: str, files: Mapping[str, Path], workers: int | None = None, runner: Runner | None = None
+) -> Iterator[tuple[str, Any]]:
+    """Yield ``(key, example or Skip)`` for ``split``, decoding records on ``runner`` (default: a local pool of ``workers``) if the builder names a decode."""
     stream = builder.generate(split, files)  # the configuration is builder.params
     decode = builder.get_decode()
     if decode is None:
         yield from stream
         return
-    workers = prepare_workers() if workers is None else workers
-    chunk_size = 256
-    chunks = iter(lambda: list(islice(stream, chunk_size)), [])
-    if workers <= 1:
+    if runner is not None:
+        yield from _decoded(decode, stream, runner, builder.name, split)
+        return
+    from .executor import runner as open_runner
+
+    with open_runner("local", workers) as run:
+        yield from _decoded(decode, stream, run, builder.name, split)
+
+
+def _decoded(
+    decode: Callable[[Any], Any], records: Iterator[tuple[str, Any]], run: Runner, dataset: str, split: str
+) -> Iterator[tuple[str, Any]]:
+    """Decode ``records`` in chunks on ``run``'s executor (in this process if it has one worker); yield in input order."""
+    from .executor import CHUNK, decode_chunk
+
+    chunks = iter(lambda: list(islice(records, CHUNK)), [])
+    if run.inline:
         for chunk in chunks:
-            yield from _decode_chunk(decode, chunk)
+            yield from decode_chunk(decode, chunk, dataset, split)
         return
     # A bounded, ordered pipeline: the generator streams in this process while up to
     # 4 chunks per worker are being decoded; results come back in input order.
-    import concurrent.futures as cf  # here, not at module level: `dsreg list` reads manifests only
-    import multiprocessing
-
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    # The pool's processes are forked by the thread running this generator; PR_SET_PDEATHSIG
-    # follows that thread, which outlives the pool (the `with` below shuts it down first).
-    with cf.ProcessPoolExecutor(
-        workers, mp_context=multiprocessing.get_context(method), initializer=_die_with_parent, initargs=(os.getpid(),)
-    ) as pool:
-        pending: list[Any] = []
+    pool = run.pool()
+    pending: list[Any] = []
+    try:
         for chunk in chunks:
-            pending.append(pool.submit(_decode_chunk, decode, chunk))
-            if len(pending) >= 4 * workers:
+            pending.append(pool.submit(decode_chunk, decode, chunk, dataset, split))
+            if len(pending) >= 4 * run.workers:
                 yield from pending.pop(0).result()
+        while pending:
+            yield from pending.pop(0).result()
+    finally:
         for future in pending:
-            yield from future.result()
+            future.cancel()
+
+
+def _write_planned(
+    builder: Builder, split: str, files: Mapping[str, Path], decode: Callable[[Any], Any], writer: ShardedWriter, run: Runner
+) -> tuple[list[dict[str, str]], list[float]]:
+    """Write ``split`` as planned shards (``ShardedWriter.plan``) through ``run``; return the skipped records and each task's seconds.
+
+    The first chunk is decoded here to fix the plan. On the local pool (or inline) the chunks are
+    decoded there and written here; on any other executor each shard is one ``write_shard`` task.
+    """
+    from itertools import chain
+
+    from .executor import CHUNK, decode_chunk
+
+    records = builder.generate(split, files)
+    first = list(islice(records, CHUNK))
+    decoded = decode_chunk(decode, first, builder.name, split)
+    writer.plan([(key, example) for key, example in decoded if not isinstance(example, Skip)], builder.name)
+    skipped: list[dict[str, str]] = []
+    if not run.local:
+        return _run_shard_tasks(builder, split, decode, chain(first, records), writer, run)
+    for key, example in chain(decoded, _decoded(decode, records, run, builder.name, split)):
+        if isinstance(example, Skip):
+            skipped.append({"key": str(key), "reason": str(example)})
+            writer.skip()
+            continue
+        try:
+            writer.write(example)
+        except (ValueError, TypeError) as exc:
+            raise PluginError(f"{builder.name}: example {key!r} of split {split!r}: {exc}") from exc
+    return skipped, []
+
+
+def _run_shard_tasks(
+    builder: Builder, split: str, decode: Callable[[Any], Any], records: Iterator[tuple[str, Any]], writer: ShardedWriter, run: Runner
+) -> tuple[list[dict[str, str]], list[float]]:
+    """One ``write_shard`` task per planned shard on ``run``'s executor; results taken in shard order into ``writer``."""
+    import concurrent.futures as cf
+
+    from .executor import ShardTask, fetch_shard, write_shard
+
+    assert writer.per_shard is not None
+    pool = run.pool()
+    where = f"{run.scratch.rstrip('/')}/{builder.name}-{split}-{writer.tag}" if run.scratch else None
+    skipped: list[dict[str, str]] = []
+    seconds: list[float] = []
+    pending: list[tuple[int, str, Any]] = []
+    dests: list[str] = []
+
+    def collect(index: int, dest: str, future: Any) -> None:
+        try:
+            result = future.result()
+        except (DsregError, OSError):
+            raise
+        except Exception as exc:  # the engine's own failure (a worker lost too often, a cancelled task)
+            raise PluginError(
+                f"{builder.name}: shard {index} of split {split!r} failed on {run.label} ({type(exc).__name__}: {exc}); "
+                "see the cluster's worker logs, then fetch again"
+            ) from exc
+        path = writer._temp(index)
+        fetch_shard(dest, path, result["bytes"], result["sha256"], f"preparing {builder.name}")
+        writer.adopt(path, {"file": shard_name(split, index), "rows": result["rows"], "bytes": result["bytes"], "sha256": result["sha256"]})
+        skipped.extend(result["skipped"])
+        seconds.append(result["seconds"])
+
+    try:
+        index = 0
+        while batch := list(islice(records, writer.per_shard)):
+            dest = f"{where}/{shard_name(split, index)}" if where else str(writer._temp(index))
+            dests.append(dest)
+            task = ShardTask(builder.name, split, index, decode, writer.features, batch, dest)
+            pending.append((index, dest, pool.submit(write_shard, task)))
+            del batch, task
+            index += 1
+            while len(pending) >= run.width:
+                collect(*pending.pop(0))
+        while pending:
+            collect(*pending.pop(0))
+    except BaseException:
+        for _, _, future in pending:
+            future.cancel()
+        cf.wait([future for _, _, future in pending], timeout=60)  # let running tasks finish before their files go
+        for dest in dests:
+            _remove_quietly(dest)
+        raise
+    finally:
+        if where and "://" in where:
+            _remove_quietly(where, recursive=True)
+        elif where:
+            shutil.rmtree(where, ignore_errors=True)
+    return skipped, seconds
+
+
+def _remove_quietly(path: str, recursive: bool = False) -> None:
+    try:
+        if "://" in path and not path.startswith("file://"):
+            import fsspec
+
+            fs, inner = fsspec.core.url_to_fs(path)
+            if fs.exists(inner):
+                fs.rm(inner, recursive=recursive)
+        else:
+            Path(path.removeprefix("file://")).unlink(missing_ok=True)
+    except Exception:  # cleaning up must not hide the error that led here
+        pass
 
 
 #: What each disk error means for the folder a prepare writes to, and what to do about it.
@@ -666,17 +827,22 @@ def prepare(
     existing: dict[str, Any] | None = None,
     order: tuple[str, ...] = (),
     features: Mapping[str, Feature] | None = None,
+    executor: Any = None,
+    scratch: str | None = None,
 ) -> dict[str, Any]:
     """Prepare ``splits`` of ``builder`` into the store ``target`` and return its manifest.
 
     ``records`` holds ``{file name: {sha256, status}}`` of the fetched files; ``existing`` is the
     store's manifest when some of its splits are ready (their features are kept: they may depend
     on the data); ``order`` is the plan's split order; ``features`` those of a new store, when the
-    caller computed them already. Each split is renamed into place and
+    caller computed them already; ``executor`` and ``scratch`` where the decode runs (see
+    ``dsreg.store.executor.runner``: default ``DSREG_EXECUTOR``, else a local pool of ``workers``
+    processes). Each split is renamed into place and
     recorded in the manifest as soon as it is complete, so a failure in a later split loses
     nothing prepared before it.
     """
     from ..fetching import archive
+    from .executor import runner
 
     what = f"preparing {builder.name}"
     created = not target.exists()
@@ -691,15 +857,18 @@ def prepare(
     manifest = existing
     try:
         # A dataset may declare its own archive limits; the user's settings still win (see dsreg.fetching.archive).
-        with archive.for_dataset(
-            max_member=builder.max_member, max_expanded=builder.max_expanded, names={str(path): name for name, path in files.items()}
+        with (
+            archive.for_dataset(
+                max_member=builder.max_member, max_expanded=builder.max_expanded, names={str(path): name for name, path in files.items()}
+            ),
+            runner(executor, workers, scratch) as run,
         ):
             # Fixed by the store's first prepare (they may depend on the data) and kept in the manifest.
             features = dict(features) if manifest is None and features is not None else stored_features(builder, manifest, files)
             if manifest is None:
                 manifest = _new_manifest(builder, features)
             for split in splits:
-                manifest["splits"][split.name] = _prepare_split(builder, split, files, target, records, features, workers, manifest)
+                manifest["splits"][split.name] = _prepare_split(builder, split, files, target, records, features, run, manifest)
                 _merge_notes(manifest["notes"], builder.notes)
                 builder.notes.clear()
                 manifest["split_order"] = [s for s in order if s in manifest["splits"]] + [s for s in manifest["splits"] if s not in order]
@@ -755,29 +924,38 @@ def _prepare_split(
     target: Path,
     records: Mapping[str, Any],
     features: Mapping[str, Feature],
-    workers: int | None,
+    run: Runner,
     manifest: dict[str, Any],
 ) -> dict[str, Any]:
     """Write one split as shards in ``target`` (through temporary files) and return its manifest entry.
 
-    A split already in ``manifest`` (prepared again) is dropped from it on disk before its new
-    shards are renamed into place, so no reader ever sees old and new shards mixed.
+    A builder with a ``decode`` that reviews nothing (``review``/``review_split`` not overridden) is
+    written as planned shards (``_write_planned``: the same bytes on any executor); otherwise the
+    records are decoded on ``run`` in chunks and reviewed and written here, shards closing by the
+    byte rule of ``ShardedWriter.write``. A split already in ``manifest`` (prepared again) is
+    dropped from it on disk before its new shards are renamed into place, so no reader ever sees
+    old and new shards mixed.
     """
     started = time.perf_counter()
     own = {name: files[name] for name in split.files}
     earlier = {name: StoredSplit([target / shard["file"] for shard in split_shards(manifest, name)], features) for name in split.after}
     writer = ShardedWriter(target, split.name, features)
     skipped: list[dict[str, str]] = []
+    task_seconds: list[float] = []
+    decode = builder.get_decode()
     try:
-        stream = examples(builder, split.name, own, workers)
-        for key, example in builder.review_split(split.name, stream, earlier):
-            if isinstance(example, Skip):
-                skipped.append({"key": str(key), "reason": str(example)})
-                continue
-            try:
-                writer.write(example)
-            except (ValueError, TypeError) as exc:
-                raise PluginError(f"{builder.name}: example {key!r} of split {split.name!r}: {exc}") from exc
+        if decode is not None and not reviews(builder):
+            skipped, task_seconds = _write_planned(builder, split.name, own, decode, writer, run)
+        else:
+            stream = examples(builder, split.name, own, runner=run)
+            for key, example in builder.review_split(split.name, stream, earlier):
+                if isinstance(example, Skip):
+                    skipped.append({"key": str(key), "reason": str(example)})
+                    continue
+                try:
+                    writer.write(example)
+                except (ValueError, TypeError) as exc:
+                    raise PluginError(f"{builder.name}: example {key!r} of split {split.name!r}: {exc}") from exc
         shards = writer.close()
         if manifest["splits"].pop(split.name, None) is not None and (target / MANIFEST).exists():
             write_json_atomic(target / MANIFEST, manifest)
@@ -792,7 +970,13 @@ def _prepare_split(
         "files": {name: dict(records[name]) for name in split.files if name in records},
         "seconds": round(time.perf_counter() - started, 3),
         "shards": shards,
-    }
+    } | ({"task_seconds": task_seconds} if task_seconds else {})
+
+
+def reviews(builder: Builder) -> bool:
+    """True when ``builder`` reviews its decoded examples (``review`` or ``review_split`` overridden): they are then written here."""
+    kind = type(builder)
+    return kind.review_split is not Builder.review_split or kind.review is not Builder.review
 
 
 def read_manifest(folder: Path) -> dict[str, Any] | None:
