@@ -148,11 +148,13 @@ def cold(cache: Path, folder: Path, n: int, prefetch: bool, drop: bool = True) -
     return float(json.loads(out.stdout.strip().splitlines()[-1])["rate"])
 
 
-def run(n: int, reps: int, work: Path) -> list[dict[str, Any]]:
+def run(n: int, reps: int, work: Path, sizes: list[str] | None = None) -> list[dict[str, Any]]:
     from dsreg.testing import registered
 
     rows: list[dict[str, Any]] = []
     for label, size in SIZES.items():
+        if sizes and size not in sizes:
+            continue
         cache = work / f"cache-{size}"
         os.environ["DSREG_SHARD_BYTES"] = size
         try:
@@ -225,6 +227,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="12,000 images, 2 reps: a smoke run")
     parser.add_argument("--reps", type=int, default=None, help="runs per figure (default 5, --quick 2)")
     parser.add_argument("--n", type=int, default=None, help="images (default 120,000, --quick 12,000)")
+    parser.add_argument("--size", action="append", choices=list(SIZES.values()), help="only this shard size (repeatable; default both)")
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temporary one)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where the table goes")
     parser.add_argument("--probe", default=None, help=argparse.SUPPRESS)
@@ -239,7 +242,7 @@ def main(argv: list[str] | None = None) -> None:
         args.work.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="dsreg-shards-", dir=args.work))
     try:
-        rows = run(n, reps, work)
+        rows = run(n, reps, work, args.size)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     text = table(rows, n, reps)
