@@ -197,6 +197,21 @@ def test_store_and_streaming_settings_are_shown(dsreg_cache, use_plugins, monkey
     assert "error    DSREG_STREAM_CACHE_BYTES='lots' is not a size; write bytes or e.g. 512MiB, 2GiB" in out.output
 
 
+def test_executor_settings_are_shown_and_checked(dsreg_cache, use_plugins, monkeypatch):
+    use_plugins("goodplugin")
+    settings = {s["name"]: (s["value"], s["source"]) for s in json.loads(doctor("--json").output)["settings"]}
+    assert settings["DSREG_EXECUTOR"] == ("local", "default")
+    assert settings["DSREG_EXECUTOR_SCRATCH"] == ("the store's own folder", "default")
+    monkeypatch.setenv("DSREG_EXECUTOR", "dask://10.0.0.5:8786")
+    monkeypatch.setenv("DSREG_EXECUTOR_SCRATCH", "s3://team/scratch")
+    settings = {s["name"]: (s["value"], s["source"]) for s in json.loads(doctor("--json").output)["settings"]}
+    assert settings["DSREG_EXECUTOR"] == ("dask://10.0.0.5:8786", "environment")
+    assert settings["DSREG_EXECUTOR_SCRATCH"] == ("s3://team/scratch", "environment")
+    monkeypatch.setenv("DSREG_EXECUTOR", "dask:/10.0.0.5")
+    out = doctor()
+    assert out.exit_code == 1 and "error    executor 'dask:/10.0.0.5' is not one dsreg knows: use 'local'" in out.output
+
+
 def test_every_variable_the_core_reads_is_in_the_settings_table():
     # Every quoted "DSREG_NAME" in the core is a variable it reads (or names in advice): doctor must show it.
     from dsreg.cli.doctor import KNOWN_VARIABLES

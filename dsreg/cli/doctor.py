@@ -61,6 +61,8 @@ KNOWN_VARIABLES: dict[str, str] = {
     "DSREG_STRICT_PLUGINS": "off",
     "DSREG_LOAD_PLUGINS": "every installed plugin",
     "DSREG_PREPARE_WORKERS": "the usable cores",
+    "DSREG_EXECUTOR": "local",
+    "DSREG_EXECUTOR_SCRATCH": "the store's own folder",
     "DSREG_SHARD_BYTES": "64MiB",
     "DSREG_PREFETCH": "on",
     "DSREG_REMOTE": "none",
@@ -387,6 +389,14 @@ def _check_settings(report: Report) -> None:
     if os.environ.get("DSREG_LOAD_PLUGINS", None) == "":  # set and empty: no entry point loads
         report.settings[-1].update(value="none", source="environment")
     add("DSREG_PREPARE_WORKERS", raw("DSREG_PREPARE_WORKERS"))
+
+    def executor() -> str:  # checked here, so a typo shows up before a prepare starts
+        from ..store.executor import check_executor
+
+        return str(check_executor(os.environ.get("DSREG_EXECUTOR", "").strip() or None) or "")
+
+    add("DSREG_EXECUTOR", executor)
+    add("DSREG_EXECUTOR_SCRATCH", raw("DSREG_EXECUTOR_SCRATCH"))
 
     def size(variable: str) -> Any:  # a size variable as bytes, so a typo shows up here and not mid-prepare
         value = os.environ.get(variable, "").strip()

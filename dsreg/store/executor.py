@@ -43,7 +43,7 @@ from typing import Any
 
 from ..errors import CacheError, ConfigError, DsregError, PluginError
 
-__all__ = ["Runner", "ShardTask", "runner", "write_shard", "executor_setting", "scratch_setting", "decode_error"]
+__all__ = ["Runner", "ShardTask", "runner", "write_shard", "executor_setting", "check_executor", "scratch_setting", "decode_error"]
 
 #: Records decoded per chunk by the local pool (and in the client, to plan the shards).
 CHUNK = 256
@@ -54,6 +54,20 @@ def executor_setting(executor: Any = None) -> Any:
     if executor is not None:
         return executor
     return os.environ.get("DSREG_EXECUTOR", "").strip() or None
+
+
+def check_executor(spec: Any) -> Any:
+    """Return ``spec`` if it names an executor dsreg can open (None, 'local', dask://, tcp://, tls://, an Executor); else raise ConfigError."""
+    import concurrent.futures as cf
+
+    if spec is None or spec == "local" or isinstance(spec, cf.Executor):
+        return spec
+    if isinstance(spec, str) and spec.startswith(("dask://", "tcp://", "tls://")) and len(spec.split("://", 1)[1]) > 0:
+        return spec
+    raise ConfigError(
+        f"executor {spec!r} is not one dsreg knows: use 'local' (the default), dask://HOST:PORT for a Dask "
+        "scheduler, or pass a concurrent.futures.Executor in Python (executor=)"
+    )
 
 
 def scratch_setting(scratch: str | None = None) -> str | None:
@@ -255,7 +269,7 @@ def runner(executor: Any = None, workers: int | None = None, scratch: str | None
     """
     import concurrent.futures as cf
 
-    spec = executor_setting(executor)
+    spec = check_executor(executor_setting(executor))
     if isinstance(spec, cf.Executor):
         run = Runner(label=type(spec).__name__, workers=workers or getattr(spec, "_max_workers", None) or 2, executor=spec, local=False)
     elif spec is None or spec == "local":
@@ -263,13 +277,8 @@ def runner(executor: Any = None, workers: int | None = None, scratch: str | None
 
         count = prepare_workers() if workers is None else max(1, workers)
         run = Runner(label="local", workers=count, _make=lambda: _local_pool(count))
-    elif isinstance(spec, str) and spec.startswith(("dask://", "tcp://", "tls://")):
-        run = _dask(spec, workers)
     else:
-        raise ConfigError(
-            f"executor {spec!r} is not one dsreg knows: use 'local' (the default), dask://HOST:PORT for a Dask "
-            "scheduler, or pass a concurrent.futures.Executor in Python (executor=)"
-        )
+        run = _dask(spec, workers)
     if not run.local:
         run.scratch = scratch_setting(scratch)
     try:
