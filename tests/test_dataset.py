@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,14 +21,30 @@ from dsreg.features import ClassLabel, Tensor, Text, Value, class_names, label_c
 from dsreg.store.collate import Batch, Examples, pad, stack
 from dsreg.store.dataset import Dataset
 
-from toydata import make_builder
+from toydata import blob, make_builder
+
+
+@pytest.fixture(scope="module")
+def toy_prepared(tmp_path_factory):
+    """A cache holding toy fetched and prepared (75,000 examples), made once per module: tests get a copy."""
+    from dsreg.testing import registered
+
+    data = blob()
+    work = tmp_path_factory.mktemp("toy-template")
+    (work / "toy.bin").write_bytes(data)
+    with pytest.MonkeyPatch.context() as env, registered(make_builder(data)):
+        env.setenv("DSREG_NETWORK", "loopback")
+        env.setenv("DSREG_CONFIG", str(work / "no-config.toml"))
+        dsreg.fetch("toy", from_path=work, quiet=True, cache_dir=work / "cache")
+    return work / "cache"
 
 
 @pytest.fixture
-def toy(dsreg_cache, dsreg_register, data, tmp_path):
+def toy(dsreg_cache, dsreg_register, data, tmp_path, toy_prepared):
+    # A copy of the module's prepared cache: each test may damage its own, and none pays for a prepare.
+    shutil.copytree(toy_prepared, dsreg_cache)
     (tmp_path / "toy.bin").write_bytes(data)
     dsreg_register(make_builder(data))
-    dsreg.fetch("toy", from_path=tmp_path, quiet=True)
     return np.frombuffer(data, dtype=np.uint8).reshape(-1, 1, 2, 2)
 
 
