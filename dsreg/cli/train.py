@@ -176,19 +176,20 @@ def _remove_if_empty(folders: list[Path]) -> None:
             return  # not empty (the run wrote something) or already gone
 
 
-def _prepares_here(streaming: bool) -> bool:
-    """False when the splits are streamed from DSREG_REMOTE (nothing is fetched or prepared here first)."""
+def _prepares_here(streaming: bool, remote: str | None = None) -> bool:
+    """False when the splits are streamed from ``remote`` or DSREG_REMOTE (nothing is fetched or prepared here first)."""
     from ..store.remote import env_remote
 
-    return not (streaming and env_remote())
+    return not (streaming and (remote if remote is not None else env_remote()))
 
 
 def _spawn(ctx: click.Context, nproc: int, name: str, params: dict[str, Any], out: Path, quiet: bool) -> None:
     """Fetch once here, then run ``nproc`` training processes through torch.distributed's launcher."""
     from .. import api
 
-    if _prepares_here(ctx.params.get("streaming", False)):
-        api.fetch(name, quiet=quiet, **params)
+    remote = ctx.params.get("remote")
+    if _prepares_here(ctx.params.get("streaming", False), remote):
+        api.fetch(name, quiet=quiet, remote=remote, **params)
     cmd = [
         sys.executable,
         "-m",
@@ -233,6 +234,13 @@ _FALLBACK_HELP = "default: the dataset's train_defaults, else"
     help="Stream the splits from their shards (read in place when prepared here, else from DSREG_REMOTE through "
     "the bounded shard cache); resumable, each rank and worker reading its own part.",
 )
+@click.option(
+    "--remote",
+    metavar="URL",
+    default=None,
+    help="Pull the prepared splits from this `dsreg push` URL (into each node's cache) instead of preparing them; "
+    "with --streaming, stream from it (default: $DSREG_REMOTE; '' for none).",
+)
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON (progress goes to stderr).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the final result.")
@@ -247,6 +255,7 @@ def train_cmd(
     as_json: bool,
     quiet: bool,
     streaming: bool,
+    remote: str | None,
     **options: Any,
 ) -> None:
     """Train a model on dataset NAME, test it, and write checkpoint.pt and metrics.json into the run folder.
@@ -276,8 +285,8 @@ def train_cmd(
         # Each node's local rank 0 downloads and prepares (or pulls from DSREG_REMOTE) into its node's
         # cache; the node's other ranks wait, then find it cached.
         with node_first(w):
-            if _prepares_here(streaming):
-                inf = api.fetch(name, quiet=quiet or not w.local_main, **params)
+            if _prepares_here(streaming, remote):
+                inf = api.fetch(name, quiet=quiet or not w.local_main, remote=remote, **params)
             else:
                 inf = api.info(name, **params)
         splits = list((inf.manifest or {}).get("splits", {})) or list(inf.splits)
@@ -286,7 +295,7 @@ def train_cmd(
         def data(split: str | None, shuffle: bool = False) -> Any:
             if split is None or not streaming:
                 return f"{name}:{split}" if split else None
-            ds = api.load(name, split=split, streaming=True, **params)
+            ds = api.load(name, split=split, streaming=True, remote=remote, **params)
             return ds.shuffle(seed=settings.seed) if shuffle else ds
 
         trainer = Trainer(None, data(train_split, shuffle=True), data(val_split), config=params, settings=settings, log=say)

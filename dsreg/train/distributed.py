@@ -132,12 +132,12 @@ def all_sum(tensor: torch.Tensor, w: World) -> torch.Tensor:
     return tensor
 
 
-def broadcast_object(obj: Any, w: World) -> Any:
-    """Return rank 0's ``obj`` on every rank."""
+def broadcast_object(obj: Any, w: World, src: int = 0) -> Any:
+    """Return rank ``src``'s ``obj`` on every rank."""
     if not w.distributed:
         return obj
     box = [obj]
-    dist.broadcast_object_list(box, src=0)
+    dist.broadcast_object_list(box, src=src)
     return box[0]
 
 

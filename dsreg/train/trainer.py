@@ -385,8 +385,9 @@ class Trainer:
             path = Path(resume) if not isinstance(resume, bool) else (self.out_dir / CHECKPOINT if self.out_dir else None)
             if path is None:
                 raise ConfigError("resume=True needs out_dir= (the folder of the run to continue) or a checkpoint path")
-            if path.exists():
-                self._restore(path)
+            ckpt = self._read_checkpoint(path)
+            if ckpt is not None:
+                self._restore(path, ckpt)
             elif not isinstance(resume, bool):
                 raise ConfigError(f"no checkpoint at {path} to resume from")
             else:
@@ -757,8 +758,35 @@ class Trainer:
             state["partial"] = self._partial  # a mid-epoch stop: the epoch's sums so far (None after a whole epoch)
         return save(state, path)
 
-    def _restore(self, path: Path) -> None:
-        ckpt = load_checkpoint(path)
+    def _read_checkpoint(self, path: Path) -> dict[str, Any] | None:
+        """Return the newest checkpoint at ``path`` on any node, on every rank (None when no node has one).
+
+        Only rank 0 writes checkpoints, into its own node's run folder, and nodes need not share a
+        filesystem (nor is the same node rank 0 in every launch): each node's local rank 0 reads its
+        own, and the one with the most epochs (the lowest rank among equals) is sent to every rank.
+        A checkpoint that cannot be read raises the same one-line error on every rank.
+        """
+        found: tuple[str, Any] = ("missing", None)
+        if self.world.local_main and path.exists():
+            try:
+                found = ("ok", load_checkpoint(path))
+            except ConfigError as exc:
+                found = ("error", str(exc))
+        if not self.world.distributed:
+            if found[0] == "error":
+                raise ConfigError(found[1])
+            return found[1]
+        summary = gather_objects((found[0], found[1]["epoch"] if found[0] == "ok" else found[1]), self.world)
+        for kind, detail in summary:
+            if kind == "error":
+                raise ConfigError(detail)
+        held = [(-int(detail), rank) for rank, (kind, detail) in enumerate(summary) if kind == "ok"]
+        if not held:
+            return None
+        src = min(held)[1]
+        return broadcast_object(found[1] if self.world.rank == src else None, self.world, src=src)
+
+    def _restore(self, path: Path, ckpt: dict[str, Any]) -> None:
         mine, theirs = self._identity(), ckpt["dataset"]
         for key in ("name", "version", "config"):
             if mine[key] != theirs[key]:
