@@ -220,3 +220,29 @@ def test_an_unknown_executor_is_refused(small_shards, monkeypatch):
     with pytest.raises(dsreg.ConfigError, match="executor 'spark://cluster' is not one dsreg knows"):
         dsreg.fetch("records", quiet=True)
     assert dsreg.info("records").ready_splits == ()
+
+
+def test_shards_through_an_s3_scratch_arrive_checked_and_leave_nothing(small_shards, dsreg_s3, tmp_path):
+    inline = store_of(dsreg.fetch("records", quiet=True, workers=1, split="test", cache_dir=tmp_path / "inline"))
+    scratch = dsreg_s3.bucket("scratch") + "prep"
+    with cf.ThreadPoolExecutor(2) as threads:
+        info = dsreg.fetch("records", quiet=True, split="test", executor=threads, scratch=scratch, cache_dir=tmp_path / "s3")
+    assert store_of(info) == inline
+    assert dsreg_s3.filesystem().find(scratch.removeprefix("s3://")) == []
+
+
+class Reviewed(Records):
+    """A builder that reviews: decoded on the executor in chunks, reviewed and written by the client."""
+
+    name = "reviewed-records"
+
+    def review(self, split, key, example):
+        return None if isinstance(example, dict) and example["label"] == 2 and int(key[1:]) % 2 else example
+
+
+def test_a_reviewed_split_is_decoded_on_dask_and_written_here_the_same(small_shards, dsreg_register, dask_address, tmp_path):
+    dsreg_register(Reviewed)
+    local = store_of(dsreg.fetch("reviewed-records", quiet=True, workers=2, cache_dir=tmp_path / "local"))
+    on_dask = dsreg.fetch("reviewed-records", quiet=True, executor=dask_address, cache_dir=tmp_path / "dask")
+    assert store_of(on_dask) == local and "task_seconds" not in on_dask.manifest["splits"]["train"]
+    assert on_dask.manifest["splits"]["train"]["examples"] < N - 15

@@ -47,6 +47,8 @@ __all__ = ["Runner", "ShardTask", "runner", "write_shard", "executor_setting", "
 
 #: Records decoded per chunk by the local pool (and in the client, to plan the shards).
 CHUNK = 256
+#: Shards a client copies in from the scratch location at once (threads).
+COPIERS = 4
 
 
 def executor_setting(executor: Any = None) -> Any:

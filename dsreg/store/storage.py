@@ -657,22 +657,27 @@ def _write_planned(
 def _run_shard_tasks(
     builder: Builder, split: str, decode: Callable[[Any], Any], records: Iterator[tuple[str, Any]], writer: ShardedWriter, run: Runner
 ) -> tuple[list[dict[str, str]], list[float]]:
-    """One ``write_shard`` task per planned shard on ``run``'s executor; results taken in shard order into ``writer``."""
+    """One ``write_shard`` task per planned shard on ``run``'s executor; results taken in shard order into ``writer``.
+
+    As each task ends (in shard order) its shard is copied in (``fetch_shard``: checked against the
+    sha256 the task reported) by one of ``COPIERS`` threads, so several shards come in at once.
+    """
     import concurrent.futures as cf
 
-    from .executor import ShardTask, fetch_shard, write_shard
+    from .executor import COPIERS, ShardTask, fetch_shard, write_shard
 
     assert writer.per_shard is not None
     pool = run.pool()
     where = f"{run.scratch.rstrip('/')}/{builder.name}-{split}-{writer.tag}" if run.scratch else None
     skipped: list[dict[str, str]] = []
     seconds: list[float] = []
-    pending: list[tuple[int, str, Any]] = []
+    pending: list[tuple[int, str, Any]] = []  # tasks running, in shard order
+    copying: list[tuple[int, dict[str, Any], Any]] = []  # shards being copied in, in shard order
     dests: list[str] = []
 
-    def collect(index: int, dest: str, future: Any) -> None:
+    def result_of(index: int, future: Any) -> dict[str, Any]:
         try:
-            result = future.result()
+            return dict(future.result())
         except (DsregError, OSError):
             raise
         except Exception as exc:  # the engine's own failure (a worker lost too often, a cancelled task)
@@ -680,37 +685,52 @@ def _run_shard_tasks(
                 f"{builder.name}: shard {index} of split {split!r} failed on {run.label} ({type(exc).__name__}: {exc}); "
                 "see the cluster's worker logs, then fetch again"
             ) from exc
-        path = writer._temp(index)
-        fetch_shard(dest, path, result["bytes"], result["sha256"], f"preparing {builder.name}")
-        writer.adopt(path, {"file": shard_name(split, index), "rows": result["rows"], "bytes": result["bytes"], "sha256": result["sha256"]})
+
+    def adopt(index: int, result: dict[str, Any], copy: Any) -> None:
+        copy.result()
+        writer.adopt(writer._temp(index), {"file": shard_name(split, index), **{k: result[k] for k in ("rows", "bytes", "sha256")}})
         skipped.extend(result["skipped"])
         seconds.append(result["seconds"])
 
-    try:
-        index = 0
-        while batch := list(islice(records, writer.per_shard)):
-            dest = f"{where}/{shard_name(split, index)}" if where else str(writer._temp(index))
-            dests.append(dest)
-            task = ShardTask(builder.name, split, index, decode, writer.features, batch, dest)
-            pending.append((index, dest, pool.submit(write_shard, task)))
-            del batch, task
-            index += 1
-            while len(pending) >= run.width:
+    with cf.ThreadPoolExecutor(COPIERS, thread_name_prefix="dsreg-copy") as copiers:
+
+        def collect(index: int, dest: str, future: Any) -> None:
+            result = result_of(index, future)
+            what = f"preparing {builder.name}"
+            copy = copiers.submit(fetch_shard, dest, writer._temp(index), result["bytes"], result["sha256"], what)
+            copying.append((index, result, copy))
+            while len(copying) > COPIERS:
+                adopt(*copying.pop(0))
+
+        try:
+            index = 0
+            while batch := list(islice(records, writer.per_shard)):
+                dest = f"{where}/{shard_name(split, index)}" if where else str(writer._temp(index))
+                dests.append(dest)
+                task = ShardTask(builder.name, split, index, decode, writer.features, batch, dest)
+                pending.append((index, dest, pool.submit(write_shard, task)))
+                del batch, task
+                index += 1
+                while len(pending) >= run.width:
+                    collect(*pending.pop(0))
+            while pending:
                 collect(*pending.pop(0))
-        while pending:
-            collect(*pending.pop(0))
-    except BaseException:
-        for _, _, future in pending:
-            future.cancel()
-        cf.wait([future for _, _, future in pending], timeout=60)  # let running tasks finish before their files go
-        for dest in dests:
-            _remove_quietly(dest)
-        raise
-    finally:
-        if where and "://" in where:
-            _remove_quietly(where, recursive=True)
-        elif where:
-            shutil.rmtree(where, ignore_errors=True)
+            while copying:
+                adopt(*copying.pop(0))
+        except BaseException:
+            for _, _, future in pending:
+                future.cancel()
+            cf.wait([future for _, _, future in pending] + [copy for _, _, copy in copying], timeout=60)
+            for i, dest in enumerate(dests):  # let running tasks finish (above) before their files go
+                _remove_quietly(dest)
+                if i >= len(writer.done):
+                    _remove_quietly(str(writer._temp(i)))
+            raise
+        finally:
+            if where and "://" in where:
+                _remove_quietly(where, recursive=True)
+            elif where:
+                shutil.rmtree(where, ignore_errors=True)
     return skipped, seconds
 
 
