@@ -157,9 +157,10 @@ def run(quick: bool, reps: int, work: Path) -> dict[str, Any]:
     runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in modes}
     try:
         with registered(Large, LargeReviewed):
-            for name, _ in modes.values():  # the archive into the cache once, and an untimed warm-up of each path
+            for name, _ in modes.values():  # the archive into the cache once, and (not --quick) an untimed warm-up of each path
                 prepare_once(name, cache, folder, None)
-            prepare_once("bench-executors", cache, folder, address)
+            if not quick:
+                prepare_once("bench-executors", cache, folder, address)
             for _ in range(reps):
                 for mode, (name, executor) in modes.items():
                     runs[mode].append(prepare_once(name, cache, folder, executor))
@@ -270,6 +271,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=RESULTS, help="where the table goes")
     args = parser.parse_args(argv)
     reps = args.reps or (1 if args.quick else 3)
+    if args.work is not None:
+        args.work.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="bench-executors-", dir=args.work))
     try:
         result = run(args.quick, reps, work)
