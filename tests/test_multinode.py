@@ -148,7 +148,7 @@ def manifests(cache: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in cache.glob("datasets/stripes/prepared/*/manifest.json")]
 
 
-def check_training(ranks: list[dict], caches: list[Path], n: int = 96, epochs: int = 2) -> None:
+def check_training(ranks: list[dict], caches: list[Path], n: int = 96, epochs: int = 2, first: int = 1) -> None:
     """Each rank ran on one node's cache; per epoch the ranks' examples are disjoint and cover the split once; weights agree."""
     assert {r["world"] for r in ranks} == {len(ranks)}
     assert sorted({r["cache"] for r in ranks}) == sorted(str(c) for c in caches)  # both nodes took part, each on its own cache
@@ -157,10 +157,13 @@ def check_training(ranks: list[dict], caches: list[Path], n: int = 96, epochs: i
     for epoch in range(epochs):
         mine = [[i for b in r["seen"][epoch * steps : (epoch + 1) * steps] for i in b] for r in ranks]
         every = sorted(i for m in mine for i in m)
-        assert every == list(range(n)), f"epoch {epoch + 1}: not every example exactly once"  # disjoint and complete
+        assert every == list(range(n)), f"epoch {first + epoch}: not every example exactly once"  # disjoint and complete
+        shares = ", ".join(f"rank {r} ({Path(ranks[r]['cache']).name}) {len(m)}" for r, m in enumerate(mine))
+        print(f"epoch {first + epoch}: {shares} examples; overlap {len(every) - len(set(every))}; together {len(set(every))} of {n}")
     first = ranks[0]["state"]
     for other in ranks[1:]:
         assert first.keys() == other["state"].keys() and all(torch.equal(first[k], other["state"][k]) for k in first)
+    print(f"final weights identical on all {len(ranks)} ranks ({len(first)} tensors)")
 
 
 # -- node_first in one process: the order of the block and the barrier --------------------------
@@ -205,6 +208,7 @@ def test_two_nodes_each_prepare_into_their_own_cache_and_stream_disjoint_parts(d
     for cache in caches:  # each node's cache holds the prepared store, train and test
         (store,) = manifests(cache)
         assert {s: store["splits"][s]["examples"] for s in ("train", "test")} == {"train": 96, "test": 24}
+        print(f"{cache.name}: stripes prepared, train 96 + test 24 examples")
     log = prepared(tmp_path)
     assert sorted((e["cache"], e["split"]) for e in log) == sorted((str(c), s) for c in caches for s in ("test", "train"))
     assert {e["local_rank"] for e in log} == {0}  # each node's local rank 0 prepared, once per split
@@ -222,6 +226,7 @@ def test_two_nodes_pull_a_pushed_store_train_and_resume_from_rank_0s_checkpoint(
     for cache in caches:
         (store,) = manifests(cache)
         assert {s: store["splits"][s]["examples"] for s in ("train", "test")} == {"train": 96, "test": 24}
+        print(f"{cache.name}: stripes pulled from {remote.name}/ (no prepare), train 96 + test 24 examples")
     check_training(ranks, caches, epochs=1)
 
     # Only rank 0's node has checkpoint.pt; the other node resumes from it all the same (rank 0 sends it).
@@ -229,7 +234,8 @@ def test_two_nodes_pull_a_pushed_store_train_and_resume_from_rank_0s_checkpoint(
     resumed_args = [*TRAIN_ARGS, "--remote", remote.as_uri(), "--resume"]
     caches, resumed = two_nodes(tmp_path, resumed_args, log_name="log-resumed")
     assert prepared(tmp_path, "log-resumed") == []
-    check_training(resumed, caches, epochs=1)  # the second epoch only, on every rank
+    check_training(resumed, caches, epochs=1, first=2)  # the second epoch only, on every rank
     assert [e["epoch"] for e in load_checkpoint(written)["history"]] == [1, 2]
+    print(f"resumed on both nodes from {written.relative_to(tmp_path)} alone: history epochs 1, 2")
     before, after = ranks[0]["state"], resumed[0]["state"]
     assert any(not torch.equal(before[k], after[k]) for k in before)  # it trained on from there
