@@ -80,8 +80,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def two_nodes(tmp_path: Path, args: list[str], per_node: int = 1, log_name: str = "log") -> tuple[list[Path], list[dict]]:
-    """Run two torchrun agents at once, each with its own cache and run folder; return the caches and every rank's record.
+def two_nodes(tmp_path: Path, args: list[str], per_node: int = 1, log_name: str = "log") -> tuple[list[Path], list[dict], list[str]]:
+    """Run two torchrun agents at once, each with its own cache and run folder; return the caches, every rank's record and the agents' output.
 
     ``per_node=2`` runs four ranks (it passes too, at about twice the time: 1 keeps the suite fast).
     """
@@ -135,7 +135,7 @@ def two_nodes(tmp_path: Path, args: list[str], per_node: int = 1, log_name: str 
     for agent, output in zip(agents, outputs):
         assert agent.returncode == 0, output[-3000:]
     ranks = [torch.load(log / f"rank{r}.pt", weights_only=True) for r in range(2 * per_node)]
-    return caches, ranks
+    return caches, ranks, outputs
 
 
 def prepared(tmp_path: Path, log_name: str = "log") -> list[dict]:
@@ -204,7 +204,8 @@ def test_world_reads_the_node_from_torchrun(monkeypatch):
 
 @pytest.mark.slow
 def test_two_nodes_each_prepare_into_their_own_cache_and_stream_disjoint_parts(dsreg_cache, tmp_path):
-    caches, ranks = two_nodes(tmp_path, ["--streaming", *TRAIN_ARGS])
+    caches, ranks, outputs = two_nodes(tmp_path, ["--streaming", *[a for a in TRAIN_ARGS if a != "--quiet"]])
+    assert sum("stripes: recorder (" in out and ", 2 processes on 2 nodes; 96 train examples" in out for out in outputs) == 1
     for cache in caches:  # each node's cache holds the prepared store, train and test
         (store,) = manifests(cache)
         assert {s: store["splits"][s]["examples"] for s in ("train", "test")} == {"train": 96, "test": 24}
@@ -221,7 +222,7 @@ def test_two_nodes_pull_a_pushed_store_train_and_resume_from_rank_0s_checkpoint(
     remote = tmp_path / "remote"
     dsreg.push("stripes", remote.as_uri(), quiet=True, n=96)  # prepared once, here
     args = ["--epochs", "1", *TRAIN_ARGS[2:], "--remote", remote.as_uri()]
-    caches, ranks = two_nodes(tmp_path, args)
+    caches, ranks, _ = two_nodes(tmp_path, args)
     assert prepared(tmp_path) == []  # no node prepared: both pulled
     for cache in caches:
         (store,) = manifests(cache)
@@ -232,7 +233,7 @@ def test_two_nodes_pull_a_pushed_store_train_and_resume_from_rank_0s_checkpoint(
     # Only rank 0's node has checkpoint.pt; the other node resumes from it all the same (rank 0 sends it).
     (written,) = [p for p in (tmp_path / f"node{n}" / "run" / "checkpoint.pt" for n in range(2)) if p.exists()]
     resumed_args = [*TRAIN_ARGS, "--remote", remote.as_uri(), "--resume"]
-    caches, resumed = two_nodes(tmp_path, resumed_args, log_name="log-resumed")
+    caches, resumed, _ = two_nodes(tmp_path, resumed_args, log_name="log-resumed")
     assert prepared(tmp_path, "log-resumed") == []
     check_training(resumed, caches, epochs=1, first=2)  # the second epoch only, on every rank
     assert [e["epoch"] for e in load_checkpoint(written)["history"]] == [1, 2]

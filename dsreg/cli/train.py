@@ -304,7 +304,7 @@ def train_cmd(
                 n_params = sum(p.numel() for p in trainer.module.parameters())
                 where = f"{trainer.device}, {trainer.precision}" + (", data on device" if trainer.preloaded else "")
                 where += f", {trainer.threads} thread{'s' if trainer.threads != 1 else ''}" if trainer.threads else ""
-                where += f", {w.size} processes" if w.distributed else ""
+                where += f", {w.size} processes" + (f" on {w.nodes} nodes" if w.nodes > 1 else "") if w.distributed else ""
                 val = f", eval on {val_split}" if val_split else ""
                 say(
                     f"{inf.name}: {trainer.model_name} ({n_params:,} parameters) on {where}; "
