@@ -230,7 +230,7 @@ class Runner:
 
     @property
     def width(self) -> int:
-        """Tasks kept in flight: two per worker."""
+        """Tasks kept in flight: two per worker (the client holds their records meanwhile)."""
         return max(2, 2 * self.workers)
 
     def close(self) -> None:
@@ -242,7 +242,7 @@ class Runner:
         self._close.clear()
 
 
-def _dask(address: str, workers: int | None) -> Runner:
+def _dask(address: str) -> Runner:
     try:
         import distributed
     except ImportError as exc:
@@ -255,8 +255,9 @@ def _dask(address: str, workers: int | None) -> Runner:
             f"cannot reach the Dask scheduler at {target} ({exc}); start one (`dask scheduler`, then `dask worker {target}` "
             "on each machine) or fix the address in --executor / DSREG_EXECUTOR"
         ) from exc
+    # The cluster's threads, not ``workers`` (the local pool's size), set how many tasks are kept in flight.
     threads = sum(client.nthreads().values()) or 1
-    run = Runner(label=address, workers=workers or threads, executor=client.get_executor(pure=False), local=False)
+    run = Runner(label=address, workers=threads, executor=client.get_executor(pure=False), local=False)
     run._close.append(client.close)
     return run
 
@@ -280,7 +281,7 @@ def runner(executor: Any = None, workers: int | None = None, scratch: str | None
         count = prepare_workers() if workers is None else max(1, workers)
         run = Runner(label="local", workers=count, _make=lambda: _local_pool(count))
     else:
-        run = _dask(spec, workers)
+        run = _dask(spec)
     if not run.local:
         run.scratch = scratch_setting(scratch)
     try:
