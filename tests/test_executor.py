@@ -246,3 +246,30 @@ def test_a_reviewed_split_is_decoded_on_dask_and_written_here_the_same(small_sha
     on_dask = dsreg.fetch("reviewed-records", quiet=True, executor=dask_address, cache_dir=tmp_path / "dask")
     assert store_of(on_dask) == local and "task_seconds" not in on_dask.manifest["splits"]["train"]
     assert on_dask.manifest["splits"]["train"]["examples"] < N - 15
+
+
+def skip_all(record):
+    raise dsreg.Skip("nothing usable")
+
+
+class Unusable(Records):
+    """train: every record decodes to Skip; test: no records at all."""
+
+    name = "unusable"
+    decode = staticmethod(skip_all)
+
+    def generate(self, split, files, **config):
+        for i in range(300 if split == "train" else 0):
+            yield f"r{i}", (i, payload(i))
+
+
+def test_splits_with_nothing_usable_are_the_same_empty_shards_everywhere(small_shards, dsreg_register, tmp_path):
+    dsreg_register(Unusable)
+    inline = store_of(dsreg.fetch("unusable", quiet=True, workers=1, cache_dir=tmp_path / "inline"))
+    with cf.ThreadPoolExecutor(2) as threads:
+        assert store_of(dsreg.fetch("unusable", quiet=True, executor=threads, cache_dir=tmp_path / "threads")) == inline
+    manifest = inline[1]
+    assert manifest["splits"]["train"]["examples"] == 0 and len(manifest["splits"]["train"]["skipped"]) == 300
+    assert [s["rows"] for s in split_shards(manifest, "test")] == [0]
+    assert all(s["rows"] == 0 for s in split_shards(manifest, "train"))
+    assert len(dsreg.load("unusable", split="train", cache_dir=tmp_path / "threads")) == 0
