@@ -138,15 +138,15 @@ def write_shard(task: ShardTask) -> dict[str, Any]:
     from .storage import SplitWriter
 
     started = time.perf_counter()
-    examples = decode_chunk(task.decode, task.records, task.dataset, task.split)
-    task.records = []
+    records, task.records = task.records, []
     tmp = tempfile.mkdtemp(prefix="dsreg-shard-") if _is_url(task.dest) else None
     path = Path(tmp) / Path(task.dest).name if tmp else _local(task.dest)
     path.parent.mkdir(parents=True, exist_ok=True)
     writer = SplitWriter(path, task.features)
     skipped: list[dict[str, str]] = []
     try:
-        for key, example in examples:
+        # One record at a time, decoded then written: a shard's decoded examples are never all held at once.
+        for key, example in (pair for one in records for pair in decode_chunk(task.decode, [one], task.dataset, task.split)):
             if isinstance(example, Skip):
                 skipped.append({"key": str(key), "reason": str(example)})
                 continue
@@ -191,8 +191,10 @@ def fetch_shard(source: str, target: Path, size: int, sha256: str, what: str) ->
         fs.rm(path)
     else:
         local = _local(source)
-        if local != target:
-            os.replace(local, target) if local.parent == target.parent else shutil.move(str(local), str(target))
+        if local.parent == target.parent:
+            os.replace(local, target)  # the store's own folder: a rename (a no-op when the task wrote there)
+        else:
+            shutil.move(str(local), str(target))
         with open(target, "rb") as fh:
             while chunk := fh.read(1 << 20):
                 digest.update(chunk)
