@@ -261,6 +261,11 @@ def _dask(address: str) -> Runner:
     threads = sum(client.nthreads().values()) or 1
     run = Runner(label=address, workers=threads, executor=client.get_executor(pure=False), local=False)
     run._close.append(client.close)
+    # A task carries a shard's records (tens of MB) by design: not the mistake Dask's warning is about.
+    import dask
+
+    quiet = dask.config.set({"distributed.admin.large-graph-warning-threshold": "4GiB"})
+    run._close.append(lambda: quiet.__exit__(None, None, None))
     return run
 
 
