@@ -145,7 +145,7 @@ def run(quick: bool, reps: int, work: Path) -> dict[str, Any]:
         threads_per_worker=1,
         processes=True,
         host="127.0.0.1",
-        dashboard_address=None,
+        dashboard_address="127.0.0.1:0",  # its HTTP server on a free port (no dashboard without bokeh)
         local_directory=str(work / "dask"),
         silence_logs=40,
     )

@@ -97,7 +97,7 @@ def dask_address(tmp_path_factory):
         threads_per_worker=1,
         processes=True,
         host="127.0.0.1",
-        dashboard_address=None,
+        dashboard_address="127.0.0.1:0",  # its HTTP server on a free port (no dashboard without bokeh)
         local_directory=str(folder),
         silence_logs=40,
     ) as cluster:
