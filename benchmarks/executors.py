@@ -215,50 +215,52 @@ def table(result: dict[str, Any], quick: bool, reps: int) -> str:
 
 
 def estimate(jpeg: dict[str, float]) -> list[str]:
-    """The scaling estimate on paper for 1.3 million JPEGs stored decoded at 256x256x3."""
+    """The scaling estimate on paper for 1.3 million JPEGs stored decoded at 256x256x3, from the measured rates."""
+    from dsreg.store.executor import COPIERS
+
     n = 1_300_000
     row = 256 * 256 * 3
     per_shard = -(-(64 << 20) // row)
     shards = -(-n // per_shard)
-    task = per_shard / jpeg["decode_per_s"] + per_shard * row / jpeg["write_bytes_per_s"]
-    core_seconds = shards * task
     out_bytes = n * row
     source = n * 110_000  # ImageNet's train JPEGs average about 110 kB
+    stream, nic = 150e6, 1.25e9  # one S3 stream; a 10 Gbit/s link
+    ship = source / nic  # the client sending the records out
+    copy_in = out_bytes / min(COPIERS * stream, nic)  # the client copying the shards in from S3, COPIERS at once
     lines = [
         "## On paper: 1.3 million JPEGs on 8 and 64 workers",
         "",
         f"Measured here, one core: Pillow decodes a generated 256x256 RGB JPEG (quality 90, {jpeg['jpeg_bytes'] / 1000:.0f} kB) "
-        f"at {jpeg['decode_per_s']:,.0f} images/s (`Image.open(...).convert('RGB')` to numpy, median of several runs of 400); the "
+        f"at {jpeg['decode_per_s']:,.0f} images/s (`Image.open(...).convert('RGB')` to numpy, the median of runs of 400); the "
         f"shard writer stores 256x256x3 uint8 images at {jpeg['write_bytes_per_s'] / 2**20:,.0f} MiB/s. ImageNet's own JPEGs are "
-        "larger (about 400x350, 110 kB on average) and decode about 2x slower; resizing adds more: read the figures below as a floor.",
+        "larger (about 400x350, 110 kB on average) and take about twice as long to decode, so the second column doubles the "
+        "decode; a resize would add more.",
         "",
         f"Stored decoded, an image is {row:,} bytes, so a 64 MiB shard holds {per_shard} images and the dataset is {shards:,} "
-        f"shards, {out_bytes / 1e9:,.0f} GB. One shard task: {per_shard} decodes + one write = {task:.2f} s; "
-        f"{core_seconds / 3600:.2f} core-hours in all.",
+        f"shards, {out_bytes / 1e9:,.0f} GB. Through the one client (the coordinator) go the source records out "
+        f"({source / 1e9:,.0f} GB: {ship / 60:.1f} min at 10 Gbit/s) and the shards in, {COPIERS} at a time, each checked "
+        f"against its sha256 ({copy_in / 60:.1f} min from S3 at about 150 MB/s a stream); the two directions overlap.",
         "",
-        "| workers (1 core each) | decode + write, perfectly spread | what limits it |",
-        "|---|---|---|",
+        "| workers (1 core each) | decode + write, this JPEG | ImageNet-sized JPEGs | the client's copying in | bound by |",
+        "|---|---|---|---|---|",
     ]
-    s3 = out_bytes / 150e6  # the client copying the shards in, one stream from S3
-    lan = out_bytes / 1.25e9  # ... at 10 Gbit/s (a shared disk, or S3 with many streams)
-    ship = source / 1.25e9  # the client sending the records out at 10 Gbit/s
     for workers in (1, 8, 64):
-        decode = core_seconds / workers
-        limit = max((decode, "the workers' cores"), (s3, "the client copying shards from S3 (one stream)"))
-        lines.append(f"| {workers} | {decode / 60:,.1f} min | {limit[1]}: about {limit[0] / 60:,.0f} min in all |")
+        times = []
+        for slow in (1, 2):
+            task = slow * per_shard / jpeg["decode_per_s"] + per_shard * row / jpeg["write_bytes_per_s"]
+            times.append(shards * task / workers)
+        bound = "the workers' cores" if times[1] > copy_in else "the client's copying"
+        lines.append(f"| {workers} | {times[0] / 60:,.1f} min | {times[1] / 60:,.1f} min | {copy_in / 60:.1f} min | {bound} |")
+    task2 = 2 * per_shard / jpeg["decode_per_s"] + per_shard * row / jpeg["write_bytes_per_s"]
     lines += [
         "",
-        "Where it stops scaling: everything but the decode and the shard writing goes through the one client",
-        f"(the coordinator). It streams the source archive and sends every record out ({source / 1e9:,.0f} GB of JPEGs: "
-        f"{ship / 60:.1f} min at 10 Gbit/s), and it copies every shard from the scratch location into the store, "
-        f"checking its sha256, one at a time ({out_bytes / 1e9:,.0f} GB: {s3 / 60:.0f} min from S3 at about 150 MB/s "
-        f"for one stream; {lan / 60:.1f} min at 10 Gbit/s). The decode stops being the limit at about "
-        f"{core_seconds / s3:.0f} workers with an S3 scratch (one stream) and at about {core_seconds / max(lan, ship):.0f} "
-        "with a 10 Gbit/s path: so 8 workers on S3 are already bound by the client's copying, and 64 are, whatever the "
-        "storage, bound by the client's network. Beyond that, the shards must stay where the workers wrote them (a "
-        "store read in place from the remote: `dsreg push`'s layout) rather than pass through one machine. The Dask "
-        f"scheduler's own cost, about a millisecond per task, is seconds for {shards:,} tasks. Storing the JPEG bytes "
-        "instead of pixels would cut the output 5-10x but moves the decode into every epoch.",
+        f"Where it stops scaling: the decode stops being the limit at about {shards * task2 / copy_in:.0f} workers for "
+        "ImageNet-sized JPEGs; past that the client's copying in bounds the prepare (a 10 Gbit/s link halves it at most), "
+        "and more workers buy nothing until the shards stay where the workers wrote them (a store read in place on the "
+        "object store, as `dsreg push` lays it out) instead of passing through one machine. The Dask scheduler's own "
+        f"cost, about a millisecond per task, is seconds for {shards:,} tasks; the client holds the records of two tasks "
+        "per worker thread (64 workers: about 128 x 38 MB = 5 GB of RAM). Storing the JPEG bytes instead of pixels would "
+        "cut the output 5-10x but moves the decode into every epoch.",
     ]
     return lines
 
