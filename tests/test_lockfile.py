@@ -215,3 +215,12 @@ def test_bytes_kept_with_no_verify_are_not_taken_for_the_locked_ones(served, dsr
         f"error: pinny: toy.bin in the cache has sha256 {new}, {lockfile} locks sha256 {old}; "
         "run `dsreg fetch pinny --force` to download it again"
     )
+
+
+def test_fetch_locked_prepares_on_the_executor_given(served, dsreg_cache, tmp_path, monkeypatch):
+    lockfile = tmp_path / "dsreg.lock"
+    assert _invoke("lock", "toy", "-o", str(lockfile)).exit_code == 0
+    monkeypatch.setenv("DSREG_CACHE", str(tmp_path / "elsewhere"))
+    out = _invoke("fetch", "--locked", str(lockfile), "-q", "--executor", "spark://x")
+    assert out.exit_code == 1 and out.output.startswith("error: executor 'spark://x' is not one dsreg knows"), out.output
+    assert _invoke("fetch", "--locked", str(lockfile), "-q", "--executor", "local").exit_code == 0
