@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 import dsreg
-from dsreg.cli.app import cli, human_bytes, parse_config
+from dsreg.cli.app import LAZY_COMMANDS, cli, human_bytes, parse_config
 
 from toydata import blob, make_builder
 
@@ -173,3 +175,18 @@ def test_output_piped_into_head_ends_quietly(tmp_path):
         proc.stdout.close()  # as `| head -0` does: every write hits a closed pipe
         err = proc.stderr.read().decode()
     assert "error:" not in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("name", sorted(LAZY_COMMANDS))
+def test_dash_h_works_for_every_lazy_command_after_the_cli_reference_is_rendered(name: str) -> None:
+    # click caches a command's help option the first time a context asks for it; the docs' CLI
+    # reference used to ask through a context without dsreg's settings, so `dsreg push -h` was then
+    # refused in that process (a test-order failure).
+    spec = importlib.util.spec_from_file_location("dsreg_docs_hook", Path(__file__).parent.parent / "docs" / "_hooks" / "dsreg_docs.py")
+    assert spec is not None and spec.loader is not None
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+    reference = hook.render_cli()
+    assert f"## `dsreg {name}`" in reference and "-h, --help" in reference
+    result = CliRunner().invoke(cli, [name, "-h"], prog_name="dsreg")
+    assert result.exit_code == 0 and result.output.startswith(f"Usage: dsreg {name} "), result.output

@@ -18,6 +18,19 @@ MARKER = "<!-- cli-reference -->"
 _LINK = re.compile(r"\]\((?!https?://|#|mailto:)([^)#\s]+)(#[^)\s]*)?\)")
 
 
+def _context(command: Any, name: str, parent: Any = None) -> Any:
+    """A context for ``command`` with its own settings applied, as click's ``make_context`` does.
+
+    A bare ``click.Context`` would leave out dsreg's ``-h`` (CONTEXT's help_option_names), and click
+    caches a command's help option the first time it is asked for: ``dsreg push -h`` was then refused
+    for the rest of the process.
+    """
+    import click
+
+    settings = {"max_content_width": 100, **command.context_settings}
+    return click.Context(command, info_name=name, parent=parent, terminal_width=100, **settings)
+
+
 def _walk(command: Any, ctx: Any) -> list[tuple[str, str]]:
     import click
 
@@ -26,17 +39,15 @@ def _walk(command: Any, ctx: Any) -> list[tuple[str, str]]:
         for name in command.list_commands(ctx):
             sub = command.get_command(ctx, name)
             if sub is not None and not getattr(sub, "hidden", False):
-                out += _walk(sub, click.Context(sub, info_name=name, parent=ctx, terminal_width=100, max_content_width=100))
+                out += _walk(sub, _context(sub, name, ctx))
     return out
 
 
 def render_cli() -> str:
     """Return the Markdown reference of ``dsreg`` and every built-in subcommand (plugin commands excluded)."""
-    import click
-
     from dsreg.cli import cli
 
-    root = click.Context(cli, info_name="dsreg", terminal_width=100, max_content_width=100)
+    root = _context(cli, "dsreg")
     return "\n".join(f"## `{path}`\n\n```text\n{text.rstrip()}\n```\n" for path, text in _walk(cli, root))
 
 

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from .app import CONTEXT
+
 __all__ = ["catalog_cmd"]
 
 
@@ -13,7 +15,7 @@ def _count(n: int, what: str) -> str:
     return f"{n} {what}{'s' * (n != 1)}"
 
 
-@click.command("catalog")
+@click.command("catalog", context_settings=CONTEXT)
 @click.argument("names", nargs=-1)
 @click.option(
     "--html",

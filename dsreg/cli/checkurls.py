@@ -7,10 +7,10 @@ import click
 from .. import api
 from ..errors import DsregError
 from ..fetching.probe import FileCheck, probe_files
-from .app import _echo_json, config_option, parse_config
+from .app import CONTEXT, _echo_json, config_option, parse_config
 
 
-@click.command("check-urls")
+@click.command("check-urls", context_settings=CONTEXT)
 @click.argument("names", nargs=-1)
 @config_option
 @click.option("--mirror", "mirrors", multiple=True, metavar="URL", help="Probe this base URL or folder too, first (repeatable).")

@@ -36,7 +36,7 @@ from ..fetching import config
 from ..fetching.cache import Cache, read_json
 from ..plugins import format_failure, load_registry, unknown_hooks
 from ..registry import Registry
-from .app import _echo_json, human_bytes
+from .app import CONTEXT, _echo_json, human_bytes
 
 __all__ = ["doctor_cmd", "diagnose", "Report", "Finding", "LOW_DISK_BYTES"]
 
@@ -410,7 +410,7 @@ def _check_settings(report: Report) -> None:
         report.add("note", "settings", f"{variable} is set but the core does not read it (a plugin's own, or a typo?)")
 
 
-@click.command("doctor")
+@click.command("doctor", context_settings=CONTEXT)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def doctor_cmd(as_json: bool) -> None:
     """Report versions, plugins, misspelt hooks, the cache's health and the settings in force.

@@ -18,7 +18,7 @@ from ..fetching.download import Downloader, Rerun
 from ..fetching.lockfile import PINNED, UNPINNED, Lock, LockedDataset, drift, enforced, make_lock, missing
 from ..fetching.records import Status
 from ..plugins import get_registry
-from .app import config_option, human_bytes, parse_config
+from .app import CONTEXT, config_option, human_bytes, parse_config
 
 __all__ = ["lock_cmd", "fetch_locked", "lock_command"]
 
@@ -31,7 +31,7 @@ def lock_command(names: Sequence[str], config: Mapping[str, Any], output: str | 
     return shlex.join([*words, "-o", str(output)])
 
 
-@click.command("lock")
+@click.command("lock", context_settings=CONTEXT)
 @click.argument("names", nargs=-1, required=True)
 @config_option
 @click.option("-o", "--output", default="dsreg.lock", show_default=True, metavar="FILE", help="Where to write the lockfile.")

@@ -31,6 +31,7 @@ from ..builder import NAME_PATTERN
 from ..errors import ConfigError
 from ..testing.media import fake_wav, png
 from ..testing.trees import pack
+from .app import CONTEXT
 
 __all__ = ["new_plugin_cmd", "write_plugin", "sample_csv", "sample_images", "sample_clips", "sample_records", "KINDS"]
 
@@ -175,7 +176,7 @@ def write_plugin(name: str, parent: str | Path = ".", *, kind: str = "text", des
     return target
 
 
-@click.command("new-plugin")
+@click.command("new-plugin", context_settings=CONTEXT)
 @click.argument("name")
 @click.option(
     "--kind",

@@ -20,6 +20,7 @@ import click
 
 from ..errors import ConfigError
 from ..features import Text, label_column
+from .app import CONTEXT
 
 __all__ = ["Preview", "preview", "preview_cmd", "log_mel", "check_output"]
 
@@ -348,7 +349,7 @@ def _output_option(ctx: click.Context, param: click.Parameter, value: str | None
         raise click.BadParameter(str(exc), ctx, param) from None
 
 
-@click.command("preview")
+@click.command("preview", context_settings=CONTEXT)
 @click.argument("name")
 @click.option("--split", default=None, help="Split (or split expression) to draw from (default: the first).")
 @click.option("-n", "per_class", type=click.IntRange(min=1), default=4, show_default=True, help="Examples per class.")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import click
 
 from .. import api
-from .app import _echo_json, config_option, parse_config
+from .app import CONTEXT, _echo_json, config_option, parse_config
 
 
-@click.command("push")
+@click.command("push", context_settings=CONTEXT)
 @click.argument("name")
 @click.argument("url")
 @config_option

@@ -21,7 +21,7 @@ import click
 
 from ..errors import ConfigError
 from ..train.settings import TrainSettings, check_settings
-from .app import _echo_json, config_option, parse_config
+from .app import CONTEXT, _echo_json, config_option, parse_config
 
 __all__ = [
     "train_cmd",
@@ -209,7 +209,7 @@ def _spawn(ctx: click.Context, nproc: int, name: str, params: dict[str, Any], ou
 _FALLBACK_HELP = "default: the dataset's train_defaults, else"
 
 
-@click.command("train")
+@click.command("train", context_settings=CONTEXT)
 @click.argument("name")
 @click.option("-m", "--model", default=None, help="Registered model (default: the dataset's train_defaults, else the first for its task).")
 @click.option("--epochs", type=int, default=None, help=f"[{_FALLBACK_HELP} 3]")
