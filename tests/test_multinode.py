@@ -160,6 +160,8 @@ def check_training(ranks: list[dict], caches: list[Path], n: int = 96, epochs: i
         assert every == list(range(n)), f"epoch {first + epoch}: not every example exactly once"  # disjoint and complete
         shares = ", ".join(f"rank {r} ({Path(ranks[r]['cache']).name}) {len(m)}" for r, m in enumerate(mine))
         print(f"epoch {first + epoch}: {shares} examples; overlap {len(every) - len(set(every))}; together {len(set(every))} of {n}")
+    if epochs > 1:  # the sampler is told the epoch: every epoch is a new order
+        assert ranks[0]["seen"][:steps] != ranks[0]["seen"][steps : 2 * steps], "the same order in epochs 1 and 2"
     first = ranks[0]["state"]
     for other in ranks[1:]:
         assert first.keys() == other["state"].keys() and all(torch.equal(first[k], other["state"][k]) for k in first)

@@ -9,7 +9,6 @@ import math
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -215,62 +214,9 @@ def test_preload_refuses_variable_length_columns(registry):
         Trainer("text-bag", "tokens", preload=True, quiet=True)
 
 
-# -- torchrun ---------------------------------------------------------------------------------
-DDP_SCRIPT = """
-import sys, torch
-sys.path.insert(0, {tests!r})
-from trainsets import Stripes, training_registry
-from dsreg.train import Trainer
-
-class Recorder(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        from dsreg.train.nets import ImageMLP
-        self.inner = ImageMLP("image", "chw", 144, 4, hidden=32)
-        self.seen = []
-    def forward(self, batch):
-        if self.training:
-            self.seen.append(batch["index"].tolist())
-        return self.inner(batch)
-
-out = sys.argv[1]
-with training_registry(Stripes):
-    trainer = Trainer(Recorder(), "stripes", "stripes:test", config={{"n": 96}}, epochs=2, batch_size=8,
-                      lr=3e-3, out_dir=out, quiet=True)
-    trainer.fit()
-    result = trainer.evaluate()
-    torch.save({{"seen": trainer.module.seen, "state": trainer.module.state_dict(), "result": result,
-                "world": trainer.world.size}}, f"{{out}}/rank{{trainer.world.rank}}.pt")
-    trainer.close()
-"""
-
-
-@pytest.mark.slow
-def test_torchrun_two_processes_shard_and_agree(dsreg_cache, tmp_path):
-    script, out = tmp_path / "ddp.py", tmp_path / "out"
-    script.write_text(textwrap.dedent(DDP_SCRIPT.format(tests=str(TESTS))))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script), str(out)],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env=env,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    ranks = [torch.load(out / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
-    assert [r["world"] for r in ranks] == [2, 2]
-    steps = len(ranks[0]["seen"]) // 2  # 48 examples per rank per epoch, 8 a batch
-    assert steps == 6
-    for epoch in range(2):
-        mine = [sorted(i for b in r["seen"][epoch * steps : (epoch + 1) * steps] for i in b) for r in ranks]
-        assert not set(mine[0]) & set(mine[1])  # disjoint shards
-        assert sorted(mine[0] + mine[1]) == list(range(96))  # together: the whole split, once
-    assert ranks[0]["seen"][:steps] != ranks[0]["seen"][steps:]  # reshuffled every epoch
-    assert state_equal(ranks[0]["state"], ranks[1]["state"])  # DDP kept the replicas identical
-    assert ranks[0]["result"] == ranks[1]["result"] and ranks[0]["result"]["examples"] == 24
-    assert sorted(p.name for p in out.iterdir()) == [CHECKPOINT, METRICS, "rank0.pt", "rank1.pt"]  # only rank 0 saved
-    assert state_equal(load_checkpoint(out / CHECKPOINT)["model"], ranks[0]["state"])
+# -- torchrun: tests/test_multinode.py (two nodes, through dsreg train) and examples/torchrun_check.py
+# (one node, two ranks of the Python Trainer, run by tests/test_examples.py) train under torchrun and
+# check disjoint shards that cover the split, a reshuffle per epoch and identical weights.
 
 
 # -- the command --------------------------------------------------------------------------------
