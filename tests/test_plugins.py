@@ -203,7 +203,7 @@ def test_importing_dsreg_and_listing_stays_light(site):
         "import sys, dsreg\n"
         "class B(dsreg.Builder):\n    name='b'\n"
         "dsreg.names()\n"
-        "print(sorted(m for m in ('torch', 'numpy', 'datasets', 'pyarrow') if m in sys.modules))"
+        "print(sorted(m for m in ('torch', 'numpy', 'datasets', 'pyarrow', 's3fs', 'dask', 'distributed') if m in sys.modules))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(site)}, timeout=60
