@@ -11,10 +11,10 @@ read through the notMNIST normalising collate) is prepared once per shard size (
   untimed epoch, interleaved with the limit;
 - cold: the first epoch of a fresh process right after the shards' pages were dropped from the page
   cache (``posix_fadvise(POSIX_FADV_DONTNEED)`` on each shard), with the open's background
-  prefetch and, for comparison, without it (``DSREG_PREFETCH=0``); the clock covers the epoch only:
-  imports, opening the shards (which starts the prefetch) and a warm-up of torch on a small in-RAM
-  tensor come before it (so it measures cold pages, not a cold interpreter; the prefetch has those
-  moments of head start);
+  prefetch and, for comparison, without it (``DSREG_PREFETCH=0``); the clock covers opening the
+  shards (the first batch opens them, which starts the prefetch) and the epoch; imports,
+  ``dsreg.load`` and a warm-up of torch on a small in-RAM tensor come before it (so it measures
+  cold pages, not a cold interpreter);
 - after prepare: the same fresh-process first epoch with the shards' pages left in the page cache
   (read once beforehand), as right after ``dsreg fetch`` prepared them: pages cached, none mapped;
 - the limit: the same split as one uint8 tensor in RAM, ``randperm`` + ``index_select`` into float32
