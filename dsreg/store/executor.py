@@ -134,8 +134,7 @@ def write_shard(task: ShardTask) -> dict[str, Any]:
     Runs on a worker. A local ``dest`` is written in place; a URL is written to a local temporary
     folder first, then uploaded (fsspec) and the local copy removed.
     """
-    from ..builder import Skip
-    from .storage import SplitWriter
+    from .storage import SplitWriter, write_examples
 
     started = time.perf_counter()
     records, task.records = task.records, []
@@ -143,17 +142,10 @@ def write_shard(task: ShardTask) -> dict[str, Any]:
     path = Path(tmp) / Path(task.dest).name if tmp else _local(task.dest)
     path.parent.mkdir(parents=True, exist_ok=True)
     writer = SplitWriter(path, task.features)
-    skipped: list[dict[str, str]] = []
     try:
         # One record at a time, decoded then written: a shard's decoded examples are never all held at once.
-        for key, example in (pair for one in records for pair in decode_chunk(task.decode, [one], task.dataset, task.split)):
-            if isinstance(example, Skip):
-                skipped.append({"key": str(key), "reason": str(example)})
-                continue
-            try:
-                writer.write(example)
-            except (ValueError, TypeError) as exc:
-                raise PluginError(f"{task.dataset}: example {key!r} of split {task.split!r}: {exc}") from exc
+        pairs = (pair for one in records for pair in decode_chunk(task.decode, [one], task.dataset, task.split))
+        skipped = write_examples(writer, pairs, task.dataset, task.split)
         rows = writer.close()
         if tmp:
             import fsspec

@@ -40,7 +40,7 @@ import shutil
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -623,6 +623,32 @@ def _decoded(
             future.cancel()
 
 
+def write_examples(
+    writer: SplitWriter | ShardedWriter,
+    pairs: Iterable[tuple[str, Any]],
+    dataset: str,
+    split: str,
+    on_skip: Callable[[], None] | None = None,
+) -> list[dict[str, str]]:
+    """Write each ``(key, example)`` of ``pairs`` to ``writer``; return the skipped ones as ``{key, reason}``.
+
+    A ``Skip`` is recorded, not written (``on_skip`` is called for it: a planned writer counts it
+    toward its shard); an example the store refuses is a ``PluginError`` naming it.
+    """
+    skipped: list[dict[str, str]] = []
+    for key, example in pairs:
+        if isinstance(example, Skip):
+            skipped.append({"key": str(key), "reason": str(example)})
+            if on_skip is not None:
+                on_skip()
+            continue
+        try:
+            writer.write(example)
+        except (ValueError, TypeError) as exc:
+            raise PluginError(f"{dataset}: example {key!r} of split {split!r}: {exc}") from exc
+    return skipped
+
+
 def _write_planned(
     builder: Builder, split: str, files: Mapping[str, Path], decode: Callable[[Any], Any], writer: ShardedWriter, run: Runner
 ) -> tuple[list[dict[str, str]], list[float]]:
@@ -639,19 +665,10 @@ def _write_planned(
     first = list(islice(records, CHUNK))
     decoded = decode_chunk(decode, first, builder.name, split)
     writer.plan([(key, example) for key, example in decoded if not isinstance(example, Skip)], builder.name)
-    skipped: list[dict[str, str]] = []
     if not run.local:
         return _run_shard_tasks(builder, split, decode, chain(first, records), writer, run)
-    for key, example in chain(decoded, _decoded(decode, records, run, builder.name, split)):
-        if isinstance(example, Skip):
-            skipped.append({"key": str(key), "reason": str(example)})
-            writer.skip()
-            continue
-        try:
-            writer.write(example)
-        except (ValueError, TypeError) as exc:
-            raise PluginError(f"{builder.name}: example {key!r} of split {split!r}: {exc}") from exc
-    return skipped, []
+    pairs = chain(decoded, _decoded(decode, records, run, builder.name, split))
+    return write_examples(writer, pairs, builder.name, split, on_skip=writer.skip), []
 
 
 def _run_shard_tasks(
@@ -960,7 +977,6 @@ def _prepare_split(
     own = {name: files[name] for name in split.files}
     earlier = {name: StoredSplit([target / shard["file"] for shard in split_shards(manifest, name)], features) for name in split.after}
     writer = ShardedWriter(target, split.name, features)
-    skipped: list[dict[str, str]] = []
     task_seconds: list[float] = []
     decode = builder.get_decode()
     try:
@@ -968,14 +984,7 @@ def _prepare_split(
             skipped, task_seconds = _write_planned(builder, split.name, own, decode, writer, run)
         else:
             stream = examples(builder, split.name, own, runner=run)
-            for key, example in builder.review_split(split.name, stream, earlier):
-                if isinstance(example, Skip):
-                    skipped.append({"key": str(key), "reason": str(example)})
-                    continue
-                try:
-                    writer.write(example)
-                except (ValueError, TypeError) as exc:
-                    raise PluginError(f"{builder.name}: example {key!r} of split {split.name!r}: {exc}") from exc
+            skipped = write_examples(writer, builder.review_split(split.name, stream, earlier), builder.name, split.name)
         shards = writer.close()
         if manifest["splits"].pop(split.name, None) is not None and (target / MANIFEST).exists():
             write_json_atomic(target / MANIFEST, manifest)
