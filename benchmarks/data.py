@@ -26,6 +26,39 @@ CORRUPT = (("A", "empty"), ("C", "truncated"), ("F", "not-png"))
 _renderer: Any = None
 
 
+def random_images(name: str, shape: tuple[int, ...], n: int = 1000, collate: Any = None) -> Any:
+    """Return a Builder ``name`` of ``n`` (its config) seeded random uint8 images of ``shape`` and a 10-class label, from no files.
+
+    The generated datasets of the shards, streaming and remote benchmarks; ``collate`` replaces the
+    default collate (the shards benchmark reads through notMNIST's normalising one).
+    """
+    import numpy as np
+
+    import dsreg
+
+    class RandomImages(dsreg.Builder):
+        description = f"Seeded random {'x'.join(map(str, shape))} uint8 images for a benchmark."
+        task = "image-classification"
+        features = {"image": dsreg.Tensor(shape, "uint8"), "label": dsreg.ClassLabel(tuple("ABCDEFGHIJ"))}
+        splits = ("train",)
+        config = {"n": n}
+
+        def get_collate_fn(self) -> Any:
+            return collate if collate is not None else super().get_collate_fn()
+
+        def generate(self, split: str, files: Any, **config: Any) -> Any:
+            rng = np.random.default_rng(0)
+            total = self.params["n"]
+            for lo in range(0, total, 4096):  # a block at a time: never the whole dataset in RAM
+                images = rng.integers(0, 256, size=(min(4096, total - lo), *shape), dtype=np.uint8)
+                for i, image in enumerate(images):
+                    yield str(lo + i), {"image": image, "label": (lo + i) % 10}
+
+    RandomImages.name = name
+    RandomImages.__qualname__ = RandomImages.__name__ = f"RandomImages[{name}]"
+    return RandomImages
+
+
 def _render(job: tuple[str, str, int, int, int]) -> list[tuple[str, str, bytes]]:
     global _renderer
     from dsreg_notmnist.synth import Renderer, find_fonts

@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,31 +41,13 @@ import dsreg
 from dsreg.fetching import objectstore
 from dsreg.testing import registered
 
+from .data import random_images
+
 RESULTS = Path(__file__).resolve().parent / "results" / "2026-12-03-remote.md"
 IMAGE = (3, 64, 64)
 
 
-class Blobs(dsreg.Builder):
-    """Random images from a seed: ``n`` examples of 3x64x64 uint8 (12,288 bytes each) and a label."""
-
-    name = "bench-blobs"
-    version = "1.0.0"
-    description = "Random 3x64x64 uint8 images for the push/pull benchmark."
-    homepage = "https://example.invalid/bench-blobs"
-    license = "CC0-1.0"
-    citation = "none"
-    task = "image-classification"
-    features = {"image": dsreg.Tensor(IMAGE, "uint8"), "label": dsreg.ClassLabel(tuple("abcdefghij"))}
-    splits = ("train",)
-    files = ()
-    config = {"n": 1000}
-
-    def generate(self, split: str, files: Any, **config: Any) -> Iterator[tuple[str, Any]]:
-        import numpy as np
-
-        rng = np.random.default_rng(0)
-        for i in range(self.params["n"]):
-            yield str(i), {"image": rng.integers(0, 256, IMAGE, dtype=np.uint8), "label": i % 10}
+Blobs = random_images("bench-blobs", IMAGE)  # 12,288 bytes an image
 
 
 def free_port() -> int:

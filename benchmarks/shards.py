@@ -3,7 +3,7 @@
     python -m benchmarks.shards            # 120,000 28x28 uint8 images, 64 MiB and 8 MiB shards, 5 reps
     python -m benchmarks.shards --quick    # 12,000 images, 2 reps: a smoke run, never a speed
 
-A generated dataset (``Glyphs``, defined here: random 1x28x28 uint8 images and a 10-class label,
+A generated dataset (``Glyphs``, made by ``benchmarks.data.random_images``: random 1x28x28 uint8 images and a 10-class label,
 read through the notMNIST normalising collate) is prepared once per shard size (``DSREG_SHARD_BYTES``
 64 MiB, the default, and 8 MiB). For each:
 
@@ -39,10 +39,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 import dsreg
+
+from .data import random_images
 
 RESULTS = Path(__file__).parent / "results" / "2026-12-03-shards.md"
 SIZES = {"64 MiB (default)": "64MiB", "8 MiB": "8MiB"}
@@ -58,24 +59,7 @@ def normalize(batch: Any) -> dict[str, Any]:
     return out
 
 
-class Glyphs(dsreg.Builder):
-    """``n`` random 28x28 uint8 images with a 10-class label, generated (no files)."""
-
-    name = "bench-shards"
-    features = {"image": dsreg.Tensor((1, 28, 28), "uint8"), "label": dsreg.ClassLabel(tuple("ABCDEFGHIJ"))}
-    splits = ("train",)
-    config = {"n": 120_000}
-
-    def get_collate_fn(self) -> Any:
-        return normalize
-
-    def generate(self, split: str, files: Any, **config: Any) -> Any:
-        rng = np.random.default_rng(0)
-        n = self.params["n"]
-        for lo in range(0, n, 4096):
-            images = rng.integers(0, 256, size=(min(4096, n - lo), 1, 28, 28), dtype=np.uint8)
-            for i, image in enumerate(images):
-                yield str(lo + i), {"image": image, "label": (lo + i) % 10}
+Glyphs = random_images("bench-shards", (1, 28, 28), n=120_000, collate=normalize)
 
 
 def epoch(ds: Any) -> tuple[float, float]:

@@ -29,40 +29,20 @@ import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import dsreg
 from dsreg.testing import registered
 
+from .data import random_images
+
 RESULTS = Path(__file__).resolve().parent / "results" / "2026-12-03-streaming.md"
 IMAGE = (1, 28, 28)
 BATCH = 256
 
 
-class Glyphs(dsreg.Builder):
-    """Random 1x28x28 uint8 images (notMNIST's size) and a label, from a seed."""
-
-    name = "bench-stream"
-    version = "1.0.0"
-    description = "Random 28x28 uint8 images for the streaming benchmark."
-    homepage = "https://example.invalid/bench-stream"
-    license = "CC0-1.0"
-    citation = "none"
-    task = "image-classification"
-    features = {"image": dsreg.Tensor(IMAGE, "uint8"), "label": dsreg.ClassLabel(tuple("abcdefghij"))}
-    splits = ("train",)
-    files = ()
-    config = {"n": 1000}
-
-    def generate(self, split: str, files: Any, **config: Any) -> Iterator[tuple[str, Any]]:
-        import numpy as np
-
-        rng = np.random.default_rng(0)
-        images = rng.integers(0, 256, (self.params["n"], *IMAGE), dtype=np.uint8)
-        for i in range(self.params["n"]):
-            yield str(i), {"image": images[i], "label": i % 10}
+Glyphs = random_images("bench-stream", IMAGE)
 
 
 def folder_bytes(folder: Path) -> int:
