@@ -31,6 +31,22 @@ def test_the_fixture_serves_buckets_on_this_machine(dsreg_s3) -> None:
     assert fs.cat_file("fixture-check/a/one.txt") == b"hello"
 
 
+def test_a_changed_endpoint_is_reached_instead_of_the_cached_client(dsreg_s3, monkeypatch) -> None:
+    """fsspec caches the s3:// filesystem by its arguments (none): pointing AWS_ENDPOINT_URL elsewhere must still be seen."""
+    base = dsreg_s3.bucket("endpoint-moves")
+    dsreg_s3.upload(b"x", base + "one.txt")
+    first, path = objectstore.url_to_fs(base)
+    assert first.ls(path) == ["endpoint-moves/one.txt"]
+    assert objectstore.url_to_fs(base)[0] is first  # the same environment: the cached client, no new connection
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens there
+    moved = objectstore.url_to_fs(base)[0]
+    assert moved is not first
+    monkeypatch.setenv("AWS_ENDPOINT_URL", dsreg_s3.endpoint)
+    back = objectstore.url_to_fs(base)[0]
+    assert back is not moved and back.ls(path) == ["endpoint-moves/one.txt"]
+
+
 def test_an_s3_mirror_is_fetched_and_verified(dsreg_cache: Path, dsreg_register, dsreg_s3) -> None:
     data = blob(200_000)
     base = dsreg_s3.bucket("mirror-ok")

@@ -52,10 +52,49 @@ def missing_backend(url: str, exc: BaseException | None = None) -> ConfigError:
     return ConfigError(f"{url}: fsspec has no backend for {proto}://{detail}; install the package that provides it")
 
 
+#: The variables botocore reads for where an S3 client goes and who it is. s3fs reads them when a
+#: filesystem is made, and fsspec caches that filesystem by its arguments alone (none, here).
+_AWS_ENV = (
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ENDPOINT_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+)
+_aws_env_seen: tuple[str | None, ...] | None = None
+
+
+def _forget_stale_s3_clients() -> None:
+    """Drop s3fs's cached filesystems when the AWS environment changed since the last object-store URL was opened.
+
+    Otherwise a process that points ``AWS_ENDPOINT_URL`` (or its keys) somewhere else keeps talking to
+    the old server through the filesystem fsspec cached for ``s3://``.
+    """
+    global _aws_env_seen
+    now = tuple(os.environ.get(name) for name in _AWS_ENV)
+    if _aws_env_seen is not None and now != _aws_env_seen:
+        import fsspec
+
+        try:
+            fsspec.get_filesystem_class("s3").clear_instance_cache()
+        except ImportError:
+            pass
+    _aws_env_seen = now
+
+
 def url_to_fs(url: str, **options: Any) -> tuple[Any, str]:
-    """Return ``(filesystem, path)`` for ``url``, raising ``missing_backend``'s error when the backend is absent."""
+    """Return ``(filesystem, path)`` for ``url``, raising ``missing_backend``'s error when the backend is absent.
+
+    Every object-store URL dsreg reads or writes is opened here (never by ``fsspec.core.url_to_fs``
+    directly), so a changed AWS environment is always seen.
+    """
     import fsspec
 
+    if scheme(url) in S3_SCHEMES:
+        _forget_stale_s3_clients()
     try:
         return fsspec.core.url_to_fs(url, **options)
     except ImportError as exc:

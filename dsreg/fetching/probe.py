@@ -26,7 +26,7 @@ from typing import Any
 
 from ..builder import File
 from ..errors import FetchError
-from . import config
+from . import config, objectstore
 from .download import CHUNK, Decision, Failure, _is_http, _reason, mirror_url, open_http, status_failure
 
 __all__ = ["URLCheck", "FileCheck", "probe_url", "probe_files", "sources"]
@@ -149,9 +149,7 @@ def _http_size(url: str, file: File) -> int | None:
 
 
 def _fsspec_size(url: str) -> int | None:
-    import fsspec
-
-    fs, path = fsspec.core.url_to_fs(url)
+    fs, path = objectstore.url_to_fs(url)
     info = fs.info(path)
     if info.get("type") == "directory":
         raise IsADirectoryError(path)
@@ -174,9 +172,7 @@ def _read_all(url: str) -> tuple[int, str, str]:
         finally:
             conn.close()
     else:
-        import fsspec
-
-        fs, path = fsspec.core.url_to_fs(url)
+        fs, path = objectstore.url_to_fs(url)
         with fs.open(path, "rb") as source:
             while chunk := source.read(CHUNK):
                 sha256.update(chunk)

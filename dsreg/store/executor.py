@@ -173,9 +173,9 @@ def fetch_shard(source: str, target: Path, size: int, sha256: str, what: str) ->
     """Move or copy the shard a task wrote at ``source`` to ``target``, checking its size and sha256; remove ``source``."""
     digest = hashlib.sha256()
     if _is_url(source):
-        import fsspec
+        from ..fetching.objectstore import url_to_fs
 
-        fs, path = fsspec.core.url_to_fs(source)
+        fs, path = url_to_fs(source)
         with fs.open(path, "rb") as src, open(target, "wb") as dst:
             while chunk := src.read(1 << 20):
                 digest.update(chunk)

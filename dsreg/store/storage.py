@@ -754,9 +754,9 @@ def _run_shard_tasks(
 def _remove_quietly(path: str, recursive: bool = False) -> None:
     try:
         if "://" in path and not path.startswith("file://"):
-            import fsspec
+            from ..fetching.objectstore import url_to_fs
 
-            fs, inner = fsspec.core.url_to_fs(path)
+            fs, inner = url_to_fs(path)
             if fs.exists(inner):
                 fs.rm(inner, recursive=recursive)
         else:
