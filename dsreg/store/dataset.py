@@ -307,8 +307,9 @@ class Batches(torch.utils.data.Sampler):
         stop = len(self) * self.batch_size
         for start in range(0, min(stop, self.n), self.batch_size):
             yield order[start : start + self.batch_size]
-        if self.shuffle:
-            # RandomSampler draws a second (empty) slice after a full pass; keep the generator in step.
+        if self.shuffle and self.generator is not None:
+            # RandomSampler draws a second (empty) slice after a full pass; keep the caller's generator in
+            # step with it. The fresh one drawn above is thrown away: drawing from it would only cost time.
             torch.randperm(self.n, generator=generator)
 
 
