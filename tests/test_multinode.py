@@ -80,17 +80,21 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def two_nodes(tmp_path: Path, args: list[str], per_node: int = 1, log_name: str = "log") -> tuple[list[Path], list[dict], list[str]]:
+def two_nodes(
+    tmp_path: Path, args: list[str], per_node: int = 1, log_name: str = "log", caches_name: str = "cache"
+) -> tuple[list[Path], list[dict], list[str]]:
     """Run two torchrun agents at once, each with its own cache and run folder; return the caches, every rank's record and the agents' output.
 
-    ``per_node=2`` runs four ranks (it passes too, at about twice the time: 1 keeps the suite fast).
+    Node ``n``'s cache is ``node{n}-{caches_name}`` (a new name: empty caches); its run folder is
+    always ``node{n}/run``. ``per_node=2`` runs four ranks (it passes too, at about twice the time:
+    1 keeps the suite fast).
     """
     script, log = tmp_path / "rank.py", tmp_path / log_name
     script.write_text(textwrap.dedent(RANK_SCRIPT.format(tests=str(TESTS))))
     log.mkdir()
     (tmp_path / "tmp").mkdir(exist_ok=True)
     port = free_port()
-    caches = [tmp_path / f"node{n}-cache" for n in range(2)]
+    caches = [tmp_path / f"node{n}-{caches_name}" for n in range(2)]
     agents = []
     for n, cache in enumerate(caches):
         node_env = {
@@ -205,7 +209,16 @@ def test_world_reads_the_node_from_torchrun(monkeypatch):
 
 
 @pytest.mark.slow
-def test_two_nodes_each_prepare_into_their_own_cache_and_stream_disjoint_parts(dsreg_cache, tmp_path):
+def test_two_nodes_prepare_each_into_their_own_cache_and_stream_then_pull_and_resume_from_rank_0s_checkpoint(
+    dsreg_register, dsreg_cache, tmp_path
+):
+    """Two launches of two nodes (one test: each launch costs four interpreters that import torch).
+
+    First, each node's local rank 0 prepares the dataset into its node's empty cache and the ranks
+    stream disjoint parts for two epochs; only rank 0's node writes the checkpoint. Then, on two new
+    empty caches, the nodes pull a pushed store instead of preparing, and resume from that
+    checkpoint (which the other node does not have) for a third epoch, map-style.
+    """
     caches, ranks, outputs = two_nodes(tmp_path, ["--streaming", *[a for a in TRAIN_ARGS if a != "--quiet"]])
     assert sum("stripes: recorder (" in out and ", 2 processes on 2 nodes; 96 train examples" in out for out in outputs) == 1
     for cache in caches:  # each node's cache holds the prepared store, train and test
@@ -217,28 +230,20 @@ def test_two_nodes_each_prepare_into_their_own_cache_and_stream_disjoint_parts(d
     assert {e["local_rank"] for e in log} == {0}  # each node's local rank 0 prepared, once per split
     check_training(ranks, caches)
 
-
-@pytest.mark.slow
-def test_two_nodes_pull_a_pushed_store_train_and_resume_from_rank_0s_checkpoint(dsreg_register, dsreg_cache, tmp_path):
+    # Only rank 0's node has checkpoint.pt; the other node resumes from it all the same (rank 0 sends it).
+    (written,) = [p for p in (tmp_path / f"node{n}" / "run" / "checkpoint.pt" for n in range(2)) if p.exists()]
     dsreg_register(Stripes)
     remote = tmp_path / "remote"
-    dsreg.push("stripes", remote.as_uri(), quiet=True, n=96)  # prepared once, here
-    args = ["--epochs", "1", *TRAIN_ARGS[2:], "--remote", remote.as_uri()]
-    caches, ranks, _ = two_nodes(tmp_path, args)
-    assert prepared(tmp_path) == []  # no node prepared: both pulled
-    for cache in caches:
+    dsreg.push("stripes", remote.as_uri(), quiet=True, n=96)  # prepared once more, here, and pushed
+    resumed_args = ["--epochs", "3", *TRAIN_ARGS[2:], "--remote", remote.as_uri(), "--resume"]
+    pulled, resumed, _ = two_nodes(tmp_path, resumed_args, log_name="log-resumed", caches_name="pulled")
+    assert prepared(tmp_path, "log-resumed") == []  # no node prepared: both pulled
+    for cache in pulled:
         (store,) = manifests(cache)
         assert {s: store["splits"][s]["examples"] for s in ("train", "test")} == {"train": 96, "test": 24}
         print(f"{cache.name}: stripes pulled from {remote.name}/ (no prepare), train 96 + test 24 examples")
-    check_training(ranks, caches, epochs=1)
-
-    # Only rank 0's node has checkpoint.pt; the other node resumes from it all the same (rank 0 sends it).
-    (written,) = [p for p in (tmp_path / f"node{n}" / "run" / "checkpoint.pt" for n in range(2)) if p.exists()]
-    resumed_args = [*TRAIN_ARGS, "--remote", remote.as_uri(), "--resume"]
-    caches, resumed, _ = two_nodes(tmp_path, resumed_args, log_name="log-resumed")
-    assert prepared(tmp_path, "log-resumed") == []
-    check_training(resumed, caches, epochs=1, first=2)  # the second epoch only, on every rank
-    assert [e["epoch"] for e in load_checkpoint(written)["history"]] == [1, 2]
-    print(f"resumed on both nodes from {written.relative_to(tmp_path)} alone: history epochs 1, 2")
+    check_training(resumed, pulled, epochs=1, first=3)  # the third epoch only, on every rank
+    assert [e["epoch"] for e in load_checkpoint(written)["history"]] == [1, 2, 3]
+    print(f"resumed on both nodes from {written.relative_to(tmp_path)} alone: history epochs 1, 2, 3")
     before, after = ranks[0]["state"], resumed[0]["state"]
     assert any(not torch.equal(before[k], after[k]) for k in before)  # it trained on from there
