@@ -59,6 +59,11 @@ def doctor(*args: str):
     return CliRunner().invoke(doctor_cmd, list(args))
 
 
+def doctor_settings() -> dict[str, tuple]:
+    """``dsreg doctor --json``'s settings as {name: (value, source)}."""
+    return {s["name"]: (s["value"], s["source"]) for s in json.loads(doctor("--json").output)["settings"]}
+
+
 def test_a_healthy_cache_is_ok(prepared, dsreg_cache):
     out = doctor()
     assert out.exit_code == 0, out.output
@@ -162,7 +167,7 @@ def test_settings_say_where_each_came_from(dsreg_cache, use_plugins, tmp_path, m
     monkeypatch.setenv("DSREG_TIMEOUT", "7")
     monkeypatch.setenv("DSREG_LOAD_PLUGINS", "")
     monkeypatch.setenv("DSREG_TYPO_TIMEOUT", "3")
-    settings = {s["name"]: (s["value"], s["source"]) for s in json.loads(doctor("--json").output)["settings"]}
+    settings = doctor_settings()
     assert settings["DSREG_CACHE"] == (str(dsreg_cache), "environment")
     assert settings["DSREG_TIMEOUT"] == (7.0, "environment")
     assert settings["DSREG_RETRIES"] == (5, f"[fetch] retries in {config}")
@@ -186,7 +191,7 @@ def test_store_and_streaming_settings_are_shown(dsreg_cache, use_plugins, monkey
     use_plugins("goodplugin")
     monkeypatch.setenv("DSREG_SHARD_BYTES", "8MiB")
     monkeypatch.setenv("DSREG_PREFETCH", "0")
-    settings = {s["name"]: (s["value"], s["source"]) for s in json.loads(doctor("--json").output)["settings"]}
+    settings = doctor_settings()
     assert settings["DSREG_SHARD_BYTES"] == (8 << 20, "environment")
     assert settings["DSREG_PREFETCH"] == ("off", "environment")
     assert settings["DSREG_REMOTE"] == ("none", "default")
@@ -199,12 +204,12 @@ def test_store_and_streaming_settings_are_shown(dsreg_cache, use_plugins, monkey
 
 def test_executor_settings_are_shown_and_checked(dsreg_cache, use_plugins, monkeypatch):
     use_plugins("goodplugin")
-    settings = {s["name"]: (s["value"], s["source"]) for s in json.loads(doctor("--json").output)["settings"]}
+    settings = doctor_settings()
     assert settings["DSREG_EXECUTOR"] == ("local", "default")
     assert settings["DSREG_EXECUTOR_SCRATCH"] == ("the store's own folder", "default")
     monkeypatch.setenv("DSREG_EXECUTOR", "dask://10.0.0.5:8786")
     monkeypatch.setenv("DSREG_EXECUTOR_SCRATCH", "s3://team/scratch")
-    settings = {s["name"]: (s["value"], s["source"]) for s in json.loads(doctor("--json").output)["settings"]}
+    settings = doctor_settings()
     assert settings["DSREG_EXECUTOR"] == ("dask://10.0.0.5:8786", "environment")
     assert settings["DSREG_EXECUTOR_SCRATCH"] == ("s3://team/scratch", "environment")
     monkeypatch.setenv("DSREG_EXECUTOR", "dask:/10.0.0.5")
